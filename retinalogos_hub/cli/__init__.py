@@ -1,0 +1,28 @@
+"""`retinalogos`: a thin Typer layer. Each command parses options, calls one library function and prints the result.
+
+Library errors (retinalogos_hub.errors) become one line plus a hint and exit code 1; set RETINALOGOS_DEBUG=1 for the
+traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ..errors import RetinalogosError
+from ._app import app, err_console
+
+# Each module registers its commands on `app` (one file per area of the data path).
+from . import curate, caption, hub, train, evaluate, demo  # noqa: E402,F401
+
+
+def main() -> None:
+    try:
+        app()
+    except RetinalogosError as e:
+        if os.environ.get("RETINALOGOS_DEBUG") == "1":
+            raise
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        if e.hint:
+            err_console.print(f"[dim]hint: {e.hint}[/]", highlight=False, soft_wrap=True)
+        sys.exit(1)

@@ -1,0 +1,40 @@
+"""The Typer app and the one output helper every command prints through."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    name="retinalogos",
+    help="RetinaLogos on the Hub: curate -> caption -> purify -> push-dataset; train -> push-model -> generate -> evaluate.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def result(title: str, **fields: Any) -> None:
+    """Print a command's result as `title` + key: value lines (one place, so every command looks the same)."""
+    console.print(f"[bold green]{title}[/]")
+    for k, v in fields.items():
+        console.print(f"  {k}: {v}")
+
+
+def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    t = Table(title=title)
+    for c in columns:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*[str(x) for x in r])
+    console.print(t)
+
+
+def as_json(obj: Any) -> None:
+    console.print_json(json.dumps(obj, default=str))

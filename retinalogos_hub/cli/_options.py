@@ -1,0 +1,18 @@
+"""Options shared by several commands, defined once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+OutDir = Annotated[Path, typer.Option("--out", "-o", help="Output directory (a HF dataset directory or a diffusers folder).")]
+InDir = Annotated[Path, typer.Argument(help="Input stage directory (written by the previous stage).")]
+Shard = Annotated[Optional[str], typer.Option("--shard", help="Process shard i of N, as 'i/N' (0-based), for multi-machine runs.")]
+Workers = Annotated[int, typer.Option("--workers", "-j", help="Parallel worker processes.")]
+RepoId = Annotated[str, typer.Option("--repo-id", help="Hub repository, ORG/NAME.")]
+Private = Annotated[bool, typer.Option("--private", help="Create the Hub repo as private.")]
+Token = Annotated[Optional[str], typer.Option("--token", help="Hub token (default: HF_TOKEN or the saved login). Never printed.", show_default=False)]
+Overrides = Annotated[Optional[list[str]], typer.Argument(help="Recipe overrides, key.sub=value.", show_default=False)]
+Seed = Annotated[int, typer.Option("--seed", help="Random seed.")]
