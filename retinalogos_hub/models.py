@@ -1,0 +1,70 @@
+"""Model references: a Hub id, a local directory, or `tiny:<name>` (an embedded random-weight tiny model).
+
+`resolve` turns any of them into a local directory, failing clearly when a Hub id is not available offline.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+from .errors import OfflineError, InputError
+
+TINY_PREFIX = "tiny:"
+
+
+def tiny_cache_dir() -> Path:
+    base = os.environ.get("RETINALOGOS_CACHE") or os.path.join(
+        os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")), "retinalogos"
+    )
+    return Path(base) / "tiny"
+
+
+def resolve(ref: str | os.PathLike, *, option: str = "--model", allow_patterns: list[str] | None = None) -> Path:
+    """A local directory for `ref`. `option` names the CLI option / recipe key to mention in errors."""
+    ref = str(ref)
+    if ref.startswith(TINY_PREFIX):
+        return build_tiny(ref[len(TINY_PREFIX):])
+    path = Path(ref).expanduser()
+    if path.exists():
+        return path
+    if ref.startswith((".", "/", "~")) or ref.count("/") > 1:
+        raise InputError(f"{option}: local path not found: {ref}")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    try:
+        return Path(snapshot_download(ref, allow_patterns=allow_patterns))
+    except HFValidationError:
+        raise InputError(f"{option}: {ref!r} is neither an existing local path nor a valid Hub id") from None
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled, OSError) as e:
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        why = "HF_HUB_OFFLINE=1 is set and it is not in the local cache" if offline else f"it could not be fetched ({type(e).__name__})"
+        raise OfflineError(
+            f"{option}: model {ref!r} is not available: {why}",
+            hint=f"download it elsewhere and pass the local directory with {option} /path/to/model "
+            "(or `tiny:<name>` for an embedded tiny model)",
+        ) from None
+
+
+def build_tiny(name: str, seed: int = 0) -> Path:
+    """Build (once, cached) the embedded tiny model `name` and return its directory."""
+    from .tiny import BUILDERS
+
+    if name not in BUILDERS:
+        raise InputError(f"unknown tiny model {name!r}; known: {', '.join(sorted(BUILDERS))}")
+    out = tiny_cache_dir() / f"{name}-seed{seed}"
+    done = out / ".complete"
+    if not done.exists():
+        module, func = BUILDERS[name].split(":")
+        tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+        getattr(importlib.import_module(f"retinalogos_hub.tiny.{module}"), func)(tmp, seed=seed)
+        (tmp / ".complete").write_text("ok")
+        if out.exists():  # another process won the race
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    return out
