@@ -1,0 +1,82 @@
+"""Tiny random-weight diffusers pipelines with the real architectures (CPU demo and tests).
+
+Shapes follow the real checkpoints scaled down: Lumina-Next (NextDiT, Gemma text encoder read at hidden_states[-2],
+SDXL-style AutoencoderKL with an 8x downsample, which LuminaPipeline hard-codes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .tokenizers import gemma_tokenizer
+
+
+def _tiny_vae(**extra):
+    from diffusers import AutoencoderKL
+
+    # 4 blocks = 3 downsamples = the 8x factor the Lumina pipelines assume
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(8, 8, 16, 16),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=8,
+        sample_size=64,
+        scaling_factor=0.13025,  # the SDXL VAE's, as in the paper
+        **extra,
+    )
+
+
+def _tiny_gemma(vocab_size: int):
+    from transformers import GemmaConfig, GemmaModel
+
+    cfg = GemmaConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        head_dim=8,
+        max_position_embeddings=512,
+        pad_token_id=0,
+        bos_token_id=2,
+        eos_token_id=1,
+    )
+    return GemmaModel(cfg)
+
+
+def build_lumina_next(out_dir: Path, seed: int = 0) -> None:
+    from diffusers import FlowMatchEulerDiscreteScheduler, LuminaNextDiT2DModel, LuminaPipeline
+
+    torch.manual_seed(seed)
+    tokenizer = gemma_tokenizer()
+    text_encoder = _tiny_gemma(len(tokenizer))
+    transformer = LuminaNextDiT2DModel(
+        sample_size=8,
+        patch_size=2,
+        in_channels=4,
+        hidden_size=32,
+        num_layers=2,
+        num_attention_heads=4,
+        num_kv_heads=2,
+        multiple_of=16,
+        norm_eps=1e-5,
+        learn_sigma=True,
+        qk_norm=True,
+        cross_attention_dim=32,  # = the Gemma hidden size
+        scaling_factor=1.0,
+    )
+    pipe = LuminaPipeline(
+        transformer=transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        vae=_tiny_vae(),
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+    )
+    pipe.save_pretrained(out_dir)
