@@ -84,8 +84,8 @@ def _build(cls, data: dict, prefix: str, errors: list[str]):
     for key in data:
         if key not in fields:
             close = difflib.get_close_matches(str(key), fields, n=1)
-            suggestion = f" (did you mean {prefix}{close[0]!r}?)" if close else ""
-            errors.append(f"unknown key {prefix}{key!r}{suggestion}; valid keys: {', '.join(prefix + k for k in fields)}")
+            suggestion = f" (did you mean {prefix + close[0]!r}?)" if close else ""
+            errors.append(f"unknown key {prefix + str(key)!r}{suggestion}; valid keys: {', '.join(prefix + k for k in fields)}")
     kwargs = {}
     for name, f in fields.items():
         full = prefix + name

@@ -25,3 +25,5 @@ def fundus():
     from retinalogos_hub.demo.fundus import fundus_image
 
     return fundus_image
+
+from hub_server import hub_server  # noqa: E402,F401  (loopback Hub fixture, see tests/hub_server.py)

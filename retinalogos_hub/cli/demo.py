@@ -1,3 +1,25 @@
-"""CLI commands for demo (registered on the shared app)."""
+"""`retinalogos demo`."""
 
-from ._app import app  # noqa: F401
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._app import app, result, table
+
+
+@app.command("demo")
+def demo(
+    workdir: Annotated[Path, typer.Option("--workdir", help="Where every stage writes its directory.")] = Path("demo-run"),
+    patients: Annotated[int, typer.Option("--patients", help="Miniature EyePACS patients (two eyes each).")] = 6,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Run the whole path offline on procedural fundus images and embedded tiny models (a few minutes on a CPU)."""
+    from ..demo.run import run_demo
+
+    res = run_demo(workdir, patients=patients, seed=seed)
+    table("retinalogos demo", ["stage", "output", "rows/steps", "seconds"],
+          [[s.name, s.output, s.count, s.seconds] for s in res.stages])
+    result("Demo finished", summary=res.workdir / "summary.json", samples=res.summary["samples_png"])

@@ -11,11 +11,15 @@ It is registered by one line in `sources/__init__.py`. `load(module, cfg)` turns
 from __future__ import annotations
 
 import csv
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, TypedDict
+from typing import Callable, Iterable, Iterator, TypedDict
 
 from ..errors import InputError, SourceError
+from .vocab import derived_diseases
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".ppm", ".gif")
 
@@ -39,10 +43,18 @@ class Record(TypedDict, total=False):
 RECORD_KEYS = tuple(Record.__annotations__)
 
 
+BAD_FILES = ("error", "warn", "skip")
+
+
 @dataclass
 class SourceConfig:
     root: Path
     on_bad_files: str = "error"  # "error" | "warn" | "skip" for label rows that point at missing files
+
+    def __post_init__(self):
+        self.root = Path(self.root)
+        if self.on_bad_files not in BAD_FILES:
+            raise InputError(f"on_bad_files must be one of {', '.join(BAD_FILES)}, got {self.on_bad_files!r}")
 
 
 @dataclass(frozen=True)
@@ -57,9 +69,11 @@ class SourceInfo:
 
 
 def complete(rec: dict) -> Record:
-    """Fill absent keys with None / [] so every record has the full contract."""
+    """Fill absent keys with None / [] so every record has the full contract; the disease list also names what the
+    graded labels imply (DR grade >= 1, DME, glaucoma), so captions and filters see one consistent vocabulary."""
     out = {k: rec.get(k) for k in RECORD_KEYS}
-    out["diseases"] = list(rec.get("diseases") or [])
+    out["path"] = str(out["path"])
+    out["diseases"] = derived_diseases(rec.get("diseases") or [], out["dr_grade"], out["dme"], out["glaucoma"])
     return out  # type: ignore[return-value]
 
 
@@ -70,22 +84,143 @@ def require_dir(root: Path, source: str) -> Path:
     return root
 
 
-def read_table(path: Path, required: tuple[str, ...], *, sep: str = ",", strip_names: bool = False) -> list[dict]:
-    """Read a CSV/TSV label file; fail at once with one line naming the file and the expected columns."""
+Column = str | tuple[str, ...]  # a column name, or alternative spellings across releases (first present wins)
+
+
+def read_table(path: Path, required: tuple[Column, ...], *, sep: str = ",", strip_names: bool = False) -> list[dict]:
+    """Read a CSV/TSV (or .xlsx, with openpyxl) label file; fail at once with one line naming the file and the
+    expected columns. Values are strings ("" when empty); header names are stripped when `strip_names`."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: label file not found")
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh, delimiter=sep)
-        names = list(reader.fieldnames or [])
-        if strip_names:
-            reader.fieldnames = names = [n.strip() for n in names]
-        missing = [c for c in required if c not in names]
-        if missing:
-            raise InputError(
-                f"{path}: expected columns {', '.join(required)}; missing {', '.join(missing)} (found: {', '.join(names)})"
-            )
-        return list(reader)
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        names, rows = _read_xlsx(path)
+    else:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh, delimiter=sep)
+            names = next(reader, [])
+            rows = list(reader)
+    if strip_names:
+        names = [n.strip() for n in names]
+    missing = [_spell(c) for c in required if not any(a in names for a in _alternatives(c))]
+    if missing:
+        expected = ", ".join(_spell(c) for c in required)
+        raise InputError(
+            f"{path}: expected columns {expected}; missing {', '.join(missing)} (found: {', '.join(map(repr, names))})"
+        )
+    return [{n: (v if v is not None else "") for n, v in zip(names, r)} for r in rows if any(str(v).strip() for v in r)]
+
+
+def col(row: dict, column: Column, default: str = "") -> str:
+    """The value of `column` (or of its first present alternative spelling) in `row`, stripped."""
+    for name in _alternatives(column):
+        if name in row:
+            return str(row[name]).strip()
+    return default
+
+
+def _alternatives(c: Column) -> tuple[str, ...]:
+    return (c,) if isinstance(c, str) else tuple(c)
+
+
+def _spell(c: Column) -> str:
+    return "|".join(_alternatives(c))
+
+
+def _read_xlsx(path: Path) -> tuple[list[str], list[list[str]]]:
+    try:
+        import openpyxl
+    except ImportError:
+        raise InputError(f"{path}: reading .xlsx needs openpyxl (pip install openpyxl), or export the sheet to CSV "
+                         "next to it with the same name and a .csv suffix") from None
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        rows = [["" if v is None else _cell(v) for v in r] for r in wb.worksheets[0].iter_rows(values_only=True)]
+    finally:
+        wb.close()
+    return (rows[0] if rows else []), rows[1:]
+
+
+def _cell(v) -> str:
+    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+
+
+def locate(root: Path, source: str, *names: str, required: bool = True) -> Path | None:
+    """The first of `names` (file or dir, glob patterns allowed) at `root` or up to two folders below it: archives
+    often unpack into an extra folder. A missing required one is a SourceError naming what was expected."""
+    for name in names:
+        for pattern in (name, f"*/{name}", f"*/*/{name}"):
+            hits = sorted(root.glob(pattern))
+            if hits:
+                return hits[0]
+    if required:
+        raise SourceError(f"{source}: {root} does not look like the {source} layout: expected {' or '.join(names)}")
+    return None
+
+
+def missing_image(cfg: SourceConfig, label_file: Path, line: int, expected: str) -> None:
+    """A label row whose image is absent: raise, warn or skip as `cfg.on_bad_files` says."""
+    msg = f"{label_file} line {line}: image not found: {expected}"
+    if cfg.on_bad_files == "error":
+        raise InputError(f"{msg} (restore the file, or pass on_bad_files=warn|skip to leave the row out)")
+    if cfg.on_bad_files == "warn":
+        log.warning(msg)
+
+
+def matched(
+    cfg: SourceConfig, label_file: Path, rows: Iterable[dict], images: Path | dict[str, Path],
+    key: Column | Callable[[dict], str], *, first_line: int = 2,
+) -> Iterator[tuple[dict, Path]]:
+    """(row, image path) for each label row whose image exists in `images` (a folder, or an `image_index`); missing
+    ones go to `missing_image`. `key` is the column holding the file name/stem, or a function of the row."""
+    index = images if isinstance(images, dict) else image_index(images)
+    where = images if isinstance(images, Path) else label_file.parent
+    for line, row in enumerate(rows, start=first_line):  # line 1 is the header
+        name = (key(row) if callable(key) else col(row, key)).strip()
+        path = index.get(name) or index.get(name.lower()) or index.get(Path(name).name) if name else None
+        if path is None:
+            missing_image(cfg, label_file, line, str(where / name))
+            continue
+        yield row, path
+
+
+def to_int(value, where: str = "") -> int | None:
+    """An integer label; empty / NA cells are None."""
+    text = str(value).strip() if value is not None else ""
+    if text == "" or text.lower() in ("na", "nan", "none", "-"):
+        return None
+    try:
+        return int(float(text))
+    except ValueError:
+        raise InputError(f"{where}: expected an integer label, got {value!r}") from None
+
+
+def eye_of(text: str | None) -> str | None:
+    """'left'/'right' from the spellings sources use: left/right, OD/OS, L/R, 0/1 is NOT guessed."""
+    t = (text or "").strip().lower()
+    if t in ("left", "l", "os", "left eye"):
+        return "left"
+    if t in ("right", "r", "od", "right eye"):
+        return "right"
+    return None
+
+
+def split_of(text: str | None) -> str | None:
+    t = (text or "").strip().lower()
+    return {"train": "train", "training": "train", "val": "validation", "valid": "validation",
+            "validation": "validation", "test": "test", "testing": "test"}.get(t)
+
+
+def image_index(directory: Path, recursive: bool = False) -> dict[str, Path]:
+    """name, stem and lower-cased forms -> image path, from one directory listing (a stat per row is slow at 100k)."""
+    index: dict[str, Path] = {}
+    if not Path(directory).is_dir():
+        return index
+    for p in sorted(Path(directory).rglob("*") if recursive else Path(directory).iterdir()):
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
+            for k in (p.name, p.stem, p.name.lower(), p.stem.lower()):
+                index.setdefault(k, p)
+    return index
 
 
 def find_image(directory: Path, stem: str) -> Path | None:

@@ -27,6 +27,10 @@ LICENSES: dict[str, License] = {
         "Kaggle competition terms", False, "https://www.kaggle.com/c/aptos2019-blindness-detection",
         "APTOS 2019 Blindness Detection, Asia Pacific Tele-Ophthalmology Society, Kaggle, 2019.",
     ),
+    "synthetic": License(  # images made by `retinalogos generate`: the generating model's card states its terms
+        "see the generating model's card", True, "https://arxiv.org/abs/2505.12887",
+        "Ning et al. RetinaLogos: Fine-Grained Synthesis of High-Resolution Retinal Images Through Captions. MICCAI 2025.",
+    ),
 }
 
 

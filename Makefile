@@ -1,0 +1,34 @@
+# Two entry points (README Quickstart): `make demo` and `make test`. Each creates .venv when missing.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# On this CPU-only build machine torch/torchvision resolve to local wheels (see README "Install"); on a GPU box
+# override TORCH_SPEC, e.g. `make demo TORCH_SPEC="torch torchvision"`.
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+export OMP_NUM_THREADS ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: venv demo test test-fast bench clean
+
+$(BIN)/retinalogos: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH_SPEC)
+	$(BIN)/pip install -q -e ".[test]"
+	touch $@
+
+venv: $(BIN)/retinalogos
+
+demo: venv
+	$(BIN)/retinalogos demo --workdir $${WORKDIR:-demo-run}
+
+# The full suite: also sets up the optional engines its tests drive for real (vLLM CPU server, headless Chromium).
+test: venv
+	bash scripts/setup_test_extras.sh
+	$(BIN)/python -m pytest -q
+
+test-fast: venv
+	$(BIN)/python -m pytest -q -m "not slow and not vllm"
+
+clean:
+	rm -rf $(VENV) .venv-vllm demo-run
