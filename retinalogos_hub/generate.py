@@ -79,6 +79,19 @@ class GenerateResult:
     resumed: int = 0  # images found finished from an interrupted run
 
 
+def read_prompts(path: Path | None) -> list[str]:
+    """Prompts from a text file, one per non-empty line ([] for no file)."""
+    if path is None:
+        return []
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"--prompts-file {path}: file not found")
+    prompts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not prompts:
+        raise InputError(f"--prompts-file {path}: no prompts (one per line)")
+    return prompts
+
+
 def sample_labels(cond: Conditions, n: int, seed: int) -> list[dict]:
     """n label sets (schema columns) drawn from `cond`; deterministic in `seed`."""
     rng = np.random.default_rng(seed)
@@ -136,7 +149,10 @@ def generate(
         raise InputError(f"--conditions writes a dataset: pass a directory as --out, not {out}")
 
     # 1. The plan: one row per image (labels, caption, prompt, seed), fixed before any pixel is made.
-    rows = _plan_prompts(prompts, n) if prompts else _plan_conditions(cond, n, captions_from)
+    # ids are fixed first (the template captioner seeds its wording per id); the tag keeps runs apart when merged
+    tag = hashlib.sha256(json.dumps([model, asdict(cond), list(prompts), n], default=str).encode()).hexdigest()[:10]
+    ids = [f"{tag}-{i:06d}" for i in range(n)]
+    rows = _plan_prompts(prompts, ids) if prompts else _plan_conditions(cond, ids, captions_from)
     for i, row in enumerate(rows):
         row["seed"] = cond.sampling.seed + i
         row["model"] = model
@@ -169,7 +185,7 @@ def generate(
             log.info("generated %d/%d", len(rows) - len(todo) + start + len(batch), len(rows))
 
     # 4. The dataset, in the captioned schema plus the synthetic columns.
-    _save(rows, paths, out, fingerprint)
+    _save(rows, paths, out)
     shutil.rmtree(work)
     return GenerateResult(out, len(rows), [r["seed"] for r in rows], resumed=len(rows) - len(todo))
 
@@ -185,7 +201,7 @@ class _Generator:
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
-        self.pipe = DiffusionPipeline.from_pretrained(resolve(model, option="--model"), torch_dtype=dtype).to(self.device)
+        self.pipe = DiffusionPipeline.from_pretrained(resolve(model, option="--model"), dtype=dtype).to(self.device)
         self.pipe.set_progress_bar_config(disable=True)
         self.sampling = sampling
         self.kwargs = family_kwargs(self.pipe)
@@ -223,26 +239,27 @@ def family_kwargs(pipe) -> dict:
     return kwargs
 
 
-def _plan_prompts(prompts: Sequence[str], n: int) -> list[dict]:
+def _plan_prompts(prompts: Sequence[str], ids: list[str]) -> list[dict]:
     rows = []
-    for i in range(n):
+    for i, source_id in enumerate(ids):
         prompt = prompts[i % len(prompts)]
         rows.append(
-            {"eye": None, "dr_grade": None, "dme": None, "glaucoma": None, "diseases": [], "findings": None,
+            {"id": make_id(SOURCE, source_id), "source_id": source_id, "eye": None, "dr_grade": None, "dme": None, "glaucoma": None, "diseases": [], "findings": None,
              "caption": prompt, "caption_fields": dict.fromkeys(CAPTION_FIELD_NAMES), "caption_model": "prompt",
              "caption_prompt_version": None, "caption_consistent": None, "caption_issues": [], "prompt": prompt}
         )
     return rows
 
 
-def _plan_conditions(cond: Conditions, n: int, captions_from: Path | None) -> list[dict]:
+def _plan_conditions(cond: Conditions, ids: list[str], captions_from: Path | None) -> list[dict]:
     from .caption.guard import check
     from .caption.template import TemplateCaptioner
 
-    rows = sample_labels(cond, n, cond.sampling.seed)
+    rows = sample_labels(cond, len(ids), cond.sampling.seed)
     captioner = TemplateCaptioner(seed=cond.sampling.seed)
     real = _RealCaptions(captions_from, cond.sampling.seed) if captions_from else None
-    for row in rows:
+    for row, source_id in zip(rows, ids):
+        row["id"], row["source_id"] = make_id(SOURCE, source_id), source_id
         found = real.pick(row) if real else None
         if found:
             row["caption"], row["caption_fields"] = found
@@ -290,7 +307,7 @@ def _fingerprint(model: str, rows: list[dict], sampling: Sampling) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _save(rows: list[dict], paths: list[Path], out: Path, fingerprint: str) -> None:
+def _save(rows: list[dict], paths: list[Path], out: Path) -> None:
     from datasets import Dataset, Features
 
     from .sources.licenses import license_for
@@ -301,14 +318,13 @@ def _save(rows: list[dict], paths: list[Path], out: Path, fingerprint: str) -> N
     def records():
         from PIL import Image
 
-        for i, (row, path) in enumerate(zip(rows, paths)):
+        for row, path in zip(rows, paths):
             with Image.open(path) as im:
                 width, height = im.size
-            source_id = f"{fingerprint}-{i:06d}"
             yield {
                 **row,
                 "image": {"bytes": path.read_bytes(), "path": None},
-                "id": make_id(SOURCE, source_id), "source": SOURCE, "source_id": source_id, "patient_id": None,
+                "source": SOURCE, "patient_id": None,
                 "age": None, "sex": None, "quality": None, "quality_score": None, "width": width, "height": height,
                 "split": "train", "license": lic.license, "redistributable": lic.redistributable, "synthetic": True,
             }

@@ -2,3 +2,7 @@
 
 `caption_dataset(in_dir, out_dir, backend=...)` reads a curated dataset directory and writes `schema.CAPTIONED`.
 """
+
+from .run import CaptionResult, caption_dataset, merge_shards
+
+__all__ = ["CaptionResult", "caption_dataset", "merge_shards"]

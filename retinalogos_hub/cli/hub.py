@@ -1,3 +1,90 @@
-"""CLI commands for hub (registered on the shared app)."""
+"""CLI commands for step 2 and publishing: purify, push-dataset, attach-images, push-model."""
 
-from ._app import app  # noqa: F401
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import InputError
+from ._app import app, result, table
+from ._options import InDir, OutDir, Overrides, Private, RepoId, Token
+
+LocalDir = Annotated[Optional[Path], typer.Option("--local-dir", help="Write the repo folder here instead of uploading.", show_default=False)]
+
+
+def _sources(values: list[str]) -> list[tuple[str, Path]]:
+    pairs = []
+    for v in values:
+        name, sep, root = v.partition("=")
+        if not sep or not name or not root:
+            raise InputError(f"--source {v!r} is not NAME=PATH (e.g. --source eyepacs=/data/eyepacs)")
+        pairs.append((name.strip(), Path(root)))
+    return pairs
+
+
+@app.command("purify")
+def purify_cmd(
+    in_dir: InDir,
+    recipe: Annotated[Path, typer.Option("--recipe", help="Step-2 recipe, e.g. recipes/tiny/lumina-next/step2_purify.yaml.")],
+    out: OutDir,
+    overrides: Overrides = None,
+) -> None:
+    """Score every caption-image pair (CLIP alignment, caption guard, LLM judge) and mark it kept or dropped."""
+    from ..purify import purify
+
+    res = purify(in_dir, recipe, out, overrides or ())
+    table("purify: rows by source and reason", ["source", "kept", "reason", "rows"], res.summary)
+    result("Purified", out=res.out, kept=res.kept, dropped=res.dropped)
+
+
+@app.command("push-dataset")
+def push_dataset_cmd(
+    in_dir: InDir,
+    repo_id: RepoId,
+    local_dir: LocalDir = None,
+    private: Private = False,
+    gated: Annotated[bool, typer.Option("--gated", help="Gate access (users accept the medical-data terms first).")] = False,
+    max_shard_size: Annotated[str, typer.Option("--max-shard-size", help="Largest parquet shard, e.g. 500MB.")] = "500MB",
+    token: Token = None,
+) -> None:
+    """Publish a captioned/purified dataset: one config per source + `all`, licence-clean, with a dataset card."""
+    from ..hub import push_dataset
+
+    res = push_dataset(in_dir, repo_id, local_dir=local_dir, private=private, gated=gated, max_shard_size=max_shard_size, token=token)
+    table("push-dataset: rows per config and split", ["config", "split", "rows"],
+          [[c, s, n] for c, splits in res.configs.items() for s, n in splits.items()])
+    result("Dataset repo written" if res.url is None else "Dataset pushed", local_dir=res.local_dir, rows=res.rows,
+           with_image=res.with_image, without_image=res.without_image, url=res.url or "-")
+
+
+@app.command("attach-images")
+def attach_images_cmd(
+    export_dir: Annotated[Path, typer.Argument(help="A push-dataset export (or a downloaded copy of the Hub repo).")],
+    source: Annotated[list[str], typer.Option("--source", help="NAME=PATH of your own copy of a source (repeatable).")],
+    out: OutDir,
+) -> None:
+    """Put back the images a source's licence kept out of the published dataset, from your own copy of that source."""
+    from ..hub.attach import attach_images
+
+    pairs = _sources(source)
+    res = attach_images(export_dir, pairs, out)
+    table("attach-images", ["source", "attached", "not found", "failed"],
+          [[s, res.attached.get(s, 0), len(res.missing.get(s, [])), len(res.failed.get(s, []))] for s, _ in pairs])
+    result("Images attached", out=res.out, attached=sum(res.attached.values()))
+
+
+@app.command("push-model")
+def push_model_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A training RUN_DIR (config.yaml, run.json, pipeline/, ...).")],
+    repo_id: RepoId,
+    local_dir: LocalDir = None,
+    private: Private = False,
+    token: Token = None,
+) -> None:
+    """Publish a trained pipeline (and LoRA) with a model card, validation gallery and evaluation results."""
+    from ..hub.model import push_model
+
+    res = push_model(run_dir, repo_id, local_dir=local_dir, private=private, token=token)
+    result("Model repo written" if res.url is None else "Model pushed", local_dir=res.local_dir, files=len(res.files), url=res.url or "-")

@@ -9,8 +9,11 @@ class an adapter maps (all five DR grades, both eyes, both glaucoma classes).
 from __future__ import annotations
 
 import csv
+import zlib
 from pathlib import Path
 from typing import Callable
+
+from PIL import Image
 
 from ..errors import SourceError
 from .fundus import fundus_image
@@ -18,12 +21,15 @@ from .fundus import fundus_image
 SIDES = ("left", "right")
 
 
-def write_layout(name: str, root: Path, n: int = 8, seed: int = 0, size: int = 96) -> Path:
+def write_layout(name: str, root: Path, n: int = 8, seed: int | None = None, size: int = 96) -> Path:
+    """Write the miniature `name` layout under `root`. Image i is drawn with seed `seed * 10_000 + i`; without a seed,
+    each source gets its own (from its name), so a mixed run over default layouts has no accidental copies."""
     if name not in WRITERS:
         raise SourceError(f"no miniature layout for {name!r}; known: {', '.join(sorted(WRITERS))}")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    WRITERS[name](_Writer(root, seed, size), n)
+    base = seed * 10_000 if seed is not None else 1_000_000 + zlib.crc32(name.encode()) % 1_000_000 * 100
+    WRITERS[name](_Writer(root, base, size), n)
     return root
 
 
@@ -37,7 +43,7 @@ class _Writer:
               aspect: float = 1.0) -> str:
         path = self.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        img = fundus_image(self.size, round(self.size * aspect), seed=self.seed * 10_000 + i, eye=eye,
+        img = fundus_image(self.size, round(self.size * aspect), seed=self.seed + i, eye=eye,
                            dr_grade=dr_grade, glaucoma=glaucoma, notch=i % 3 != 2)
         fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".ppm": "PPM"}[path.suffix.lower()]
         img.save(path, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
@@ -50,6 +56,27 @@ class _Writer:
             w = csv.writer(fh, delimiter=sep)
             w.writerow(header)
             w.writerows(rows)
+        return path
+
+    def mask(self, rel: str) -> None:
+        """An annotation mask (vessels, disc/cup, FOV) that adapters must not list as a fundus photo."""
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("L", (self.size, self.size)).save(path)
+
+    def sheet(self, rel: str, header: list[str], rows: list[list], above: list[list] = ()) -> Path:
+        """An .xlsx sheet (openpyxl) with `above` rows before the header, or its CSV export when openpyxl is absent."""
+        try:
+            import openpyxl
+        except ImportError:
+            return self.table(str(Path(rel).with_suffix(".csv")), header, rows)
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        wb = openpyxl.Workbook()
+        ws = wb.active
+        for r in [*above, header, *rows]:
+            ws.append(r)
+        wb.save(path)
         return path
 
     def text(self, rel: str, lines: list[str]) -> Path:
@@ -96,7 +123,337 @@ def _aptos(w: _Writer, n: int) -> None:
     w.table("test.csv", ["id_code"], [])  # present in the real download, unlabelled
 
 
+def _messidor2(w: _Writer, n: int) -> None:
+    # both naming schemes of the release: Messidor-Original PNGs and Messidor-Extension JPGs
+    names = [f"20051020_{43808 + 24 * i}_0100_PP.png" if i % 2 == 0 else f"IM00{2385 + i}.JPG" for i in range(n)]
+    rows = []
+    for i, name in enumerate(names):
+        w.image(f"IMAGES/{name}", i, dr_grade=i % 5, eye=SIDES[i % 2])
+        gradable = i != n - 1  # the last one is ungradable: no grade, no DME
+        rows.append([name, i % 5 if gradable else "", i % 2 if gradable else "", int(gradable)])
+    w.table("messidor_data.csv", ["image_id", "adjudicated_dr_grade", "adjudicated_dme", "adjudicated_gradable"], rows)
+    w.text("messidor-2.csv", [f"{names[i]};{names[i + 1]}" for i in range(0, n - 1, 2)])
+
+
+def _idrid(w: _Writer, n: int) -> None:
+    grading, loc = "B. Disease Grading", "C. Localization/2. Groundtruths"
+    header = ["Image name", "Retinopathy grade", "Risk of macular edema ", "", "", "", "", "", "", "", ""]
+    for split, part, folder, count in (("Training", "a", "a. Training Set", n - n // 4), ("Testing", "b", "b. Testing Set", n // 4)):
+        rows, od, fovea = [], [], []
+        for k in range(count):
+            i = k if split == "Training" else 100 + k
+            name = f"IDRiD_{k + 1:03d}"
+            w.image(f"{grading}/1. Original Images/{folder}/{name}.jpg", i, dr_grade=i % 5, aspect=2 / 3)
+            rows.append([name, i % 5, i % 3, *[""] * 8])
+            od.append([name, 60 + k, 30 + k, "", ""])
+            fovea.append([name, 40 + k, 31 + k, "", ""])
+        w.table(f"{grading}/2. Groundtruths/{part}. IDRiD_Disease Grading_{split} Labels.csv", header, rows)
+        markup = ["Image No", "X- Coordinate", "Y - Coordinate", "", ""]
+        w.table(f"{loc}/1. Optic Disc Center Location/{part}. IDRiD_OD_Center_{split} Set_Markups.csv", markup, od)
+        w.table(f"{loc}/2. Fovea Center Location/{part}. IDRiD_Fovea_Center_{split} Set_Markups.csv", markup, fovea)
+
+
+def _ddr(w: _Writer, n: int) -> None:
+    # grades cycle 0..5 so label 5 (ungradable) appears; splits take every third image
+    lines: dict[str, list[str]] = {"train": [], "valid": [], "test": []}
+    for i in range(n):
+        split = ("train", "valid", "test")[i % 3] if i >= 3 else ("train", "valid", "test")[i]
+        name = f"2017{i:04d}1{i % 7}{i:03d}.jpg"
+        w.image(f"DR_grading/{split}/{name}", i, dr_grade=min(i % 6, 4))
+        lines[split].append(f"{name} {i % 6}")
+    for split, rows in lines.items():
+        w.text(f"DR_grading/{split}.txt", rows)
+
+
+def _deepdrid(w: _Writer, n: int) -> None:
+    patients = max(2, n // 4)
+    for split, ps in (("training", range(patients - 1)), ("validation", range(patients - 1, patients))):
+        base, rows = f"regular_fundus_images/regular-fundus-{split}", []
+        for p in ps:
+            pid = 100 + p
+            for k, (side, shot) in enumerate((("l", 1), ("l", 2), ("r", 1), ("r", 2))):
+                i, image_id = 4 * p + k, f"{pid}_{side}{shot}"
+                grade = (p + (side == "r")) % 5
+                w.image(f"{base}/Images/{pid}/{image_id}.jpg", i, eye="left" if side == "l" else "right", dr_grade=grade)
+                rows.append([pid, image_id, f"wrong\\path\\{image_id}.jpg", grade if side == "l" else "",
+                             grade if side == "r" else "", (p + 1) % 5, 1 if k < 3 else 0, 0, 8, 10])
+        w.table(f"{base}/regular-fundus-{split}.csv", ["patient_id", "image_id", "image_path", "left_eye_DR_Level",
+                "right_eye_DR_Level", "patient_DR_Level", "Overall quality", "Artifact", "Clarity", "Field definition"], rows)
+
+
+ODIR_KEYWORDS = (
+    ("normal fundus", "moderate non proliferative retinopathy，hypertensive retinopathy"),
+    ("glaucoma", "normal fundus"),
+    ("cataract", "lens dust，normal fundus"),
+    ("", "severe nonproliferative retinopathy"),  # an eye with no keywords: the patient flags are the fallback
+    ("pathological myopia", "dry age-related macular degeneration"),
+    ("suspected glaucoma", "normal fundus"),
+)
+
+
+def _odir(w: _Writer, n: int) -> None:
+    flags = ("N", "D", "G", "C", "A", "H", "M", "O")
+    rows = []
+    for p in range(_pairs(n)):
+        pid = p + 1
+        left, right = ODIR_KEYWORDS[p % len(ODIR_KEYWORDS)]
+        for s, side in enumerate(SIDES):
+            w.image(f"ODIR-5K/Training Images/{pid}_{side}.jpg", 2 * p + s, eye=side, glaucoma="glaucoma" in (left, right)[s])
+        text = f"{left} {right}"
+        on = {"D": "retinopathy" in text, "G": "glaucoma" in text, "C": "cataract" in text,
+              "A": "degeneration" in text, "H": "hypertensive" in text, "M": "myopia" in text}
+        on["N"] = not any(on.values())
+        rows.append([pid, 50 + p, ("Female", "Male")[p % 2], f"{pid}_left.jpg", f"{pid}_right.jpg", left, right,
+                     *[int(on.get(f, False)) for f in flags]])
+    w.sheet("ODIR-5K/data.xlsx", ["ID", "Patient Age", "Patient Sex", "Left-Fundus", "Right-Fundus",
+            "Left-Diagnostic Keywords", "Right-Diagnostic Keywords", *flags], rows)
+    (w.root / "ODIR-5K/Testing Images").mkdir(parents=True, exist_ok=True)  # present in the release, unlabelled
+
+
+RFMID1_CODES = ("DR", "ARMD", "MH", "DN", "MYA", "BRVO", "TSLN", "ERM", "LS", "MS", "CSR", "ODC", "CRVO", "TV", "AH",
+                "ODP", "ODE", "ST", "AION", "PT", "RT", "RS", "CRS", "EDN", "RPEC", "MHL", "RP", "CWS", "CB", "ODPM",
+                "PRH", "MNF", "HR", "CRAO", "TD", "CME", "PTCR", "CF", "VH", "MCA", "VS", "BRAO", "PLQ", "HPED", "CL")
+
+
+def _rfmid(w: _Writer, n: int) -> None:
+    parts = (("Training_Set/Training_Set", "RFMiD_Training_Labels.csv", "Training"),
+             ("Evaluation_Set/Evaluation_Set", "RFMiD_Validation_Labels.csv", "Validation"),
+             ("Test_Set/Test_Set", "RFMiD_Testing_Labels.csv", "Test"))
+    _rfmid_parts(w, n, parts, ["ID", "Disease_Risk", *RFMID1_CODES], ".png")
+
+
+def _rfmid2(w: _Writer, n: int) -> None:
+    parts = ((".", "RFMiD_2_Training_labels.csv", "Training_set"), (".", "RFMiD_2_Validation_labels.csv", "Validation_set"),
+             (".", "RFMiD_2_Testing_labels.csv", "Test_set"))
+    codes = ("DR", "ARMD", "BRVO", "CRVO", "MYA", "CNV", "RD", "ODE", "TSLN", "HTN", "MH", "CSC")
+    _rfmid_parts(w, n, parts, ["ID", "WNL", *codes], ".jpg")
+
+
+def _rfmid_parts(w: _Writer, n: int, parts, header: list[str], suffix: str) -> None:
+    # IDs restart at 1 in every split (as released); image i has code i (mod #codes), every 4th is normal
+    per = [n - 2 * (n // 4), n // 4, n // 4]
+    i = 0
+    for (folder, labels, images), count in zip(parts, per):
+        rows = []
+        for k in range(count):
+            codes = [0] * (len(header) - 2)
+            if i % 4:  # image 1 has DR, 2 the next code, ...; every 4th is normal
+                codes[(i - 1) % len(codes)] = 1
+            w.image(f"{folder}/{images}/{k + 1}{suffix}", i, dr_grade=2 if codes[0] else 0)
+            normal = int(not any(codes))
+            rows.append([k + 1, normal if header[1] == "WNL" else 1 - normal, *codes])
+            i += 1
+        w.table(f"{folder}/{labels}", header, rows)
+
+
+JSIEC_CLASSES = ("0.0.Normal", "0.3.DR1", "1.0.DR2", "1.1.DR3", "10.0.Possible glaucoma", "9.Pathological myopia",
+                 "29.1.Blur fundus with suspected PDR", "17.Myelinated nerve fiber", "2.0.BRVO", "0.1.Tessellated fundus")
+
+
+def _jsiec(w: _Writer, n: int) -> None:
+    for i in range(n):
+        folder = JSIEC_CLASSES[i % len(JSIEC_CLASSES)]
+        grade = {"0.3.DR1": 1, "1.0.DR2": 2, "1.1.DR3": 3}.get(folder, 0)
+        w.image(f"{folder}/{i:04d}abcd-8d87-11e8-9daf-6045cb817f5b..JPG", i, dr_grade=grade)
+
+
+BRSET_COLUMNS = ("image_id", "patient_id", "camera", "patient_age", "comorbidities", "diabetes_time_y", "insuline",
+                 "patient_sex", "exam_eye", "diabetes", "nationality", "optic_disc", "vessels", "macula", "DR_SDRG",
+                 "DR_ICDR", "focus", "iluminaton", "image_field", "artifacts", "diabetic_retinopathy", "macular_edema",
+                 "scar", "nevus", "amd", "vascular_occlusion", "hypertensive_retinopathy", "drusens", "hemorrhage",
+                 "retinal_detachment", "myopic_fundus", "increased_cup_disc", "other", "quality")
+
+
+def _brset(w: _Writer, n: int) -> None:
+    rows = []
+    for i in range(n):
+        p, eye = i // 2, (1, 2)[i % 2]  # exam_eye 1 = right, 2 = left
+        grade = i % 5
+        w.image(f"fundus_photos/img{i + 1:05d}.jpg", i, eye=("right", "left")[i % 2], dr_grade=grade)
+        findings = {"diabetic_retinopathy": int(grade > 0), "macular_edema": int(grade >= 3), "amd": int(i == 1),
+                    "drusens": int(i == 1), "increased_cup_disc": int(i == 2)}
+        row = {"image_id": f"img{i + 1:05d}", "patient_id": p + 1, "camera": "Canon CR", "patient_age": 48 + p,
+               "patient_sex": (1, 2)[p % 2], "exam_eye": eye, "diabetes": "yes", "DR_SDRG": grade, "DR_ICDR": grade,
+               "quality": "Adequate" if i != n - 1 else "Inadequate", **findings}
+        rows.append([row.get(c, 0 if c in findings or c in ("scar", "nevus", "other") else "") for c in BRSET_COLUMNS])
+    w.table("labels.csv", list(BRSET_COLUMNS), rows)
+
+
+def _mbrset(w: _Writer, n: int) -> None:
+    rows = []
+    for i in range(n):
+        p, k = i // 2 + 1, i % 2 + 1
+        w.image(f"images/{p}.{k}.jpg", i, dr_grade=i % 5)
+        rows.append([f"{p}.{k}.jpg", p, 55 + p, ("M", "F")[p % 2], 10, "yes", ("right", "left")[i % 2], i % 5,
+                     ("no", "yes")[i % 5 >= 3], ("yes", "no")[i == n - 1]])
+    w.table("labels_mbrset.csv", ["file", "patient", "age", "sex", "dm_time", "insulin", "laterality", "final_icdr",
+                                  "final_edema", "final_quality"], rows)
+
+
+def _airogs(w: _Writer, n: int) -> None:
+    rows = []
+    for i in range(n):
+        cid = f"TRAIN{i:06d}"
+        w.image(f"{i % 2}/{cid}.jpg", i, glaucoma=i % 3 == 0)
+        rows.append([cid, "RG" if i % 3 == 0 else "NRG"])
+    w.table("train_labels.csv", ["challenge_id", "class"], rows)
+
+
+def _justraigs(w: _Writer, n: int) -> None:
+    codes = ("ANRS", "ANRI", "RNFLDS", "RNFLDI", "BCLVS", "BCLVI", "NVT", "DH", "LD", "LC")
+    header = ["Eye ID", "Final Label", "Fellow Eye ID", "Age", "Label G1", "Label G2", "Label G3",
+              *[f"G{g} {c}" for g in (1, 2, 3) for c in codes]]
+    rows = []
+    for i in range(n):
+        eid, fellow = f"TRAIN{i:06d}", f"TRAIN{i ^ 1:06d}"  # eyes 0/1, 2/3, ... are one patient
+        label = ("RG", "NRG", "NRG", "RG")[i % 4]
+        w.image(f"{i % 2}/{eid}.JPG", i, glaucoma=label == "RG")
+        g3 = "RG" if i % 4 == 3 else ""  # graders 1 and 2 disagreed: grader 3 decided, with its own features
+        marks = {"G1": (1, 0, 0, 0, 0, 0, 0, 0, 0, 1), "G2": (1,) + (0,) * 9, "G3": (0, 0, 1, 0, 0, 0, 0, 1, 0, 0)}
+        feats = [(marks[f"G{g}"][k] if label == "RG" and (g < 3 or g3) else "") for g in (1, 2, 3) for k in range(10)]
+        rows.append([eid, label, fellow if (i ^ 1) < n else "", 60 + i // 2, label, "NRG" if g3 else label, g3, *feats])
+    w.table("JustRAIGS_Train_labels.csv", header, rows, sep=";")
+
+
+def _refuge(w: _Writer, n: int) -> None:
+    # REFUGE2 layout: train names g*/n*, val/test labels in index.json; masks beside the images
+    import json
+
+    n_train, i = n - 2 * (n // 4), 0
+    for split, count, prefix in (("train", n_train, None), ("val", n // 4, "V"), ("test", n // 4, "T")):
+        index = {}
+        for k in range(count):
+            glaucoma = k % 2 == 0
+            name = (f"{'g' if glaucoma else 'n'}{k + 1:04d}" if prefix is None else f"{prefix}{k + 1:04d}") + ".jpg"
+            w.image(f"{split}/Images/{name}", i, glaucoma=glaucoma)
+            i += 1
+            w.mask(f"{split}/Masks/{Path(name).stem}.png")
+            index[str(k)] = {"ImgName": name, "Fovea_X": 40.5 + k, "Fovea_Y": 48.0, "Size_X": w.size, "Size_Y": w.size}
+            if prefix is not None:
+                index[str(k)]["Label"] = int(glaucoma)
+        (w.root / split / "index.json").write_text(json.dumps(index))
+
+
+def _origa(w: _Writer, n: int) -> None:
+    rows = []
+    for i in range(n):
+        w.image(f"Images/{i + 1:03d}.jpg", i, glaucoma=i % 3 == 0, eye=("right", "left")[i % 2])
+        rows.append([("OD", "OS")[i % 2], f"{i + 1:03d}.jpg", 0.4 + 0.05 * (i % 5), ("A", "B")[i % 2], int(i % 3 == 0)])
+    w.table("OrigaList.csv", ["Eye", "Filename", "ExpCDR", "Set", "Glaucoma"], rows)
+
+
+def _g1020(w: _Writer, n: int) -> None:
+    rows = []
+    for i in range(n):
+        w.image(f"Images/image_{i}.jpg", i, glaucoma=i % 3 == 0)
+        w.image(f"Images_Square/image_{i}.jpg", i, glaucoma=i % 3 == 0)  # derived copy, not listed
+        rows.append([f"image_{i}.jpg", int(i % 3 == 0)])
+    w.table("G1020.csv", ["imageID", "binaryLabels"], rows)
+
+
+def _papila(w: _Writer, n: int) -> None:
+    # as released: a group row and an "ID" row above the column names, whose first (ID) cell is empty
+    above = [["", "", "", "", "Refractive error", "", "", "", "IOP", "", "", "", ""], ["ID"]]
+    header = ["", "Age", "Gender", "Diagnosis", "dioptre_1", "dioptre_2", "astigmatism", "Phakic/Pseudophakic",
+              "Pneumatic", "Perkins", "Pachymetry", "Axial_Length", "VF_MD"]
+    patients = [2 + 3 * p for p in range(_pairs(n))]
+    for code, side in (("od", "right"), ("os", "left")):
+        rows = []
+        for p, pid in enumerate(patients):
+            diagnosis = (p + (side == "left")) % 3  # 0 healthy, 1 glaucoma, 2 suspect
+            w.image(f"FundusImages/RET{pid:03d}{code.upper()}.jpg", 2 * p + (side == "left"), eye=side, glaucoma=diagnosis == 1)
+            rows.append([f"#{pid:03d}", 40 + p, p % 2, diagnosis, -1.5, -0.5, 0.25, 0, 14, 15, 540, 23.5, -1.2])
+        w.sheet(f"ClinicalData/patient_data_{code}.xlsx", header, rows, above=above)
+
+
+def _fives(w: _Writer, n: int) -> None:
+    for i in range(n):
+        split, k = ("train", i + 1) if i < n - n // 4 else ("test", i + 1)
+        code = "ADGN"[i % 4]
+        w.image(f"{split}/Original/{k}_{code}.png", i, glaucoma=code == "G", dr_grade=2 if code == "D" else 0)
+        w.mask(f"{split}/Ground truth/{k}_{code}.png")
+
+
+def _hrf(w: _Writer, n: int) -> None:
+    for i in range(n):
+        kind = ("dr", "g", "h")[i % 3]
+        w.image(f"images/{i // 3 + 1:02d}_{kind}.{'JPG' if kind == 'dr' else 'jpg'}", i, dr_grade=2 if kind == "dr" else 0)
+        w.mask(f"manual1/{i // 3 + 1:02d}_{kind}.tif")
+        w.mask(f"mask/{i // 3 + 1:02d}_{kind}_mask.tif")
+
+
+def _drive(w: _Writer, n: int) -> None:
+    for i in range(n):
+        split, k = ("training", 21 + i) if i < n - n // 4 else ("test", 1 + i)
+        w.image(f"{split}/images/{k:02d}_{split}.tif", i)
+        w.mask(f"{split}/mask/{k:02d}_{split}_mask.gif")
+        if split == "training":
+            w.mask(f"{split}/1st_manual/{k:02d}_manual1.gif")
+
+
+STARE_LINES = (("7", "Background Diabetic Retinopathy"), ("0", "Normal"), ("8 13", "Proliferative Diabetic "
+               "Retinopathy AND Choroidal Neovascularization"), ("10", "Hypertensive Retinopathy"), ("5", "Central Retinal "
+               "Vein Occlusion"), ("14", "Others: drusen"))
+
+
+def _stare(w: _Writer, n: int) -> None:
+    lines = []
+    for i in range(n):
+        codes, text = STARE_LINES[i % len(STARE_LINES)]
+        w.image(f"all-images/im{i + 1:04d}.ppm", i, dr_grade=4 if "8" in codes.split() else 0)
+        lines.append(f"im{i + 1:04d}\t{codes}\t{text}")
+    w.text("all-mg-codes.txt", lines)
+
+
+def _chase_db1(w: _Writer, n: int) -> None:
+    for p in range(_pairs(n)):
+        for s, side in enumerate("LR"):
+            w.image(f"Image_{p + 1:02d}{side}.jpg", 2 * p + s, eye=SIDES[s])
+            w.mask(f"Image_{p + 1:02d}{side}_1stHO.png")
+
+
+def _table(w: _Writer, n: int) -> None:
+    rows = []
+    for i in range(n):
+        w.image(f"photos/2024/exam{i:03d}.jpg", i, dr_grade=i % 5, eye=SIDES[i % 2])
+        rows.append([f"2024/exam{i:03d}.jpg", f"MRN{i // 2:04d}", ("OS", "OD")[i % 2], f"R{i % 5}", int(i % 4 == 1),
+                     ("glaucoma suspect; drusen" if i % 4 == 1 else "no abnormality"), 61 + i // 2, ("train", "test")[i == n - 1]])
+    w.table("exams.tsv", ["file", "mrn", "laterality", "icdr", "amd", "diagnosis", "age_years", "set"], rows, sep="\t")
+    w.text("mapping.yaml", [
+        "labels: exams.tsv",
+        "sep: \"\\t\"",
+        "image: file",
+        "images: photos",
+        "columns: {patient_id: mrn, eye: laterality, dr_grade: icdr, age: age_years, findings: diagnosis, split: set}",
+        "values: {eye: {OD: right, OS: left}, dr_grade: {R0: 0, R1: 1, R2: 2, R3: 3, R4: 4}, diseases: {amd: amd}}",
+        "diseases: [amd]",
+        "diseases_text: diagnosis",
+    ])
+
+
 WRITERS: dict[str, Callable[[_Writer, int], None]] = {
     "eyepacs": _eyepacs,
     "aptos": _aptos,
+    "messidor2": _messidor2,
+    "idrid": _idrid,
+    "ddr": _ddr,
+    "deepdrid": _deepdrid,
+    "odir": _odir,
+    "rfmid": _rfmid,
+    "rfmid2": _rfmid2,
+    "jsiec": _jsiec,
+    "brset": _brset,
+    "mbrset": _mbrset,
+    "airogs": _airogs,
+    "justraigs": _justraigs,
+    "refuge": _refuge,
+    "origa": _origa,
+    "g1020": _g1020,
+    "papila": _papila,
+    "fives": _fives,
+    "hrf": _hrf,
+    "drive": _drive,
+    "stare": _stare,
+    "chase_db1": _chase_db1,
+    "table": _table,
 }

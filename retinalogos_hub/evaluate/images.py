@@ -46,6 +46,21 @@ class ImageSet:
     def is_dataset(self) -> bool:
         return not isinstance(self._items, list)
 
+    @property
+    def columns(self) -> list[str]:
+        return list(self._items.column_names) if self.is_dataset else ["image", "path"]
+
+    def column(self, name: str) -> list:
+        """A non-image column as a list (reads no pixels)."""
+        return list(self._items[name]) if self.is_dataset else [str(p) for p in self._items]
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes when the contents change: the dataset fingerprint, or file names, sizes and mtimes."""
+        if self.is_dataset:
+            return self._items._fingerprint
+        return ";".join(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in self._items)
+
 
 def parse_named(spec: str | Path) -> tuple[str, Path]:
     """`NAME=PATH` or `PATH` (named after its folder)."""

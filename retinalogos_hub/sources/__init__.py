@@ -2,16 +2,40 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib
 from types import ModuleType
 
 from ..errors import SourceError
+from .licenses import license_for
 
 # name -> module under retinalogos_hub.sources (one line per adapter)
 REGISTRY: dict[str, str] = {
     "eyepacs": "eyepacs",
     "aptos": "aptos",
+    "messidor2": "messidor2",
+    "idrid": "idrid",
+    "ddr": "ddr",
+    "deepdrid": "deepdrid",
+    "odir": "odir",
+    "rfmid": "rfmid",
+    "rfmid2": "rfmid2",
+    "jsiec": "jsiec",
+    "brset": "brset",
+    "mbrset": "mbrset",
+    "airogs": "airogs",
+    "justraigs": "justraigs",
+    "refuge": "refuge",
+    "origa": "origa",
+    "g1020": "g1020",
+    "papila": "papila",
+    "fives": "fives",
+    "hrf": "hrf",
+    "drive": "drive",
+    "stare": "stare",
+    "chase_db1": "chase_db1",
+    "table": "table",
 }
 
 
@@ -24,6 +48,23 @@ def get_source(name: str) -> ModuleType:
 
 
 def make_config(name: str, root, **options):
-    """The adapter's Config dataclass for `root` plus options."""
+    """The adapter's Config dataclass for `root` plus options (an unknown option names the valid ones)."""
     module = get_source(name)
+    valid = [f.name for f in dataclasses.fields(module.Config) if f.name != "root"]
+    unknown = [k for k in options if k not in valid]
+    if unknown:
+        raise SourceError(f"{name}: unknown option(s) {', '.join(unknown)}; valid options: {', '.join(valid)}")
     return module.Config(root=root, **options)
+
+
+def describe() -> list[dict]:
+    """One row per adapter for `retinalogos sources`: what it expects on disk, its labels, licence, re-hosting."""
+    rows = []
+    for name in REGISTRY:
+        info = get_source(name).INFO
+        lic = license_for(name)
+        rows.append({
+            "name": name, "title": info.title, "expects": info.expects, "labels": ", ".join(info.labels),
+            "license": lic.license, "redistributable": lic.redistributable, "patient_key": info.patient_key,
+        })
+    return rows

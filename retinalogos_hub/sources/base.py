@@ -89,7 +89,8 @@ Column = str | tuple[str, ...]  # a column name, or alternative spellings across
 
 def read_table(path: Path, required: tuple[Column, ...], *, sep: str = ",", strip_names: bool = False) -> list[dict]:
     """Read a CSV/TSV (or .xlsx, with openpyxl) label file; fail at once with one line naming the file and the
-    expected columns. Values are strings ("" when empty); header names are stripped when `strip_names`."""
+    expected columns. Values are strings ("" when empty); header names are stripped when `strip_names`; an unnamed
+    column is called `column{i}` (0-based position)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: label file not found")
@@ -100,15 +101,32 @@ def read_table(path: Path, required: tuple[Column, ...], *, sep: str = ",", stri
             reader = csv.reader(fh, delimiter=sep)
             names = next(reader, [])
             rows = list(reader)
-    if strip_names:
-        names = [n.strip() for n in names]
+    # spreadsheets often carry a title or unit row above the header: take the first row naming the columns
+    table, header_line = [names, *rows], 1
+    for at, candidate in enumerate(table[:5]):
+        candidate = [str(n).strip() if strip_names else str(n) for n in candidate]
+        if all(any(a in candidate for a in _alternatives(c)) for c in required):
+            names, rows, header_line = candidate, table[at + 1:], at + 1
+            break
+    else:
+        names = [str(n).strip() if strip_names else str(n) for n in names]
     missing = [_spell(c) for c in required if not any(a in names for a in _alternatives(c))]
     if missing:
         expected = ", ".join(_spell(c) for c in required)
         raise InputError(
             f"{path}: expected columns {expected}; missing {', '.join(missing)} (found: {', '.join(map(repr, names))})"
         )
-    return [{n: (v if v is not None else "") for n, v in zip(names, r)} for r in rows if any(str(v).strip() for v in r)]
+    names = [n if n.strip() else f"column{i}" for i, n in enumerate(names)]  # unnamed columns by position
+    width = len(names)
+    return Rows((dict(zip(names, [*r, *[""] * (width - len(r))])) for r in rows), first_line=header_line + 1)
+
+
+class Rows(list):
+    """Label rows (blank ones kept, so `first_line + index` is the row's line in the file)."""
+
+    def __init__(self, rows=(), first_line: int = 2):
+        super().__init__(rows)
+        self.first_line = first_line
 
 
 def col(row: dict, column: Column, default: str = "") -> str:
@@ -172,12 +190,16 @@ def matched(
     key: Column | Callable[[dict], str], *, first_line: int = 2,
 ) -> Iterator[tuple[dict, Path]]:
     """(row, image path) for each label row whose image exists in `images` (a folder, or an `image_index`); missing
-    ones go to `missing_image`. `key` is the column holding the file name/stem, or a function of the row."""
+    ones go to `missing_image`. `key` is the column holding the file name/stem, or a function of the row.
+    Line numbers start at `rows.first_line` (from `read_table`), else at `first_line`."""
     index = images if isinstance(images, dict) else image_index(images)
     where = images if isinstance(images, Path) else label_file.parent
-    for line, row in enumerate(rows, start=first_line):  # line 1 is the header
+    for line, row in enumerate(rows, start=getattr(rows, "first_line", first_line)):
+        if not any(str(v).strip() for v in row.values()):
+            continue  # blank line
         name = (key(row) if callable(key) else col(row, key)).strip()
-        path = index.get(name) or index.get(name.lower()) or index.get(Path(name).name) if name else None
+        # labels spell names with or without extension, in other case, or as a path below the image folder
+        path = next((index[k] for k in (name, name.lower(), Path(name).name, Path(name).stem) if k in index), None)
         if path is None:
             missing_image(cfg, label_file, line, str(where / name))
             continue
@@ -190,19 +212,44 @@ def to_int(value, where: str = "") -> int | None:
     if text == "" or text.lower() in ("na", "nan", "none", "-"):
         return None
     try:
-        return int(float(text))
+        number = float(text)
     except ValueError:
-        raise InputError(f"{where}: expected an integer label, got {value!r}") from None
+        number = float("nan")
+    if not number.is_integer():
+        raise InputError(f"{where}: expected an integer label, got {value!r}")
+    return int(number)
 
 
 def eye_of(text: str | None) -> str | None:
-    """'left'/'right' from the spellings sources use: left/right, OD/OS, L/R, 0/1 is NOT guessed."""
+    """'left'/'right' from left/right, OS/OD, L/R; anything else (numeric codes differ per source) is None."""
     t = (text or "").strip().lower()
     if t in ("left", "l", "os", "left eye"):
         return "left"
     if t in ("right", "r", "od", "right eye"):
         return "right"
     return None
+
+
+def flag(value) -> bool | None:
+    """A binary label from 1/0, yes/no, true/false; empty or anything else is None (unknown)."""
+    t = str(value).strip().lower() if value is not None else ""
+    if t in ("1", "1.0", "yes", "y", "true", "t"):
+        return True
+    if t in ("0", "0.0", "no", "n", "false", "f"):
+        return False
+    return None
+
+
+def sex_of(text: str | None) -> str | None:
+    t = (text or "").strip().lower()
+    return {"f": "F", "female": "F", "woman": "F", "m": "M", "male": "M", "man": "M"}.get(t)
+
+
+def to_float(value) -> float | None:
+    try:
+        return float(str(value).strip().replace(",", "."))
+    except ValueError:
+        return None
 
 
 def split_of(text: str | None) -> str | None:

@@ -16,7 +16,7 @@ AMD = "amd"
 CATARACT = "cataract"
 HYPERTENSIVE = "hypertensive retinopathy"
 MYOPIA = "myopia"
-NORMAL_WORDS = ("normal", "wnl")
+NORMAL_WORDS = ("normal", "wnl", "no abnormal", "no apparent", "nil")
 
 # RFMiD 1.0 / 2.0 column codes (the 2.0 release adds a few; an unknown code keeps its lower-cased code as the name).
 RFMID_CODES: dict[str, str] = {
@@ -47,6 +47,7 @@ ODIR_FLAGS: dict[str, str] = {
 KEYWORDS: tuple[tuple[str, str], ...] = (
     (r"diabetic retinopathy|\bnpdr\b|\bpdr\b|proliferative retinopathy", DR),
     (r"macular edema|macular oedema|\bdme\b", DME),
+    (r"glaucoma suspect|suspected glaucoma|possible glaucoma|glaucoma\?", "glaucoma suspect"),
     (r"glaucoma", GLAUCOMA),
     (r"cataract", CATARACT),
     (r"macular degeneration|\bamd\b|\barmd\b", AMD),

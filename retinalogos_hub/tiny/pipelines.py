@@ -80,3 +80,102 @@ def build_lumina_next(out_dir: Path, seed: int = 0) -> None:
         tokenizer=tokenizer,
     )
     pipe.save_pretrained(out_dir)
+
+
+def _tiny_gemma2(vocab_size: int):
+    from transformers import Gemma2Config, Gemma2Model
+
+    cfg = Gemma2Config(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        head_dim=8,
+        max_position_embeddings=512,
+        sliding_window=512,
+        pad_token_id=0,
+        bos_token_id=2,
+        eos_token_id=1,
+    )
+    return Gemma2Model(cfg)
+
+
+def build_lumina2(out_dir: Path, seed: int = 0) -> None:
+    """Lumina-Image-2.0 family: Lumina2Transformer2DModel + Gemma-2 + AutoencoderKL (shift_factor is required)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, Lumina2Pipeline, Lumina2Transformer2DModel
+
+    torch.manual_seed(seed)
+    tokenizer = gemma_tokenizer()
+    transformer = Lumina2Transformer2DModel(
+        sample_size=4,
+        patch_size=2,
+        in_channels=4,
+        hidden_size=32,
+        num_layers=2,
+        num_refiner_layers=1,
+        num_attention_heads=4,
+        num_kv_heads=2,
+        multiple_of=16,
+        norm_eps=1e-5,
+        scaling_factor=1.0,
+        axes_dim_rope=(4, 2, 2),  # sums to the head dim 32 / 4
+        axes_lens=(300, 64, 64),
+        cap_feat_dim=32,  # = the Gemma-2 hidden size
+    )
+    pipe = Lumina2Pipeline(
+        transformer=transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        vae=_tiny_vae(shift_factor=0.0),
+        text_encoder=_tiny_gemma2(len(tokenizer)),
+        tokenizer=tokenizer,
+    )
+    pipe.save_pretrained(out_dir)
+
+
+def build_sana(out_dir: Path, seed: int = 0) -> None:
+    """Sana family: SanaTransformer2DModel (linear attention) + Gemma-2 + a 3-block (4x) AutoencoderDC."""
+    from diffusers import AutoencoderDC, FlowMatchEulerDiscreteScheduler, SanaPipeline, SanaTransformer2DModel
+
+    torch.manual_seed(seed)
+    tokenizer = gemma_tokenizer()
+    transformer = SanaTransformer2DModel(
+        in_channels=4,
+        out_channels=4,
+        num_attention_heads=2,
+        attention_head_dim=8,
+        num_layers=2,
+        num_cross_attention_heads=2,
+        cross_attention_head_dim=8,
+        cross_attention_dim=16,
+        caption_channels=32,  # = the Gemma-2 hidden size
+        sample_size=8,
+        patch_size=1,
+    )
+    vae = AutoencoderDC(
+        in_channels=3,
+        latent_channels=4,
+        attention_head_dim=2,
+        encoder_block_types=("ResBlock", "ResBlock", "EfficientViTBlock"),
+        decoder_block_types=("ResBlock", "ResBlock", "EfficientViTBlock"),
+        encoder_block_out_channels=(8, 8, 16),
+        decoder_block_out_channels=(8, 8, 16),
+        encoder_qkv_multiscales=((), (), (5,)),
+        decoder_qkv_multiscales=((), (), (5,)),
+        encoder_layers_per_block=(1, 1, 1),
+        decoder_layers_per_block=(1, 1, 1),
+        downsample_block_type="conv",
+        upsample_block_type="interpolate",
+        decoder_norm_types="rms_norm",
+        decoder_act_fns="silu",
+        scaling_factor=0.41407,  # the real DC-AE f32c32's
+    )
+    pipe = SanaPipeline(
+        transformer=transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+        vae=vae,
+        text_encoder=_tiny_gemma2(len(tokenizer)),
+        tokenizer=tokenizer,
+    )
+    pipe.save_pretrained(out_dir)

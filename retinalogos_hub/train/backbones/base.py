@@ -20,10 +20,10 @@ from ...models import resolve
 class Backbone:
     name: str
     pipeline_cls: str  # diffusers class name, also what model_index.json names
-    multiple: int  # image sides must be multiples of this (VAE downsample x patch size)
     loads_lora: bool  # pipe.load_lora_weights exists for this family
     sample_kwargs: dict = {}  # extra pipeline __call__ arguments (tiny-size pitfalls, FIELD-NOTES §3)
     prompt_kwargs: dict = {}  # extra encode_prompt arguments
+    unused_params: tuple[str, ...] = ()  # declared by the model but never used in forward: kept frozen for DDP
 
     def load(self, ref: str, option: str = "model.base_model"):
         import diffusers
@@ -56,6 +56,10 @@ class Backbone:
         shift = getattr(vae.config, "shift_factor", None) or 0.0
         # the mean, not a sample: cached latents are reused for every epoch, so a frozen sample would be a bias
         return ((dist.mean - shift) * vae.config.scaling_factor).float()
+
+    def multiple(self, pipe) -> int:
+        """Image sides must be multiples of this: the VAE downsample times the transformer patch size."""
+        return int(pipe.vae_scale_factor * pipe.transformer.config.patch_size)
 
     def predict(self, transformer, x: torch.Tensor, sigma: torch.Tensor, emb: torch.Tensor, mask: torch.Tensor):
         raise NotImplementedError

@@ -13,7 +13,6 @@ class Lumina2(Backbone):
     name = "lumina2"
     pipeline_cls = "Lumina2Pipeline"
     transformer_cls = "Lumina2Transformer2DModel"
-    multiple = 16
     loads_lora = True
 
     def predict(self, transformer, x, sigma, emb, mask):

@@ -7,7 +7,8 @@ model learns x0 - noise (the paper's x1 - x0 with x1 the image) and we return it
 
 from __future__ import annotations
 
-import torch
+import functools
+import math
 
 from .base import Backbone, checkpoint_layers
 
@@ -16,25 +17,34 @@ class LuminaNext(Backbone):
     name = "lumina-next"
     pipeline_cls = "LuminaPipeline"
     transformer_cls = "LuminaNextDiT2DModel"
-    multiple = 16  # 8x VAE x patch 2
     loads_lora = False  # LuminaPipeline has no LoRA loader: LoRA runs export a fused pipeline
     sample_kwargs = {"clean_caption": False}
     prompt_kwargs = {"clean_caption": False}
+    unused_params = ("pad_token",)  # LuminaNextDiT2DModel.forward never reads it; DDP fails on gradient-less params
 
     def predict(self, transformer, x, sigma, emb, mask):
-        from diffusers.models.embeddings import get_2d_rotary_pos_embed_lumina
-
         model = getattr(transformer, "module", transformer)
-        # the pipeline's RoPE at the trained resolution (linear and NTK factors are 1 there)
-        rope = get_2d_rotary_pos_embed_lumina(model.head_dim, 384, 384, linear_factor=1.0, ntk_factor=1.0)
+        # exactly what LuminaPipeline feeds at this size: RoPE scaled by sqrt(area / default area) (its default
+        # scaling_watershed=1.0 means the linear factor at every t) and proportional attention on the default length
+        default = model.config.sample_size  # the default image size in latent pixels
+        factor = math.sqrt(x.shape[-2] * x.shape[-1]) / default
+        rope = _rope(model.head_dim, factor)
+        attn = {"base_sequence_length": (default * 8 // 16) ** 2}
         out = transformer(
             hidden_states=x, timestep=1 - sigma, encoder_hidden_states=emb, encoder_mask=mask,
-            image_rotary_emb=rope, return_dict=False,
+            image_rotary_emb=rope, cross_attention_kwargs=attn, return_dict=False,
         )[0]
         return -out.chunk(2, dim=1)[0] if model.config.learn_sigma else -out
 
     def enable_gradient_checkpointing(self, transformer) -> None:
         checkpoint_layers(transformer.layers)  # LuminaNextDiT2DModel has no built-in support
+
+
+@functools.lru_cache(maxsize=8)
+def _rope(head_dim: int, linear_factor: float):
+    from diffusers.models.embeddings import get_2d_rotary_pos_embed_lumina
+
+    return get_2d_rotary_pos_embed_lumina(head_dim, 384, 384, linear_factor=linear_factor, ntk_factor=1.0)
 
 
 BACKBONE = LuminaNext()

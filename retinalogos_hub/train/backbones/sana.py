@@ -15,11 +15,13 @@ class Sana(Backbone):
     name = "sana"
     pipeline_cls = "SanaPipeline"
     transformer_cls = "SanaTransformer2DModel"
-    multiple = 32  # AutoencoderDC downsamples 32x, patch 1
     loads_lora = True
     # no resolution binning (it snaps tiny sizes to 512+ buckets) and no complex human instruction (long system text)
     sample_kwargs = {"use_resolution_binning": False, "complex_human_instruction": None, "clean_caption": False}
     prompt_kwargs = {"complex_human_instruction": None, "clean_caption": False}
+
+    def multiple(self, pipe) -> int:
+        return max(32, super().multiple(pipe))  # SanaPipeline.check_inputs wants sides divisible by 32
 
     @torch.no_grad()
     def encode_images(self, pipe, pixels):

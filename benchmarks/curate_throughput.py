@@ -1,0 +1,94 @@
+"""Curated images/s on EyePACS-sized JPEGs vs a naive baseline, side by side, at 1 and 2 worker processes.
+
+    .venv/bin/python benchmarks/curate_throughput.py [--images 24] [--size 512] [--workdir /tmp/curate-bench]
+
+Images are generated procedurally at camera sizes (2592x1944 up to 4752x3168, with sensor noise so JPEG sizes are
+realistic) and cached in the workdir. Ours = `retinalogos_hub.curate.process.process` (DCT-domain draft decode, FOV,
+crop, resize, quality, hashes, re-encode). Naive = PIL full decode + the same FOV detection and crop + resize +
+re-encode. Both run in the same pool setup; the ratios are what to compare across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import multiprocessing as mp
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+SIZES = [(2592, 1944), (3888, 2592), (4752, 3168), (3216, 2136)]
+
+
+def make_images(workdir: Path, n: int) -> list[Path]:
+    from retinalogos_hub.demo.fundus import fundus_image
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        w, h = SIZES[i % len(SIZES)]
+        p = workdir / f"{i:03d}_{w}x{h}.jpeg"
+        if not p.exists():
+            small = np.asarray(fundus_image(w // 4, h // 4, seed=i, dr_grade=i % 5, truncate=0.1 * (i % 2)))
+            big = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC).astype(np.int16)
+            big += np.random.default_rng(i).normal(0, 3, (h, w, 1)).astype(np.int16)  # sensor noise, like real files
+            Image.fromarray(np.clip(big, 0, 255).astype(np.uint8)).save(p, "JPEG", quality=92)
+        paths.append(p)
+    return paths
+
+
+def ours(path: str, size: int) -> int:
+    from retinalogos_hub.curate.process import process
+    from retinalogos_hub.curate.settings import CurateConfig
+
+    row = process({"id": path, "path": path}, CurateConfig(size=size))
+    assert row["status"] == "ok", row["reason"]
+    return len(row["image"])
+
+
+def naive(path: str, size: int) -> int:
+    from retinalogos_hub.curate.fov import crop_square, detect_fov
+
+    rgb = np.asarray(Image.open(path).convert("RGB"))  # full decode
+    fov = detect_fov(rgb)
+    im = Image.fromarray(crop_square(rgb, fov, size))
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=95)
+    return len(buf.getvalue())
+
+
+def _init():
+    cv2.setNumThreads(1)
+
+
+def rate(fn, paths: list[Path], size: int, workers: int) -> float:
+    args = [(str(p), size) for p in paths]
+    with mp.get_context("fork").Pool(workers, initializer=_init) as pool:
+        pool.starmap(fn, args[:workers])  # warm imports in every worker
+        t = time.perf_counter()
+        pool.starmap(fn, args, chunksize=1)
+        return len(paths) / (time.perf_counter() - t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=24)
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/curate-bench"))
+    args = ap.parse_args()
+    paths = make_images(args.workdir, args.images)
+    mb = sum(p.stat().st_size for p in paths) / len(paths) / 1e6
+    print(f"{len(paths)} JPEGs, {mb:.1f} MB each on average, output {args.size}px")
+    res = {}
+    for workers in (1, 2):
+        res[workers] = (rate(naive, paths, args.size, workers), rate(ours, paths, args.size, workers))
+        n, o = res[workers]
+        print(f"workers={workers}: naive {n:6.2f} img/s   ours {o:6.2f} img/s   ratio {o / n:5.2f}x")
+    print(f"scaling 1->2 workers: ours {res[2][1] / res[1][1]:.2f}x, naive {res[2][0] / res[1][0]:.2f}x")
+
+
+if __name__ == "__main__":  # the pool forks/spawns workers: keep module import side-effect free
+    main()

@@ -1,0 +1,240 @@
+"""`caption_dataset`: curated dataset dir -> captioned dataset dir (schema.CAPTIONED), sharded and resumable."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from datasets import Image
+
+from ..errors import InputError
+from ..schema import CAPTION_COLUMNS, CAPTION_FIELD_NAMES, CAPTIONED, CURATED, require_columns
+from . import shards as sh
+from .backends import Item, make_backend
+from .guard import check
+from .prompt import DEFAULT_VERSION, build_prompt, parse_response, template
+
+LABELS = [c for c in CURATED if c != "image"]
+
+
+@dataclass
+class CaptionResult:
+    out: Path
+    rows: int  # rows captioned by this job (its shard) or, after a merge, rows in the dataset
+    flagged: int  # of those, rows whose caption_consistent is False (inconsistent, malformed or unreadable)
+    merged: bool  # the dataset in `out` is complete (every shard done)
+
+
+def caption_dataset(
+    in_dir: Path,
+    out_dir: Path,
+    *,
+    backend: str = "template",
+    model: str | None = None,
+    shard: str | tuple[int, int] | None = None,
+    batch_size: int = 8,
+    commit_every: int = 64,
+    regenerate_inconsistent: int = 0,
+    base_url: str | None = None,
+    concurrency: int = 8,
+    min_words: int = 80,
+    max_words: int = 200,
+    seed: int = 0,
+    prompt_version: str = DEFAULT_VERSION,
+    max_pixels: int | None = None,
+    max_new_tokens: int = 512,
+    device: str | None = None,
+    progress: bool = True,
+) -> CaptionResult:
+    """Caption every row of the dataset in `in_dir` (or shard i/N of it) into `out_dir`.
+
+    Results are appended to `out_dir/shards/part-*.jsonl`, committed every `commit_every` rows; a rerun skips ids
+    already there. When every row has a caption the shards are merged into `out_dir` (`load_from_disk`-able).
+    """
+    # 1. Input, settings shared by every job on this output, and this job's rows.
+    ds = _load(in_dir)
+    out_dir = Path(out_dir)
+    if out_dir.resolve() == Path(in_dir).resolve():
+        raise InputError(f"--out {out_dir}: must differ from the input directory")
+    i, n = sh.parse_shard(shard)
+    template(prompt_version)  # an unknown version fails before any work
+    shards_dir = out_dir / "shards"
+    settings = {"in_dir": str(Path(in_dir).resolve()), "backend": backend, "model": model, "prompt_version": prompt_version,
+                "min_words": min_words, "max_words": max_words, "seed": seed}
+    sh.check_manifest(shards_dir, settings, write=False)
+    mine, (p, n_proc) = _my_indices(len(ds), i, n)
+    ids = list(ds["id"])
+    done = sh.done_ids(shards_dir)
+    todo = [k for k in mine if ids[k] not in done]
+
+    # 2. Caption the remaining rows chunk by chunk; each chunk's records are committed by the writer.
+    if todo:
+        be = make_backend(backend, model=model, batch_size=batch_size, base_url=base_url, concurrency=concurrency,
+                          max_pixels=max_pixels, max_new_tokens=max_new_tokens, seed=seed, min_words=min_words,
+                          max_words=max_words, device=device)
+        sh.check_manifest(shards_dir, settings)  # only once the backend is up: a failed start leaves no trace
+        labels = ds.select_columns(LABELS)
+        pixels = ds.select_columns(["image"]).cast_column("image", Image(decode=False))
+        writer = sh.ShardWriter(shards_dir / f"part-{i:05d}-of-{n:05d}-p{p:03d}-of-{n_proc:03d}.jsonl", commit_every)
+        with _progress(progress, len(mine), len(mine) - len(todo)) as advance:
+            try:
+                for start in range(0, len(todo), be.chunk_size):
+                    chunk = todo[start : start + be.chunk_size]
+                    rows = labels.select(chunk).to_list()
+                    images = [_decode(x) for x in pixels.select(chunk)["image"]] if be.needs_image else [None] * len(rows)
+                    writer.add(_caption_rows(be, rows, images, prompt_version, min_words, max_words, regenerate_inconsistent))
+                    advance(len(chunk))
+            finally:
+                writer.close()
+
+    # 3. Merge when the whole dataset is captioned (the last shard to finish does it).
+    _wait_for_everyone(n_proc)
+    records, _ = sh.read_records(shards_dir)
+    if p == 0 and all(x in records for x in ids):
+        return merge_shards(out_dir)
+    flagged = sum(not records[ids[k]]["caption_consistent"] for k in mine)
+    return CaptionResult(out_dir, len(mine), flagged, merged=False)
+
+
+def merge_shards(out_dir: Path) -> CaptionResult:
+    """Join the shard files in `out_dir/shards` with the input rows into the dataset `out_dir` (schema.CAPTIONED)."""
+    from datasets import Dataset, concatenate_datasets
+
+    out_dir = Path(out_dir)
+    settings = sh.read_manifest(out_dir)
+    ds = _load(Path(settings["in_dir"]))
+    records, dups = sh.read_records(out_dir / "shards")
+    ids = list(ds["id"])
+    missing = [x for x in ids if x not in records]
+    if missing:
+        raise InputError(
+            f"{out_dir}: {len(missing)} of {len(ids)} rows have no caption yet (first: {missing[0]}); "
+            f"finish every --shard i/N job, then run `retinalogos caption merge --out {out_dir}`"
+        )
+    cols = list(CAPTION_COLUMNS)
+    caps = Dataset.from_dict({c: [records[x][c] for x in ids] for c in cols}, features=CAPTION_COLUMNS)
+    merged = concatenate_datasets([ds.select_columns(list(CURATED)).cast(CURATED), caps], axis=1).cast(CAPTIONED)
+    merged.save_to_disk(str(out_dir))
+    flagged = sum(not c for c in caps["caption_consistent"])
+    return CaptionResult(out_dir, len(merged), flagged, merged=True)
+
+
+def _caption_rows(be, rows: list[dict], images: list, version: str, min_words: int, max_words: int, regen: int) -> list[dict]:
+    """Caption records for `rows`: malformed answers retried once then flagged; inconsistent ones regenerated up to
+    `regen` times; unreadable images flagged. Every row gets exactly one record."""
+    out: dict[str, dict] = {}
+    pending = []
+    for row, image in zip(rows, images):
+        if isinstance(image, Exception):
+            out[row["id"]] = _record(row, be.model_name, version, "", None, [f"unreadable image: {image}"])
+        else:
+            pending.append(Item(row, image, build_prompt(row, version=version, min_words=min_words, max_words=max_words)))
+    bad = {item.row["id"]: 0 for item in pending}
+    again = dict(bad)
+    attempt = 0
+    while pending:
+        retry = []
+        for item, answer in zip(pending, be.answer(pending, attempt)):
+            rid = item.row["id"]
+            if isinstance(answer, Exception):
+                out[rid] = _record(item.row, be.model_name, version, "", None, [f"request failed: {answer}"])
+                continue
+            try:
+                caption, fields = parse_response(answer)
+            except ValueError as e:
+                bad[rid] += 1
+                if bad[rid] < 2:
+                    retry.append(item)
+                else:
+                    out[rid] = _record(item.row, be.model_name, version, "", None, [f"malformed model output (retried once): {e}"])
+                continue
+            issues = check(caption, item.row)
+            if issues and again[rid] < regen:
+                again[rid] += 1
+                retry.append(item)
+                continue
+            out[rid] = _record(item.row, be.model_name, version, caption, fields, issues)
+        pending, attempt = retry, attempt + 1
+    return [out[r["id"]] for r in rows]
+
+
+def _record(row: dict, model: str, version: str, caption: str, fields: dict | None, issues: list[str]) -> dict:
+    return {
+        "id": row["id"],
+        "caption": caption,
+        "caption_fields": fields or {k: "" for k in CAPTION_FIELD_NAMES},
+        "caption_model": model,
+        "caption_prompt_version": version,
+        "caption_consistent": not issues,
+        "caption_issues": issues,
+    }
+
+
+def _load(in_dir: Path):
+    from datasets import load_from_disk
+
+    in_dir = Path(in_dir)
+    if not (in_dir / "dataset_info.json").is_file() and not (in_dir / "state.json").is_file():
+        raise InputError(f"{in_dir}: not a dataset directory (written by `retinalogos curate --out DIR`)")
+    ds = load_from_disk(str(in_dir))
+    require_columns(ds.column_names, list(CURATED), str(in_dir))
+    return ds
+
+
+def _decode(cell: dict):
+    """A PIL RGB image, or the exception that made it unreadable (the row is flagged, the job goes on)."""
+    from PIL import Image
+
+    try:
+        src = io.BytesIO(cell["bytes"]) if cell.get("bytes") else cell.get("path")
+        if src is None:
+            raise ValueError("no bytes and no path")
+        with Image.open(src) as im:
+            return im.convert("RGB")
+    except Exception as e:  # noqa: BLE001 - any decoder failure means this one row is unreadable
+        return e if str(e) else type(e)(type(e).__name__)
+
+
+def _my_indices(n_rows: int, i: int, n: int) -> tuple[list[int], tuple[int, int]]:
+    """Rows of shard i/N (contiguous), then this process's part of them under `accelerate launch`."""
+    rows = list(range(n_rows * i // n, n_rows * (i + 1) // n))
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from accelerate import PartialState
+
+        state = PartialState()
+        with state.split_between_processes(rows) as part:
+            return list(part), (state.process_index, state.num_processes)
+    return rows, (0, 1)
+
+
+def _wait_for_everyone(n_proc: int) -> None:
+    if n_proc > 1:
+        from accelerate import PartialState
+
+        PartialState().wait_for_everyone()
+
+
+def _progress(enabled: bool, total: int, completed: int):
+    """A rich bar with rows/s and ETA; yields `advance(n)`."""
+    from contextlib import contextmanager
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TaskProgressColumn, TextColumn, TimeRemainingColumn
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task):
+            return Text(f"{task.speed or 0:.1f} rows/s")
+
+    @contextmanager
+    def bar():
+        cols = (TextColumn("caption"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(), Rate(), TextColumn("ETA"), TimeRemainingColumn())
+        with Progress(*cols, console=Console(stderr=True), disable=not enabled) as prog:
+            task = prog.add_task("caption", total=total, completed=completed)
+            yield lambda k: prog.advance(task, k)
+
+    return bar()

@@ -1,0 +1,392 @@
+"""`curate`: source layouts -> one deduplicated, patient-split, licence-tagged HF dataset directory + manifest.
+
+Flow (each step streams; nothing holds all images in memory):
+  1. enumerate the adapters' records (this shard's share) into `.work/<shard>/inputs.parquet`;
+  2. process every input not yet done, in worker processes, committing work rows in small parquet parts (resumable);
+  3. finalize (unsharded runs, or `merge` over shard outputs): dedup, splits, `manifest.parquet`, and the dataset
+     written with `Dataset.from_generator` + `save_to_disk`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import tempfile
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ..errors import InputError, SourceError
+from ..schema import CURATED, make_id
+from ..sources import get_source, make_config
+from ..sources.base import complete
+from ..sources.licenses import license_for
+from .dedup import Item, find_duplicates
+from .process import THUMB, process
+from .settings import CurateConfig
+from .splits import assign, patient_key
+from .work import META, ShardWork, shard_dirs
+
+LABELS = ("patient_id", "eye", "dr_grade", "dme", "glaucoma", "diseases", "findings", "age", "sex", "quality")
+MANIFEST = pa.schema([("id", pa.string()), ("path", pa.string()), ("source", pa.string()), ("status", pa.string()),
+                      ("reason", pa.string()), ("duplicate_of", pa.string()), ("split", pa.string())])
+
+
+@dataclass
+class CurateResult:
+    out: Path
+    inputs: int
+    kept: int
+    excluded: int
+    duplicates: int
+    processed: int = 0  # work rows computed by this call (0 when everything was already done)
+    splits: dict[str, int] = field(default_factory=dict)
+    merged: bool = True  # False for a `--shard` run: `merge` builds the dataset
+
+    @property
+    def manifest(self) -> Path:
+        return self.out / "manifest.parquet"
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """'i/N' -> (i, N), 0 <= i < N."""
+    if text is None:
+        return None
+    i, sep, n = str(text).partition("/")
+    if not (sep and i.strip().isdigit() and n.strip().isdigit() and 0 <= int(i) < int(n)):
+        raise InputError(f"--shard {text!r}: expected i/N with 0 <= i < N, e.g. 0/4")
+    return int(i), int(n)
+
+
+def parse_sources(specs: Sequence[str]) -> list[tuple[str, Path]]:
+    """['NAME=PATH', ...] -> [(name, Path)], as given on the command line."""
+    out = []
+    for spec in specs:
+        name, sep, root = str(spec).partition("=")
+        if not (sep and name.strip() and root.strip()):
+            raise InputError(f"--source {spec!r}: expected NAME=PATH, e.g. --source eyepacs=/data/eyepacs")
+        out.append((name.strip(), Path(root.strip()).expanduser()))
+    return out
+
+
+def shard_of(row_id: str, n: int) -> int:
+    """Stable shard of an id (does not depend on Python's hash seed or on the input order)."""
+    return int.from_bytes(hashlib.sha256(row_id.encode()).digest()[:8], "big") % n
+
+
+def curate(
+    sources: Sequence[tuple[str, Path]],
+    out: Path,
+    *,
+    cfg: CurateConfig | None = None,
+    workers: int = 1,
+    shard: tuple[int, int] | None = None,
+    progress: bool = True,
+) -> CurateResult:
+    """Curate `sources` ((name, root) pairs) into `out`. With `shard=(i, N)` only that share is processed and the
+    dataset is left to `merge`. Rerunning skips finished work; a killed run resumes from its last committed part."""
+    cfg = cfg or CurateConfig()
+    if not sources:
+        raise SourceError("no sources given; pass --source NAME=PATH (see `retinalogos sources`)")
+    names = [name for name, _ in sources]
+    if len(set(names)) != len(names):
+        raise SourceError(f"source given twice: {', '.join(sorted({n for n in names if names.count(n) > 1}))}; one --source per name")
+    if shard is not None and not 0 <= shard[0] < shard[1]:
+        raise InputError(f"shard {shard}: expected (i, N) with 0 <= i < N")
+    for name, root in sources:  # cheap checks before anything is written under `out`
+        get_source(name)
+        license_for(name)
+        if not Path(root).is_dir():
+            raise SourceError(f"{name}: directory not found: {root}")
+    work = ShardWork(Path(out), shard or (0, 1))
+    with work.lock():
+        work.check_fingerprint(cfg.fingerprint())
+        n_inputs = work.write_inputs(_enumerate(sources, cfg, shard))
+        work.write_state(fingerprint=cfg.fingerprint(), shard=list(work.shard), complete=False)
+        processed = _process_all(work, cfg, workers, progress)
+        work.write_state(fingerprint=cfg.fingerprint(), shard=list(work.shard), complete=True, inputs=n_inputs)
+    if shard is not None:
+        status = pc.value_counts(pa.concat_tables([pq.read_table(p, columns=["status"]) for p in work.parts()] or
+                                                  [pa.table({"status": pa.array([], pa.string())})])["status"])
+        counts = {s["values"].as_py(): s["counts"].as_py() for s in status}
+        return CurateResult(Path(out), n_inputs, counts.get("ok", 0), n_inputs - counts.get("ok", 0), 0, processed, merged=False)
+    return _finalize([work], Path(out), cfg, processed)
+
+
+def merge(shard_outs: Sequence[Path], out: Path, *, cfg: CurateConfig | None = None) -> CurateResult:
+    """Join `--shard i/N` outputs (one or several OUT directories holding all N shards) into one dataset at `out`:
+    dedup and splits run here, over all shards together."""
+    cfg = cfg or CurateConfig()
+    shards = shard_dirs(shard_outs)
+    if not shards:
+        raise InputError(f"no shard work found under {', '.join(map(str, shard_outs))}/.work; run `retinalogos curate --shard i/N` first")
+    counts = sorted({s.shard[1] for s in shards})
+    if len(counts) != 1:
+        raise InputError(f"shard outputs of different shard counts ({', '.join(f'/{n}' for n in counts)}); merge one sharding at a time")
+    n = counts[0]
+    by_index = {}
+    for s in shards:
+        by_index.setdefault(s.shard[0], s)
+    missing = [str(i) for i in range(n) if i not in by_index]
+    if missing:
+        raise InputError(f"shards {', '.join(missing)} of {n} are missing; run `retinalogos curate --shard i/{n}` for them")
+    states = [by_index[i].state() for i in range(n)]
+    unfinished = [f"{i}/{n}" for i, st in enumerate(states) if not st.get("complete")]
+    if unfinished:
+        raise InputError(f"shards {', '.join(unfinished)} did not finish; rerun `retinalogos curate --shard` for them (it resumes)")
+    if len({st.get("fingerprint") for st in states}) != 1:
+        raise InputError("shards were curated with different image settings (size/format/FOV); rerun them with one config")
+    return _finalize([by_index[i] for i in range(n)], Path(out), cfg, 0)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 1. enumerate
+
+
+def _enumerate(sources: Sequence[tuple[str, Path]], cfg: CurateConfig, shard: tuple[int, int] | None) -> Iterator[dict]:
+    for name, root in sources:
+        module = get_source(name)  # unknown names fail here, listing the known ones
+        lic = license_for(name)  # fail before hours of work, not at the end
+        options = cfg.sources.get(name) or {}
+        try:
+            src_cfg = make_config(name, Path(root), **options)
+        except TypeError as e:
+            raise SourceError(f"{name}: bad adapter option in config `sources.{name}`: {e}") from None
+        seen: set[str] = set()
+        for rec in module.records(src_cfg):
+            rec = complete(rec)
+            row_id = make_id(name, rec["source_id"])
+            reason = None
+            if row_id in seen:  # two files with one stem (x.jpg and x.png): ids must stay unique
+                reason = f"another file of {name} has the same id {row_id}"
+            seen.add(row_id)
+            if shard is not None and shard_of(row_id, shard[1]) != shard[0]:
+                continue
+            rec.update(id=row_id, source=name, license=lic.license, redistributable=lic.redistributable)
+            yield {"id": row_id, "source": name, "path": rec["path"], "record": json.dumps(rec), "reason": reason}
+        if not seen:
+            raise SourceError(f"{name}: no images found under {root}; expected {module.INFO.expects}")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 2. process
+
+
+def _init_worker() -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # one core per worker; OpenCV's own pool would oversubscribe
+
+
+def _process_all(work: ShardWork, cfg: CurateConfig, workers: int, show: bool) -> int:
+    done = work.done_ids()
+    todo = sum(1 for r in work.iter_inputs(["id", "reason"]) if not r["reason"] and r["id"] not in done)
+    if todo == 0:
+        return 0
+    records = (json.loads(r["record"]) for r in work.iter_inputs(["id", "record", "reason"])
+               if not r["reason"] and r["id"] not in done)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    pool = _pool(workers) if workers > 1 else None  # started before the progress thread: fork with no threads running
+    if pool is None:
+        _init_worker()
+    buf: list[dict] = []
+    try:
+        with Progress(TextColumn("curate {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      disable=not show) as bar:
+            task = bar.add_task(f"shard {work.shard[0]}/{work.shard[1]}", total=todo)
+            rows = _parallel(pool, records, cfg, workers) if pool else (process(r, cfg) for r in records)
+            for row in rows:
+                buf.append(row)
+                bar.advance(task)
+                if len(buf) >= cfg.commit_every:
+                    work.commit(buf)
+                    buf = []
+    finally:
+        if buf:  # an interrupted run keeps what it finished
+            work.commit(buf)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return todo
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    ctx = mp.get_context("fork" if sys.platform == "linux" else "spawn")
+    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
+
+
+def _parallel(pool: ProcessPoolExecutor, records: Iterator[dict], cfg: CurateConfig, workers: int) -> Iterator[dict]:
+    """Results in completion order with a bounded number in flight (memory stays flat however many inputs)."""
+    pending: set = set()
+    for rec in records:
+        pending.add(pool.submit(process, rec, cfg))
+        if len(pending) >= 4 * workers:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            yield from (f.result() for f in finished)
+    while pending:
+        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+        yield from (f.result() for f in finished)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 3. finalize: dedup, splits, manifest, dataset
+
+
+def _finalize(shards: list[ShardWork], out: Path, cfg: CurateConfig, processed: int) -> CurateResult:
+    out.mkdir(parents=True, exist_ok=True)
+    parts = [p for s in shards for p in s.parts()]
+    stamp = _stamp(shards, cfg)
+    summary_file = out / "curate.json"
+    if processed == 0 and summary_file.is_file() and (out / "dataset_info.json").is_file():
+        old = json.loads(summary_file.read_text())
+        if old.get("stamp") == stamp:  # nothing changed since the last finalize: skip the rebuild
+            return CurateResult(out, **{**old["result"], "processed": 0})
+    # 1. one metadata row per input (first work row wins if a shard was given twice)
+    meta = pa.concat_tables([pq.read_table(p, columns=META) for p in parts]) if parts else None
+    index: dict[str, int] = {}
+    for i, row_id in enumerate(meta.column("id").to_pylist() if meta is not None else []):
+        index.setdefault(row_id, i)
+    cols = dict(zip(META, _columns(meta, META)))
+    records, statuses, reasons = cols["record"], cols["status"], cols["reason"]
+    inputs = [s.inputs for s in shards]
+    n_inputs, items, kept_meta = 0, [], {}
+    for s in shards:
+        for r in s.iter_inputs(["id", "reason"]):
+            n_inputs += 1
+            if r["reason"]:
+                continue
+            i = index.get(r["id"])
+            if i is None:
+                raise InputError(f"{s.dir}: input {r['id']} has no work row; rerun the same curate command to finish it")
+            if statuses[i] == "ok":
+                rec = json.loads(records[i])
+                items.append(_item(rec, cols, i))
+                kept_meta[rec["id"]] = (patient_key(rec["source"], rec.get("patient_id"), rec["id"]), rec.get("split"))
+    # 2. dedup over readable fundus images
+    dups = find_duplicates(items, lambda ids: _thumbs(parts, ids), cfg.dedup)
+    # 3. patient-level splits over the canonical rows; a duplicate links its patient to the kept row's patient
+    links = []
+    for dup_id, (keep_id, _) in dups.items():
+        links.append((kept_meta[dup_id][0], kept_meta[keep_id][0]))
+    canon = {k: v for k, v in kept_meta.items() if k not in dups}
+    by_patient = assign(canon.values(), links, cfg.splits)
+    split_of = {k: by_patient[key] for k, (key, _) in canon.items()}
+    # 4. manifest: one row per input file
+    counts = _write_manifest(out, shards, index, statuses, reasons, dups, split_of)
+    if sum(counts.values()) != n_inputs:
+        raise AssertionError(f"manifest accounts for {sum(counts.values())} of {n_inputs} inputs")
+    # 5. the dataset
+    _write_dataset(out, parts, split_of)
+    splits = {s: n for s in ("train", "validation", "test") if (n := sum(1 for v in split_of.values() if v == s))}
+    result = CurateResult(out, n_inputs, counts["kept"], counts["excluded"], counts["duplicate"], processed, splits)
+    fields = {k: v for k, v in asdict(result).items() if k not in ("out",)}
+    summary_file.write_text(json.dumps({"stamp": stamp, "inputs": [str(p) for p in inputs], "result": fields}, indent=1))
+    return result
+
+
+def _stamp(shards: list[ShardWork], cfg: CurateConfig) -> str:
+    """Changes whenever the inputs, the work rows or the dedup/split settings change."""
+    h = hashlib.sha256(json.dumps([asdict(cfg.dedup), asdict(cfg.splits)], sort_keys=True).encode())
+    for s in shards:
+        h.update(s.inputs.read_bytes())  # rewritten by every run, so by content
+        for p in s.parts():  # parts are immutable once committed
+            h.update(f"{p}:{p.stat().st_size}".encode())
+    return h.hexdigest()[:16]
+
+
+def _columns(meta: pa.Table | None, names: list[str]) -> list[list]:
+    return [meta.column(n).to_pylist() if meta is not None else [] for n in names]
+
+
+def _item(rec: dict, cols: dict[str, list], i: int) -> Item:
+    richness = sum(1 for k in LABELS if rec.get(k) not in (None, [], ""))
+    rank = (not rec["redistributable"], -richness, -(cols["quality_score"][i] or 0.0), rec["id"])
+    return Item(rec["id"], cols["sha256"][i], cols["pixels"][i], cols["phash"][i], rank)
+
+
+def _thumbs(parts: list[Path], ids: set[str]) -> dict[str, np.ndarray]:
+    """Thumbnails of just `ids`, streamed part by part."""
+    out = {}
+    for p in parts:
+        t = pq.read_table(p, columns=["id", "thumb"])
+        for row_id, thumb in zip(t.column("id").to_pylist(), t.column("thumb").to_pylist()):
+            if row_id in ids and row_id not in out and thumb is not None:
+                out[row_id] = np.frombuffer(thumb, np.uint8).reshape(THUMB, THUMB)
+    return out
+
+
+def _write_manifest(out, shards, index, statuses, reasons, dups, split_of) -> dict[str, int]:
+    counts = {"kept": 0, "excluded": 0, "duplicate": 0}
+    tmp = out / f".manifest.parquet.tmp{os.getpid()}"
+    with pq.ParquetWriter(tmp, MANIFEST) as w:
+        for s in shards:
+            for batch in pq.ParquetFile(s.inputs).iter_batches(batch_size=4096, columns=["id", "source", "path", "reason"]):
+                rows = []
+                for r in batch.to_pylist():
+                    i = index.get(r["id"])
+                    if r["reason"]:
+                        status, reason, dup = "excluded", r["reason"], None
+                    elif statuses[i] != "ok":
+                        status, reason, dup = "excluded", reasons[i], None
+                    elif r["id"] in dups:
+                        status, (dup, reason) = "duplicate", dups[r["id"]]
+                    else:
+                        status, reason, dup = "kept", None, None
+                    counts[status] += 1
+                    rows.append({**r, "status": status, "reason": reason, "duplicate_of": dup,
+                                 "split": split_of.get(r["id"]) if status == "kept" else None})
+                w.write_table(pa.Table.from_pylist(rows, MANIFEST))
+    os.replace(tmp, out / "manifest.parquet")
+    return counts
+
+
+def _rows(parts: list[str], keep: str) -> Iterator[dict]:
+    t = pq.read_table(keep)
+    split_of = dict(zip(t.column("id").to_pylist(), t.column("split").to_pylist()))
+    emitted = set()
+    for p in parts:
+        for batch in pq.ParquetFile(p).iter_batches(batch_size=64):
+            for r in batch.to_pylist():
+                row_id = r["id"]
+                if row_id not in split_of or row_id in emitted:
+                    continue
+                emitted.add(row_id)
+                rec = json.loads(r["record"])
+                yield {
+                    "image": {"bytes": r["image"], "path": None},
+                    **{k: rec.get(k) for k in ("id", "source", "source_id", *LABELS, "license", "redistributable")},
+                    "quality_score": r["quality_score"], "width": r["width"], "height": r["height"],
+                    "split": split_of[row_id],
+                }
+
+
+def _write_dataset(out: Path, parts: list[Path], split_of: dict[str, str]) -> None:
+    from datasets import Dataset
+
+    work = out / ".work"
+    tmp = Path(tempfile.mkdtemp(prefix="finalize-", dir=work))
+    try:
+        keep = tmp / "keep.parquet"
+        pq.write_table(pa.table({"id": list(split_of), "split": list(split_of.values())}), keep)
+        ds = Dataset.from_generator(_rows, features=CURATED, cache_dir=str(tmp / "cache"),
+                                    gen_kwargs={"parts": [str(p) for p in parts], "keep": str(keep)})
+        ds = ds.sort("id")  # deterministic row order whatever the worker count or resume history
+        staging = tmp / "dataset"
+        ds.save_to_disk(str(staging))
+        del ds
+        for old in [*out.glob("data-*.arrow"), out / "dataset_info.json", out / "state.json"]:
+            old.unlink(missing_ok=True)
+        for f in staging.iterdir():
+            os.replace(f, out / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

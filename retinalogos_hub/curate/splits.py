@@ -1,0 +1,72 @@
+"""Patient-level, deterministic splits.
+
+Every image of a patient lands in the same split: the split is a function of the patient key only (a salted SHA-256
+of `source/patient_id`, or of the image id when the source publishes no patients), so it does not depend on row order,
+worker count or which other rows exist. A source's official test and validation splits win (its official train
+split is the pool we carve validation and test from); when one patient has images in several official splits the
+strictest (test > validation) is used for all of them. Keys can be linked (an image found
+in two sources joins both patients into one group) so a duplicate cannot leak a patient across splits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Iterable
+
+SPLITS = ("train", "validation", "test")
+_RANK = {"validation": 1, "test": 2}  # official splits that are kept as published
+
+
+@dataclass
+class SplitConfig:
+    validation: float = 0.1  # fraction of patients (without an official split) in validation
+    test: float = 0.1  # fraction in test
+    salt: str = "retinalogos-v1"  # change to draw a different, still deterministic, assignment
+
+    def __post_init__(self):
+        if not (0 <= self.validation and 0 <= self.test and self.validation + self.test < 1):
+            raise ValueError(f"validation ({self.validation}) and test ({self.test}) must be >= 0 and sum below 1")
+
+
+def patient_key(source: str, patient_id: str | None, row_id: str) -> str:
+    return f"{source}/{patient_id}" if patient_id else row_id
+
+
+def hashed_split(key: str, cfg: SplitConfig) -> str:
+    u = int.from_bytes(hashlib.sha256(f"{cfg.salt}:{key}".encode()).digest()[:8], "big") / 2**64
+    return "test" if u < cfg.test else "validation" if u < cfg.test + cfg.validation else "train"
+
+
+def assign(rows: Iterable[tuple[str, str, str | None]], links: Iterable[tuple[str, str]], cfg: SplitConfig) -> dict[str, str]:
+    """{patient key: split} for `rows` of (key, official split or None) and `links` of keys that are one patient."""
+    parent: dict[str, str] = {}
+
+    def find(k: str) -> str:
+        parent.setdefault(k, k)
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    for a, b in links:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)  # the smallest key names the group: stable across runs
+    official: dict[str, str] = {}
+    keys = set()
+    for key, split in rows:
+        root = find(key)
+        keys.add(key)
+        if split in _RANK and _RANK[split] > _RANK.get(official.get(root), 0):
+            official[root] = split
+    groups = defaultdict(list)
+    for k in keys:
+        groups[find(k)].append(k)
+    out = {}
+    for root, members in groups.items():
+        split = official.get(root) or hashed_split(root, cfg)
+        for k in members:
+            out[k] = split
+    return out

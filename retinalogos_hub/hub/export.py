@@ -1,0 +1,199 @@
+"""Write a captioned (or purified) stage directory as a Hub dataset repo on disk.
+
+Layout: `data/<source>/<split>-NNNNN-of-NNNNN.parquet` (one config per source, shards sized by `max_shard_size`) and a
+default config `all` whose data files are every source's shards (a glob, so the rows are not stored twice), plus
+`README.md` (card with `configs` and `dataset_info`, see `card.py`) and `assets/` (charts). `load_dataset(dir, "all")`
+and `load_dataset(dir, "<source>")` read it offline.
+
+Licences: rows whose `redistributable` is false keep every label and caption but no image (image = None);
+`image_origin` says where to obtain it (the licence table's url) and `retinalogos attach-images` puts it back from the
+user's own copy. Every published image is re-encoded without EXIF, ICC, XMP or text chunks.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from datasets import Dataset, Features, Image, Value, load_from_disk
+from datasets.utils.py_utils import convert_file_size_to_int
+from PIL import Image as PILImage
+
+from ..errors import InputError
+from ..schema import CAPTIONED, require_columns
+from ..sources.licenses import license_for
+
+DEFAULT_CONFIG = "all"
+SPLITS = ("train", "validation", "test")
+# Column the export adds: where a user obtains an image that is not re-hosted (None when the image is included).
+EXPORT_COLUMNS = Features({"image_origin": Value("string")})
+_CONFIG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass
+class Export:
+    dir: Path
+    configs: dict[str, dict[str, int]]  # config -> split -> rows ("all" first)
+    nbytes: dict[str, dict[str, int]]  # config -> split -> arrow bytes
+    features: Features
+    rows: int
+    with_image: int
+    without_image: int
+
+
+def read_stage(in_dir: Path) -> Dataset:
+    """The captioned/purified stage dataset, refused with one line when it cannot be published."""
+    in_dir = Path(in_dir)
+    if not (in_dir / "dataset_info.json").is_file():
+        raise InputError(f"{in_dir}: not a stage directory (no dataset_info.json); pass the output of `retinalogos caption` or `purify`")
+    ds = load_from_disk(str(in_dir))
+    require_columns(ds.column_names, list(CAPTIONED), str(in_dir))
+    empty = [i for i, c in enumerate(ds["caption"]) if c is None or not str(c).strip()]
+    if empty:
+        ids = ds.select(empty[:3])["id"]
+        raise InputError(
+            f"{in_dir}: {len(empty)} row(s) without a caption (e.g. {', '.join(ids)}); "
+            "run `retinalogos caption` on it first, or filter those rows out"
+        )
+    bad = sorted({s for s in set(ds["source"]) if not _CONFIG_NAME.match(str(s))})
+    if bad:
+        raise InputError(f"{in_dir}: source name(s) {bad} cannot be config names (letters, digits, _ . - only)")
+    for source in sorted(set(ds["source"])):
+        license_for(source)  # LicenseError names the source and the file to edit
+    splits = sorted(set(ds["split"]) - set(SPLITS), key=str)
+    if splits:
+        raise InputError(f"{in_dir}: column 'split' has value(s) {splits}; expected one of {', '.join(SPLITS)}")
+    return ds
+
+
+# JPEG segments kept: the ones needed to decode (APP0 JFIF, APP14 Adobe colour transform, tables, frame, scan).
+# Dropped: APP1 (EXIF, XMP), APP2 (ICC), APP3-13 and APP15 (IPTC, maker data), COM (comments).
+_JPEG_KEEP_APP = {0xE0, 0xEE}
+# PNG ancillary chunks dropped: text, EXIF, ICC, time. Critical chunks and rendering hints are kept.
+_PNG_DROP = {b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"iCCP", b"tIME"}
+
+
+def _strip_jpeg(data: bytes) -> bytes | None:
+    out, i = bytearray(data[:2]), 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if marker == 0xDA:  # start of scan: entropy-coded data to the end, copied as is
+            return bytes(out + data[i:])
+        if not (0xE0 <= marker <= 0xEF or marker == 0xFE) or marker in _JPEG_KEEP_APP:
+            out += data[i : i + 2 + length]
+        i += 2 + length
+    return None
+
+
+def _strip_png(data: bytes) -> bytes | None:
+    out, i = bytearray(data[:8]), 8
+    while i + 12 <= len(data):
+        length = int.from_bytes(data[i : i + 4], "big")
+        kind = data[i + 4 : i + 8]
+        if kind not in _PNG_DROP:
+            out += data[i : i + 12 + length]
+        i += 12 + length
+        if kind == b"IEND":
+            return bytes(out)
+    return None
+
+
+def strip_metadata(data: bytes) -> bytes:
+    """The image without EXIF/XMP/ICC/IPTC/comments/text. JPEG and PNG lose only those segments/chunks (pixels
+    untouched, no re-encode); any other format is re-encoded from pixels as PNG."""
+    stripped = None
+    if data[:2] == b"\xff\xd8":
+        stripped = _strip_jpeg(data)
+    elif data[:8] == b"\x89PNG\r\n\x1a\n":
+        stripped = _strip_png(data)
+    if stripped is not None:
+        return stripped
+    src = PILImage.open(io.BytesIO(data))
+    clean = PILImage.frombytes(*_mode_size(src), src.convert(_mode_size(src)[0]).tobytes())  # pixels only
+    out = io.BytesIO()
+    clean.save(out, "PNG")
+    return out.getvalue()
+
+
+def _mode_size(im: PILImage.Image) -> tuple[str, tuple[int, int]]:
+    return ("RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB" if im.mode not in ("L", "I;16") else im.mode), im.size
+
+
+def _publishable(row: dict) -> dict:
+    lic = license_for(row["source"])
+    image = row["image"]
+    if not (row["redistributable"] and lic.redistributable) or image is None:
+        return {"image": None, "image_origin": lic.url}
+    data = image["bytes"] if image.get("bytes") is not None else Path(image["path"]).read_bytes()
+    return {"image": {"bytes": strip_metadata(data), "path": None}, "image_origin": None}
+
+
+def export_dataset(in_dir: Path, out_dir: Path, *, max_shard_size: str | int = "500MB", num_proc: int = 1) -> Export:
+    """Write the Hub layout of stage `in_dir` into `out_dir` (data shards only; the card is rendered by `card.py`)."""
+    ds = read_stage(in_dir)
+    max_bytes = convert_file_size_to_int(max_shard_size)
+    features = Features({**ds.features, "image": Image(), **EXPORT_COLUMNS})
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".work-") as work:
+        # map's cache goes into a scratch folder: the input stage directory is never written to
+        published = ds.cast_column("image", Image(decode=False)).map(
+            _publishable, features=Features({**features, "image": Image(decode=False)}), num_proc=num_proc if num_proc > 1 else None,
+            cache_file_name=str(Path(work) / "published.arrow"), desc="strip metadata / licence",
+        ).cast_column("image", Image())
+        data = out_dir / "data"
+        if data.exists():  # a fresh layout every time: stale shards from a bigger earlier export must not linger
+            shutil.rmtree(data)
+        groups: dict[tuple[str, str], list[int]] = {}
+        for i, key in enumerate(zip(published["source"], published["split"])):
+            groups.setdefault(key, []).append(i)
+        configs: dict[str, dict[str, int]] = {}
+        nbytes: dict[str, dict[str, int]] = {}
+        for source, split in sorted(groups, key=lambda k: (k[0], SPLITS.index(k[1]))):
+            part = published.select(groups[source, split])
+            nbytes.setdefault(source, {})[split] = _write_shards(part, data / source, split, max_bytes)
+            configs.setdefault(source, {})[split] = len(part)
+        with_image = sum(o is None for o in published["image_origin"])
+        del published
+    configs = {DEFAULT_CONFIG: _sum_splits(configs), **configs}
+    nbytes = {DEFAULT_CONFIG: _sum_splits(nbytes), **nbytes}
+    return Export(out_dir, configs, nbytes, features, len(ds), with_image, len(ds) - with_image)
+
+
+def _write_shards(part: Dataset, folder: Path, split: str, max_bytes: int) -> int:
+    """Write `part` as `folder/<split>-NNNNN-of-NNNNN.parquet`; return its arrow size (dataset_info num_bytes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    nbytes = part.data.nbytes
+    num = max(1, min(len(part), math.ceil(nbytes / max_bytes)))
+    for i in range(num):
+        path = folder / f"{split}-{i:05d}-of-{num:05d}.parquet"
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        part.shard(num_shards=num, index=i, contiguous=True).to_parquet(str(tmp))
+        os.replace(tmp, path)
+    return nbytes
+
+
+def _sum_splits(configs: dict[str, dict[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for per_split in configs.values():
+        for split, n in per_split.items():
+            total[split] = total.get(split, 0) + n
+    return {s: total[s] for s in SPLITS if s in total}
+
+
+def data_files(config: str, splits: dict[str, int]) -> list[dict]:
+    """The `configs[].data_files` entry for `config` (the default config globs every source's folder)."""
+    folder = "*" if config == DEFAULT_CONFIG else config
+    return [{"split": split, "path": f"data/{folder}/{split}-*.parquet"} for split in splits]

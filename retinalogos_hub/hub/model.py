@@ -1,0 +1,175 @@
+"""`push_model`: a training RUN_DIR -> a Hub model repo (diffusers pipeline at the root, LoRA, gallery, model card).
+
+Only what a user needs is copied: `pipeline/` (weights + configs), `lora/pytorch_lora_weights.safetensors`, the
+validation images (metadata stripped) and the recipe. `checkpoints/`, optimizer/scheduler/RNG state and anything
+else in the run directory are never staged, so they can never be uploaded.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ..errors import InputError
+from .card import MODEL_TEMPLATE
+from .export import strip_metadata
+from .upload import check_reachable, check_repo_id, hf_home_exports, upload
+
+GALLERY_MAX = 8  # the latest validation grids shown in the card
+TRAINING_STATE = ("optimizer*", "scheduler.bin", "random_states*", "scaler.pt", "*.ckpt", "checkpoint-*", "ema*.bin")
+# The base model's licence, by backbone (the card also points to the training data's terms).
+LICENSES = {"lumina-next": "apache-2.0", "lumina2": "apache-2.0", "sana": "other"}
+PROMPT = ("A colour fundus photograph of the left eye. The optic disc is pink with a clear margin; the vessels are "
+          "evenly distributed; scattered microaneurysms and haemorrhages: moderate non-proliferative diabetic retinopathy.")
+
+
+@dataclass
+class ModelPushResult:
+    local_dir: Path
+    files: list[str]  # paths in the repo
+    url: str | None
+
+
+def read_run(run_dir: Path) -> dict:
+    run_dir = Path(run_dir)
+    for name in ("run.json", "config.yaml"):
+        if not (run_dir / name).is_file():
+            raise InputError(f"{run_dir}: no {name}; pass a finished training RUN_DIR (the train recipe's output_dir)")
+    run = json.loads((run_dir / "run.json").read_text())
+    missing = [k for k in ("backbone", "base_model", "dataset", "stage", "mode", "global_step") if k not in run]
+    if missing:
+        raise InputError(f"{run_dir / 'run.json'}: missing key(s) {', '.join(missing)}")
+    if not (run_dir / "pipeline" / "model_index.json").is_file() and not (run_dir / "lora" / "pytorch_lora_weights.safetensors").is_file():
+        raise InputError(f"{run_dir}: neither pipeline/model_index.json nor lora/pytorch_lora_weights.safetensors; the run was not exported")
+    return run
+
+
+def _is_hub_id(ref: str) -> bool:
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if ref.startswith("tiny:") or ref.count("/") != 1 or Path(ref).exists():
+        return False
+    try:
+        validate_repo_id(ref)
+        return True
+    except HFValidationError:
+        return False
+
+
+def _copy_pipeline(src: Path, dst: Path) -> None:
+    for path in sorted(src.rglob("*")):
+        rel = path.relative_to(src)
+        if path.is_dir() or any(fnmatch.fnmatch(part, pat) for part in rel.parts for pat in TRAINING_STATE):
+            continue
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, dst / rel)
+
+
+def usage_snippet(repo_id: str, run: dict, has_pipeline: bool, sample_kwargs: dict) -> str:
+    res = int(run.get("resolution") or 512)
+    extra = "".join(f"    {k}={v!r},\n" for k, v in sample_kwargs.items())
+    load = f'pipe = DiffusionPipeline.from_pretrained("{repo_id}")\n'
+    if not has_pipeline:  # LoRA-only repo: the base pipeline plus these weights
+        load = f'pipe = DiffusionPipeline.from_pretrained("{run["base_model"]}")\npipe.load_lora_weights("{repo_id}")\n'
+    return (
+        "import torch\nfrom diffusers import DiffusionPipeline\n\n"
+        + load
+        + "image = pipe(\n"
+        f"    prompt={PROMPT!r},\n"
+        f"    height={res},\n    width={res},\n    num_inference_steps=50,\n    guidance_scale=4.0,\n"
+        + extra
+        + "    generator=torch.Generator().manual_seed(0),\n).images[0]\n"
+        'image.save("fundus.png")'
+    )
+
+
+def _evaluation(run_dir: Path) -> dict | None:
+    path = run_dir / "eval" / "report.json"
+    if not path.is_file():
+        return None
+    report = json.loads(path.read_text())
+    summary = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in (report.get("summary") or {}).items()
+               if isinstance(v, (int, float, str, bool))}
+    return {"title": report.get("title") or report.get("kind") or "", "summary": summary, "tables": report.get("tables") or []}
+
+
+def push_model(run_dir: Path, repo_id: str, *, local_dir: Path | None = None, private: bool = False,
+               token: str | None = None) -> ModelPushResult:
+    """Stage RUN_DIR as a Hub model repo (`local_dir`, or a cache folder) and, without `local_dir`, upload it."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    from ..train.backbones import get as get_backbone
+
+    check_repo_id(repo_id)
+    run_dir = Path(run_dir)
+    run = read_run(run_dir)
+    if local_dir is None:
+        check_reachable()
+    out = Path(local_dir) if local_dir is not None else hf_home_exports() / "models" / repo_id.replace("/", "--")
+    if out.exists():
+        shutil.rmtree(out)  # the staged repo is exactly what this run publishes, nothing left from an earlier run
+    out.mkdir(parents=True)
+
+    # 1. Weights: the pipeline at the root (from_pretrained(repo_id) works), the LoRA beside it.
+    has_pipeline = (run_dir / "pipeline" / "model_index.json").is_file()
+    if has_pipeline:
+        _copy_pipeline(run_dir / "pipeline", out)
+    lora = run_dir / "lora" / "pytorch_lora_weights.safetensors"
+    lora_path = None
+    if lora.is_file():
+        lora_path = "lora/pytorch_lora_weights.safetensors" if has_pipeline else "pytorch_lora_weights.safetensors"
+        (out / lora_path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(lora, out / lora_path)
+
+    # 2. Gallery (metadata stripped) and the recipe.
+    gallery = []
+    for png in sorted((run_dir / "validation").glob("step-*.png"))[-GALLERY_MAX:]:
+        (out / "gallery").mkdir(exist_ok=True)
+        (out / "gallery" / png.name).write_bytes(strip_metadata(png.read_bytes()))
+        gallery.append(f"gallery/{png.name}")
+    recipe = (run_dir / "config.yaml").read_text()
+    (out / "training_config.yaml").write_text(recipe)
+
+    # 3. The card.
+    backbone = get_backbone(run["backbone"])
+    evaluation = _evaluation(run_dir)
+    data = ModelCardData(
+        library_name="diffusers",
+        pipeline_tag="text-to-image",
+        license=LICENSES.get(run["backbone"], "other"),
+        tags=["medical", "ophthalmology", "fundus", "retina", "retinalogos", "text-to-image", "diffusers",
+              run["backbone"], *(["lora"] if run["mode"] == "lora" else [])],
+        **({"base_model": run["base_model"]} if _is_hub_id(run["base_model"]) else {}),
+        **({"datasets": [run["dataset"]]} if _is_hub_id(str(run["dataset"])) else {}),
+        **({"license_name": "base-model-license", "license_link": f"https://huggingface.co/{run['base_model']}"}
+           if LICENSES.get(run["backbone"]) == "other" and _is_hub_id(run["base_model"]) else {}),
+    )
+    final_loss = run.get("final_loss")
+    card = ModelCard.from_template(
+        data,
+        template_path=MODEL_TEMPLATE,
+        title=f"RetinaLogos {run['backbone']} {run['stage']} ({run['mode']})",
+        run=run,
+        pipeline_class=backbone.pipeline_cls,
+        final_loss=f"{final_loss:.4f}" if isinstance(final_loss, float) else final_loss,
+        snippet=usage_snippet(repo_id, run, has_pipeline, dict(backbone.sample_kwargs)),
+        has_pipeline=has_pipeline,
+        has_lora=lora_path is not None,
+        lora_path=lora_path,
+        loads_lora=backbone.loads_lora,
+        gallery=gallery,
+        evaluation=evaluation,
+        recipe=yaml.safe_dump(yaml.safe_load(recipe), sort_keys=False).strip(),
+    )
+    card.save(out / "README.md")
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    url = None
+    if local_dir is None:
+        url = upload(out, repo_id, repo_type="model", private=private, token=token,
+                     message=f"Upload {run['backbone']} {run['stage']} ({run['mode']}) at step {run['global_step']}")
+    return ModelPushResult(out, files, url)

@@ -1,0 +1,77 @@
+"""The pipeline recipe: step 1 (pretrain) -> step 2 (purify) -> step 3 (hi-res SFT from step 1's exported weights).
+
+Each step writes OUTPUT_DIR/step{1,2,3}; a finished step (run.json at its max_steps, or a saved purify dataset) is
+skipped on a re-run, so a killed chain resumes where it stopped. CLI overrides `stepN.key=value` go to step N's recipe.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+from ..config import load_config
+from ..errors import ConfigError
+from .config import PipelineConfig, TrainConfig
+from .trainer import TrainResult, log, main
+
+STEPS = ("step1", "step2", "step3")
+
+
+def split_overrides(overrides: Sequence[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """`step3.train.max_steps=2` -> step3's `train.max_steps=2`; anything else is a pipeline key."""
+    own, routed = [], {s: [] for s in STEPS}
+    for item in overrides:
+        head, dot, rest = item.partition(".")
+        if dot and head in routed and "=" in rest:
+            routed[head].append(rest)
+        else:
+            own.append(item)
+    return own, routed
+
+
+def _finished(cfg: TrainConfig) -> TrainResult | None:
+    out = Path(cfg.output_dir)
+    run = out / "run.json"
+    if not run.is_file():
+        return None
+    info = json.loads(run.read_text())
+    if info.get("global_step") != cfg.train.max_steps:
+        return None
+    pipe, lora = out / "pipeline", out / "lora"
+    return TrainResult(out, pipe if pipe.is_dir() else None, lora if lora.is_dir() else None, info["global_step"], info.get("final_loss"))
+
+
+def _train(cfg: TrainConfig, resume: str | None) -> TrainResult:
+    done = _finished(cfg)
+    if done is not None:
+        log.info("%s already finished in %s; skipped", cfg.stage, cfg.output_dir)
+        return done
+    has_ckpt = any((Path(cfg.output_dir) / "checkpoints").glob("checkpoint-*"))
+    return main(cfg, resume if (resume and (has_ckpt or resume != "latest")) else None)
+
+
+def run_pipeline(recipe: Path, overrides: Sequence[str] = (), resume: str | None = None) -> TrainResult:
+    own, routed = split_overrides(overrides)
+    cfg = load_config(PipelineConfig, recipe, own)
+    here, out = Path(recipe).parent, Path(cfg.output_dir)
+    # 1. Step 1 on every caption-image pair
+    s1 = load_config(TrainConfig, here / cfg.steps.step1,
+                     [f"data.dataset={cfg.dataset}", f"output_dir={out / 'step1'}", *cfg.step1, *routed["step1"]])
+    r1 = _train(s1, resume)
+    if r1.pipeline_dir is None:
+        raise ConfigError(f"{here / cfg.steps.step1}: step 1 exported no pipeline/ (a LoRA step 1 needs lora.fuse_export: true), so step 3 has nothing to start from")
+    # 2. Purify: score every pair, keep the consistent ones
+    step2 = out / "step2"
+    if not ((step2 / "state.json").is_file() or (step2 / "dataset_dict.json").is_file()):
+        from ..purify import purify
+
+        purify(Path(cfg.dataset), here / cfg.steps.step2, step2, [*cfg.step2, *routed["step2"]])
+    # 3. Step 3 from step 1's exported (EMA) weights, on the rows step 2 kept
+    s3 = load_config(TrainConfig, here / cfg.steps.step3, [
+        f"model.base_model={r1.pipeline_dir}", f"data.dataset={step2}", "data.require_purify_keep=true",
+        f"output_dir={out / 'step3'}", *cfg.step3, *routed["step3"],
+    ])
+    r3 = _train(s3, resume)
+    r3.steps = {"step1": r1, "step3": r3}
+    return r3

@@ -1,0 +1,193 @@
+"""Training data: the input stage dir -> aspect buckets -> an on-disk cache of VAE latents + caption embeddings.
+
+The cache is a HF dataset (`save_to_disk`) keyed by everything that changes its content, written in parts so a killed
+cache build resumes where it stopped, and reused by every epoch and by later runs with the same key. Batches come from
+one bucket at a time in an order fixed by (seed, epoch), so a data position is just (epoch, batch index).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import InputError, OfflineError
+from .config import DataSection
+
+CACHE_PART_ROWS = 256  # rows per cache part: the unit of resumable work when the cache build is killed
+
+
+def buckets(area_side: int, multiple: int, max_aspect: float) -> list[tuple[int, int]]:
+    """(width, height) pairs, multiples of `multiple`, each the largest width for its height under area_side**2."""
+    area = area_side * area_side
+    out = []
+    for h in range(multiple, int(area_side * math.sqrt(max_aspect)) + multiple, multiple):
+        w = (area // h) // multiple * multiple
+        if w >= multiple and 1 / max_aspect <= w / h <= max_aspect:
+            out.append((w, h))
+    return out
+
+
+def nearest_bucket(width: int, height: int, table: list[tuple[int, int]]) -> int:
+    ratio = math.log(width / height)
+    return min(range(len(table)), key=lambda i: abs(math.log(table[i][0] / table[i][1]) - ratio))
+
+
+def load_rows(cfg: DataSection):
+    """The training rows of `data.dataset` (image + caption), filtered to purify-kept rows when asked."""
+    import datasets
+
+    ref = Path(cfg.dataset).expanduser()
+    if ref.is_dir() and ((ref / "state.json").exists() or (ref / "dataset_dict.json").exists()):
+        ds = datasets.load_from_disk(str(ref))
+        if isinstance(ds, datasets.DatasetDict):
+            if cfg.split not in ds:
+                raise InputError(f"data.dataset: {ref} has splits {', '.join(ds)}, not data.split={cfg.split!r}")
+            ds = ds[cfg.split]
+    else:
+        try:
+            ds = datasets.load_dataset(str(ref) if ref.is_dir() else cfg.dataset, split=cfg.split)
+        except (FileNotFoundError, ConnectionError, ValueError) as e:
+            raise OfflineError(
+                f"data.dataset: {cfg.dataset!r} is not a dataset dir and could not be loaded from the Hub ({type(e).__name__})",
+                hint="pass a local dataset dir (caption/purify output) with data.dataset=/path/to/dir",
+            ) from None
+    where = f"data.dataset {cfg.dataset}"
+    for col in ("image", "caption"):
+        if col not in ds.column_names:
+            fix = "run `retinalogos caption` on it first" if col == "caption" else "it must hold the stage images"
+            raise InputError(f"{where}: no {col!r} column (found {', '.join(ds.column_names)}); {fix}")
+    if cfg.require_purify_keep:
+        if "purify_keep" not in ds.column_names:
+            raise InputError(f"{where}: data.require_purify_keep is true but there is no 'purify_keep' column; run `retinalogos purify` first or set data.require_purify_keep=false")
+        ds = ds.filter(lambda keep: bool(keep), input_columns="purify_keep")
+    if cfg.limit is not None:
+        ds = ds.select(range(min(cfg.limit, len(ds))))
+    if len(ds) == 0:
+        raise InputError(f"{where}: no training rows left (require_purify_keep={cfg.require_purify_keep})")
+    return ds
+
+
+def cache_key(fingerprint: str, parts: dict) -> str:
+    return hashlib.sha256(json.dumps({"rows": fingerprint, **parts}, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _to_pixels(img, size: tuple[int, int]) -> torch.Tensor:
+    """Resize to cover the bucket, centre-crop, scale to [-1, 1]. No flips: a flip turns a left eye into a right eye."""
+    from PIL import Image
+
+    w, h = size
+    img = img.convert("RGB")
+    scale = max(w / img.width, h / img.height)
+    rw, rh = max(w, round(img.width * scale)), max(h, round(img.height * scale))
+    img = img.resize((rw, rh), Image.Resampling.BICUBIC)
+    left, top = (rw - w) // 2, (rh - h) // 2
+    arr = np.asarray(img.crop((left, top, left + w, top + h)), dtype=np.float32) / 127.5 - 1.0
+    return torch.from_numpy(arr).permute(2, 0, 1)
+
+
+def build_cache(rows, pipe, backbone, cfg: DataSection, max_length: int, cache_dir: Path, log=print):
+    """Encode every row once (latent + caption embedding) into `cache_dir`; returns the cached dataset."""
+    import datasets
+
+    done = cache_dir / "dataset"
+    if (done / "state.json").exists():
+        return datasets.load_from_disk(str(done))
+    table = buckets(cfg.resolution, backbone.multiple(pipe), cfg.max_aspect)
+    dtype = np.dtype(cfg.cache_dtype)
+    parts_dir = cache_dir / "parts"
+    n_parts = math.ceil(len(rows) / CACHE_PART_ROWS)
+    for p in range(n_parts):
+        part = parts_dir / f"part-{p:05d}"
+        if (part / "state.json").exists():
+            continue  # resumed: this part was finished before the kill
+        chunk = rows.select(range(p * CACHE_PART_ROWS, min(len(rows), (p + 1) * CACHE_PART_ROWS)))
+        records = []
+        for row in chunk:
+            img = row["image"]
+            b = nearest_bucket(img.width, img.height, table)
+            latent = backbone.encode_images(pipe, _to_pixels(img, table[b])[None])[0]
+            emb, mask = backbone.encode_prompts(pipe, [row["caption"] or ""], max_length)
+            emb = emb[0, mask[0].bool()]
+            records.append({
+                "id": row.get("id") or str(len(records)), "bucket": b,
+                "latent": latent.numpy().astype(dtype).tobytes(), "latent_shape": list(latent.shape),
+                "text": emb.numpy().astype(dtype).tobytes(), "text_shape": list(emb.shape),
+            })
+        datasets.Dataset.from_list(records).save_to_disk(str(part))
+        log(f"cached part {p + 1}/{n_parts} ({len(records)} rows)")
+    ds = datasets.concatenate_datasets([datasets.load_from_disk(str(parts_dir / f"part-{p:05d}")) for p in range(n_parts)])
+    ds.save_to_disk(str(done))
+    shutil.rmtree(parts_dir)  # the concatenated copy is the cache now
+    emb, mask = backbone.encode_prompts(pipe, [""], max_length)
+    torch.save({"text": emb[0, mask[0].bool()].float(), "buckets": table}, cache_dir / "uncond.pt")
+    return datasets.load_from_disk(str(done))
+
+
+@dataclass
+class Position:
+    """Where the data stream is: registered with accelerate so checkpoints restore it."""
+
+    epoch: int = 0
+    index: int = 0
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "index": self.index}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.index = int(state["epoch"]), int(state["index"])
+
+
+class Batches:
+    """Deterministic bucketed batches; process `rank` of `world` takes every world-th batch."""
+
+    def __init__(self, cache, uncond: torch.Tensor, batch_size: int, seed: int, rank: int, world: int, dtype: str):
+        self.cache, self.uncond, self.batch_size, self.seed = cache, uncond, batch_size, seed
+        self.rank, self.world, self.dtype = rank, world, np.dtype(dtype)
+        self.bucket_of = list(cache["bucket"])
+        self.pos = Position()
+
+    def _epoch_batches(self, epoch: int) -> list[list[int]]:
+        rng = random.Random(self.seed * 100_003 + epoch)
+        by_bucket: dict[int, list[int]] = {}
+        for i, b in enumerate(self.bucket_of):
+            by_bucket.setdefault(b, []).append(i)
+        batches = []
+        for b in sorted(by_bucket):
+            idx = by_bucket[b]
+            rng.shuffle(idx)
+            batches += [idx[i : i + self.batch_size] for i in range(0, len(idx), self.batch_size)]
+        rng.shuffle(batches)
+        while len(batches) % self.world:  # every process gets the same number of batches (no DDP hang)
+            batches.append(batches[len(batches) % max(1, len(batches))])
+        return batches[self.rank :: self.world]
+
+    def next(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(latents [B,C,H,W], caption embeddings [L_i, D] unpadded: caption dropout swaps some before padding)."""
+        mine = self._epoch_batches(self.pos.epoch)
+        if self.pos.index >= len(mine):
+            self.pos.epoch, self.pos.index = self.pos.epoch + 1, 0
+            mine = self._epoch_batches(self.pos.epoch)
+        rows = self.cache[mine[self.pos.index]]
+        self.pos.index += 1
+        latents = torch.stack([self._tensor(b, s) for b, s in zip(rows["latent"], rows["latent_shape"])])
+        return latents, [self._tensor(b, s) for b, s in zip(rows["text"], rows["text_shape"])]
+
+    def _tensor(self, raw: bytes, shape) -> torch.Tensor:
+        return torch.from_numpy(np.frombuffer(raw, dtype=self.dtype).reshape(shape).astype(np.float32))
+
+
+def pad_texts(texts: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    length = max(t.shape[0] for t in texts)
+    emb = torch.zeros(len(texts), length, texts[0].shape[1])
+    mask = torch.zeros(len(texts), length, dtype=torch.long)
+    for i, t in enumerate(texts):
+        emb[i, : t.shape[0]], mask[i, : t.shape[0]] = t, 1
+    return emb, mask

@@ -1,0 +1,335 @@
+"""The flow-matching training recipe (full or LoRA, any backbone): one readable runner, torchtune-shaped.
+
+`FlowMatchingRecipe(cfg, resume)` validates, `setup()` loads the model and the cached data, `train()` is the loop,
+`save_checkpoint(step)` writes resumable state, `export()` writes the publishable folders, `cleanup()` ends trackers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..config import dump_config
+from ..errors import ConfigError, InputError
+from . import backbones
+from .config import TrainConfig
+from .data import Batches, build_cache, cache_key, load_rows, pad_texts
+
+log = logging.getLogger("retinalogos.train")
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    pipeline_dir: Path | None
+    lora_dir: Path | None
+    global_step: int
+    final_loss: float | None = None
+    steps: dict[str, "TrainResult"] = field(default_factory=dict)
+
+
+class NoiseRng:
+    """The generator behind noise, timesteps and caption dropout, checkpointed so a resume replays them exactly."""
+
+    def __init__(self, seed: int):
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def state_dict(self) -> dict:
+        return {"state": self.gen.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.gen.set_state(state["state"])
+
+
+class FlowMatchingRecipe:
+    def __init__(self, cfg: TrainConfig, resume: str | None = None):
+        errors = []
+        if cfg.model.mode == "lora" and cfg.lora is None:
+            errors.append("model.mode is 'lora' but the recipe has no lora: section")
+        if cfg.model.mode == "lora" and cfg.ema is not None:
+            errors.append("ema: is for full fine-tunes; remove it from a LoRA recipe")
+        if len(cfg.validation.seeds) == 0 or len(cfg.validation.prompts) == 0:
+            errors.append("validation.prompts and validation.seeds must not be empty")
+        if not 0.0 <= cfg.data.caption_dropout < 1.0:
+            errors.append(f"data.caption_dropout must be in [0, 1), got {cfg.data.caption_dropout}")
+        for key in ("max_steps", "batch_size", "grad_accum", "log_every"):
+            if getattr(cfg.train, key) < 1:
+                errors.append(f"train.{key} must be >= 1, got {getattr(cfg.train, key)}")
+        if cfg.checkpoint.every < 1 or cfg.checkpoint.total_limit < 1:
+            errors.append("checkpoint.every and checkpoint.total_limit must be >= 1")
+        if errors:
+            raise ConfigError("; ".join(errors))
+        if cfg.optim.name == "adamw8bit":
+            try:
+                import bitsandbytes  # noqa: F401
+            except ImportError:
+                raise ConfigError("optim.name=adamw8bit needs bitsandbytes: pip install bitsandbytes (or optim.name=adamw)") from None
+        self.cfg, self.out = cfg, Path(cfg.output_dir)
+        self.backbone = backbones.get(cfg.model.backbone)
+        self.resume_dir = self._find_resume(resume) if resume else None
+        self.step, self.last_loss = 0, None
+
+    def _find_resume(self, resume: str) -> Path:
+        ckpts = self.out / "checkpoints"
+        if resume == "latest":
+            found = sorted(ckpts.glob("checkpoint-*")) if ckpts.is_dir() else []
+            if not found:
+                raise InputError(f"--resume latest: no checkpoint under {ckpts}; start without --resume")
+            return found[-1]
+        path = Path(resume)
+        if not (path / "trainer_state.json").is_file():
+            raise InputError(f"--resume {resume}: not a checkpoint directory (no trainer_state.json); use --resume latest or a {ckpts}/checkpoint-NNNNNN path")
+        return path
+
+    def setup(self) -> None:
+        from accelerate import Accelerator
+        from accelerate.utils import ProjectConfiguration, set_seed
+
+        cfg = self.cfg
+        # 1. Accelerator (mixed precision, accumulation, trackers) and the resolved config
+        self.acc = Accelerator(
+            mixed_precision=cfg.train.mixed_precision, gradient_accumulation_steps=cfg.train.grad_accum,
+            log_with=cfg.train.log_with, project_config=ProjectConfiguration(str(self.out), logging_dir=str(self.out / "logs")),
+        )
+        set_seed(cfg.train.seed)
+        if self.acc.is_main_process:
+            dump_config(cfg, self.out / "config.yaml")
+            log.info("resolved recipe written to %s", self.out / "config.yaml")
+        # 2. Model components; text encoder and VAE are frozen and only used to fill the cache
+        self.pipe = self.backbone.load(cfg.model.base_model)
+        self.pipe.set_progress_bar_config(disable=True)
+        for module in (self.pipe.vae, self.pipe.text_encoder):
+            module.requires_grad_(False).eval()
+        # 3. Data: rows -> cache (main process builds it first, the others read it)
+        rows = load_rows(cfg.data)
+        key = cache_key(rows._fingerprint, {
+            "base": str(cfg.model.base_model), "backbone": cfg.model.backbone, "res": cfg.data.resolution,
+            "aspect": cfg.data.max_aspect, "len": cfg.model.max_sequence_length, "dtype": cfg.data.cache_dtype,
+        })
+        cache_dir = Path(cfg.data.cache_dir or self.out / "cache") / key
+        with self.acc.main_process_first():
+            cache = build_cache(rows, self.pipe, self.backbone, cfg.data, cfg.model.max_sequence_length, cache_dir, log.info)
+        uncond = torch.load(cache_dir / "uncond.pt")["text"]
+        self.train_rows = len(cache)
+        self.batches = Batches(cache, uncond, cfg.train.batch_size, cfg.train.seed, self.acc.process_index,
+                               self.acc.num_processes, cfg.data.cache_dtype)
+        # 4. Trainable parameters: the whole transformer, or LoRA adapters on it
+        transformer = self.pipe.transformer
+        if cfg.model.mode == "lora":
+            self._add_lora(transformer)
+        else:
+            transformer.requires_grad_(True)
+            for name in self.backbone.unused_params:
+                transformer.get_parameter(name).requires_grad_(False)
+        transformer.train()
+        if cfg.model.gradient_checkpointing:
+            self.backbone.enable_gradient_checkpointing(transformer)
+        self.params = [p for p in transformer.parameters() if p.requires_grad]
+        # 5. Optimizer, LR schedule, EMA
+        from diffusers.optimization import get_scheduler
+
+        opt_cls = torch.optim.AdamW
+        if cfg.optim.name == "adamw8bit":
+            import bitsandbytes as bnb
+
+            opt_cls = bnb.optim.AdamW8bit
+        optimizer = opt_cls(self.params, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
+                            weight_decay=cfg.optim.weight_decay, eps=cfg.optim.eps)
+        # accelerate steps a prepared scheduler once per process, so its horizon is scaled the same way
+        scheduler = get_scheduler(cfg.lr_scheduler.name, optimizer,
+                                  num_warmup_steps=cfg.lr_scheduler.warmup_steps * self.acc.num_processes,
+                                  num_training_steps=cfg.train.max_steps * self.acc.num_processes)
+        self.ema = None
+        if cfg.ema is not None:
+            from diffusers.training_utils import EMAModel
+
+            self.ema = EMAModel(self.params, decay=cfg.ema.decay, update_after_step=cfg.ema.update_after_step)
+            self.ema.to(self.acc.device)
+        self.transformer, self.optimizer, self.lr_scheduler = self.acc.prepare(transformer, optimizer, scheduler)
+        self.noise = NoiseRng(cfg.train.seed + self.acc.process_index)
+        for obj in (self.batches.pos, self.noise, *([self.ema] if self.ema else [])):
+            self.acc.register_for_checkpointing(obj)
+        # 6. Resume: model, optimizer, scheduler, EMA, RNG and data position in one load
+        if self.resume_dir is not None:
+            self.acc.load_state(str(self.resume_dir))
+            self.step = json.loads((self.resume_dir / "trainer_state.json").read_text())["global_step"]
+            log.info("resumed from %s at step %d", self.resume_dir, self.step)
+        if cfg.train.log_with:
+            self.acc.init_trackers("retinalogos", config={"stage": cfg.stage, "backbone": cfg.model.backbone})
+
+    def _add_lora(self, transformer) -> None:
+        from peft import LoraConfig, inject_adapter_in_model
+
+        lc = self.cfg.lora
+        transformer.requires_grad_(False)
+        config = LoraConfig(r=lc.rank, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
+                            target_modules=list(lc.target_modules), init_lora_weights=lc.init)
+        if hasattr(transformer, "add_adapter"):
+            transformer.add_adapter(config)
+        else:  # LuminaNextDiT2DModel has no PeftAdapterMixin: inject with peft directly
+            inject_adapter_in_model(config, transformer)
+            transformer.peft_config = {"default": config}
+
+    def _sigmas(self, n: int) -> torch.Tensor:
+        t = self.cfg.train
+        if t.timestep_sampling == "logit_normal":
+            return torch.sigmoid(t.logit_mean + t.logit_std * torch.randn(n, generator=self.noise.gen))
+        sigma = torch.rand(n, generator=self.noise.gen)
+        if t.timestep_sampling == "shifted":  # more steps at high noise, as SD3/Flux do for large images
+            sigma = t.shift * sigma / (1 + (t.shift - 1) * sigma)
+        return sigma
+
+    def _loss(self, latents: torch.Tensor, texts: list[torch.Tensor]) -> torch.Tensor:
+        n, dev, g = latents.shape[0], self.acc.device, self.noise.gen
+        drop = torch.rand(n, generator=g) < self.cfg.data.caption_dropout
+        emb, mask = pad_texts([self.batches.uncond if d else t for d, t in zip(drop.tolist(), texts)])
+        noise = torch.randn(latents.shape, generator=g)
+        sigma = self._sigmas(n)
+        s = sigma.view(-1, 1, 1, 1)
+        x = (1 - s) * latents + s * noise
+        pred = self.backbone.predict(self.transformer, x.to(dev), sigma.to(dev), emb.to(dev), mask.to(dev))
+        return F.mse_loss(pred.float(), (noise - latents).to(dev))
+
+    def train(self) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        cfg, acc = self.cfg, self.acc
+        progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                            TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(), disable=not acc.is_main_process)
+        task = progress.add_task(f"{cfg.stage} {cfg.model.backbone} {cfg.model.mode}", total=cfg.train.max_steps,
+                                 completed=self.step, loss="-")
+        with progress:
+            while self.step < cfg.train.max_steps:
+                # 1. One optimizer step = grad_accum micro-batches (accelerate syncs DDP on the last one only)
+                total = 0.0
+                for _ in range(cfg.train.grad_accum):
+                    latents, texts = self.batches.next()
+                    with acc.accumulate(self.transformer):
+                        loss = self._loss(latents, texts)
+                        acc.backward(loss)
+                        if acc.sync_gradients and cfg.train.max_grad_norm > 0:
+                            acc.clip_grad_norm_(self.params, cfg.train.max_grad_norm)
+                        self.optimizer.step()
+                        self.lr_scheduler.step()
+                        self.optimizer.zero_grad(set_to_none=True)
+                    total += acc.gather(loss.detach()).mean().item() / cfg.train.grad_accum  # all processes
+                self.step += 1
+                # 2. EMA, logging
+                if self.ema is not None:
+                    self.ema.step(self.params)
+                self.last_loss = total
+                if self.step % cfg.train.log_every == 0 or self.step == cfg.train.max_steps:
+                    lr = self.lr_scheduler.get_last_lr()[0]
+                    acc.log({"loss": total, "lr": lr}, step=self.step)
+                    log.info("step %d loss %.5f lr %.3g", self.step, total, lr)
+                progress.update(task, completed=self.step, loss=f"{total:.4f}")
+                # 3. Checkpoint and validation grid
+                if self.step % cfg.checkpoint.every == 0 or self.step == cfg.train.max_steps:
+                    self.save_checkpoint(self.step)
+                if cfg.validation.every and self.step % cfg.validation.every == 0:
+                    self.validate(self.step)
+        acc.wait_for_everyone()
+
+    def save_checkpoint(self, step: int) -> Path:
+        """Resumable state (never published): model, optimizer, scheduler, EMA, RNGs, data position, step."""
+        ckpts = self.out / "checkpoints"
+        path = ckpts / f"checkpoint-{step:06d}"
+        self.acc.wait_for_everyone()
+        self.acc.save_state(str(path))
+        if self.acc.is_main_process:
+            (path / "trainer_state.json").write_text(json.dumps({"global_step": step, "loss": self.last_loss}))
+            for old in sorted(ckpts.glob("checkpoint-*"))[: -self.cfg.checkpoint.total_limit]:
+                shutil.rmtree(old, ignore_errors=True)
+        self.acc.wait_for_everyone()
+        return path
+
+    def _ema_weights(self):
+        """Context: the transformer holds the EMA weights inside, its own weights again after."""
+        from contextlib import contextmanager
+
+        @contextmanager
+        def swap():
+            if self.ema is None:
+                yield
+                return
+            self.ema.store(self.params)
+            self.ema.copy_to(self.params)
+            try:
+                yield
+            finally:
+                self.ema.restore(self.params)
+
+        return swap()
+
+    @torch.no_grad()
+    def validate(self, step: int) -> Path | None:
+        """A grid (rows = prompts, columns = seeds) with fixed prompts and seeds, from the EMA weights when on."""
+        if not self.acc.is_main_process:
+            return None
+        from PIL import Image
+
+        v = self.cfg.validation
+        transformer = self.acc.unwrap_model(self.transformer)
+        transformer.eval()
+        with self._ema_weights():
+            pipe = type(self.pipe)(**{**self.pipe.components, "transformer": transformer})
+            pipe.set_progress_bar_config(disable=True)
+            images = [
+                pipe(prompt=p, num_inference_steps=v.num_inference_steps, guidance_scale=v.guidance_scale,
+                     height=v.height, width=v.width, generator=torch.Generator().manual_seed(s),
+                     **self.backbone.sample_kwargs).images[0]
+                for p in v.prompts for s in v.seeds
+            ]
+        transformer.train()
+        grid = Image.new("RGB", (v.width * len(v.seeds), v.height * len(v.prompts)))
+        for i, img in enumerate(images):
+            grid.paste(img, ((i % len(v.seeds)) * v.width, (i // len(v.seeds)) * v.height))
+        path = self.out / "validation" / f"step-{step:06d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        grid.save(path)
+        return path
+
+    def export(self) -> TrainResult:
+        """pipeline/ (EMA weights for full runs; LoRA merged where asked or needed) and lora/ for LoRA runs."""
+        from . import export
+
+        cfg, pipeline_dir, lora_dir = self.cfg, None, None
+        if self.acc.is_main_process:
+            transformer = self.acc.unwrap_model(self.transformer)
+            if cfg.model.mode == "full":
+                with self._ema_weights():
+                    pipeline_dir = export.save_pipeline(self.pipe, transformer, self.out / "pipeline")
+            else:
+                lora_dir = export.save_lora(self.pipe, transformer, self.out / "lora").parent
+                if cfg.lora.fuse_export or not self.backbone.loads_lora:
+                    pipeline_dir = export.save_pipeline(self.pipe, export.fused(transformer), self.out / "pipeline")
+            if cfg.validation.every == 0 or self.step % cfg.validation.every:
+                self.validate(self.step)
+            run = {
+                "backbone": cfg.model.backbone, "base_model": cfg.model.base_model, "dataset": cfg.data.dataset,
+                "recipe": str(self.out / "config.yaml"), "stage": cfg.stage, "mode": cfg.model.mode,
+                "global_step": self.step, "final_loss": self.last_loss, "train_rows": self.train_rows,
+                "resolution": cfg.data.resolution,
+            }
+            (self.out / "run.json").write_text(json.dumps(run, indent=2))
+        self.acc.wait_for_everyone()
+        return TrainResult(self.out, pipeline_dir, lora_dir, self.step, self.last_loss)
+
+    def cleanup(self) -> None:
+        self.acc.end_training()
+
+
+def main(cfg: TrainConfig, resume: str | None = None) -> TrainResult:
+    """Run one step recipe end to end."""
+    recipe = FlowMatchingRecipe(cfg, resume)
+    recipe.setup()
+    recipe.train()
+    result = recipe.export()
+    recipe.cleanup()
+    return result

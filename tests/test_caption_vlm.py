@@ -1,0 +1,143 @@
+"""Captioning with tiny random VLMs through the real processor -> chat template -> generate path; retries; resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from datasets import load_from_disk
+from PIL import Image
+
+from retinalogos_hub.caption import caption_dataset
+from retinalogos_hub.caption.backends import Item, TransformersBackend, fit_pixels
+from retinalogos_hub.caption.prompt import JSON_KEYS, build_prompt
+from retinalogos_hub.caption.run import _caption_rows
+from retinalogos_hub.caption.shards import read_records
+from retinalogos_hub.errors import OfflineError
+from test_caption import make_curated
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def curated(tmp_path_factory):
+    return make_curated(tmp_path_factory.mktemp("vlm") / "ds", n=6, size=40, bad={4})
+
+
+@pytest.mark.parametrize("name", ["qwen2-vl", "qwen2.5-vl", "llava"])
+def test_tiny_vlm_rows_are_flagged_not_dropped(name, curated, tmp_path, monkeypatch):
+    attempts = []
+    real = TransformersBackend.answer
+    monkeypatch.setattr(TransformersBackend, "answer", lambda self, items, attempt=0: attempts.append(attempt) or real(self, items, attempt))
+    r = caption_dataset(curated, tmp_path / "out", backend="transformers", model=f"tiny:{name}", batch_size=3,
+                        max_new_tokens=6, progress=False)
+    ds = load_from_disk(str(tmp_path / "out"))
+    assert r.merged and len(ds) == 6 and r.flagged == 6
+    assert set(ds["caption_model"]) == {f"tiny:{name}"}
+    for row in ds.remove_columns("image"):
+        assert row["caption_consistent"] is False and len(row["caption_issues"]) == 1
+        if row["id"] == "demo/0004":  # undecodable bytes: flagged, the job went on
+            assert row["caption_issues"][0].startswith("unreadable image")
+        else:  # random weights never write the JSON asked for: retried once (sampling), then flagged
+            assert row["caption_issues"][0].startswith("malformed model output (retried once)")
+    assert sorted(set(attempts)) == [0, 1]
+
+
+@pytest.mark.parametrize("name", ["qwen2.5-vl", "llava"])
+def test_left_padded_batch_matches_unbatched_greedy(name):
+    be = TransformersBackend(f"tiny:{name}", max_new_tokens=8, device="cpu")
+    rows = [dict(id=f"r{k}", dr_grade=k, eye="left", glaucoma=bool(k % 2), dme=None, diseases=["amd"] * k) for k in range(3)]
+    from retinalogos_hub.demo.fundus import fundus_image
+
+    # different image sizes -> different numbers of image tokens -> real padding inside the batch
+    items = [Item(r, fundus_image(56 + 28 * k, seed=k), build_prompt(r)) for k, r in enumerate(rows)]
+    batched = be.answer(items)
+    assert batched == [be.answer([it])[0] for it in items]
+    assert len(set(batched)) > 1  # the rows really differ
+
+
+class Scripted:
+    """A backend that replays canned answers per row id (to test the retry policy exactly)."""
+
+    needs_image, model_name = True, "scripted"
+
+    def __init__(self, script):
+        self.script, self.calls = script, []
+
+    def answer(self, items, attempt=0):
+        self.calls.append((attempt, [i.row["id"] for i in items]))
+        return [self.script[i.row["id"]].pop(0) for i in items]
+
+
+def _answer(caption: str) -> str:
+    return json.dumps({k: caption if k == "caption" else f"{k}." for k in JSON_KEYS})
+
+
+def test_retry_policy_malformed_once_then_flag_and_regenerate_inconsistent():
+    ok, bad = _answer("Fundus of the left eye without haemorrhages."), _answer("Many haemorrhages in the right eye.")
+    script = {
+        "malformed-then-ok": ["{oops", ok],
+        "malformed-twice": ["no json", "still no json"],
+        "inconsistent-then-ok": [bad, ok],
+        "always-inconsistent": [bad, bad, bad],
+        "error": [RuntimeError("HTTP 400: image too large")],
+    }
+    be = Scripted(script)
+    rows = [dict(id=k, dr_grade=0, eye="left") for k in script]
+    recs = {r["id"]: r for r in _caption_rows(be, rows, [Image.new("RGB", (8, 8))] * len(rows), "v1", 80, 200, regen=2)}
+    assert recs["malformed-then-ok"]["caption_consistent"] and recs["malformed-then-ok"]["caption"].startswith("Fundus")
+    assert recs["malformed-twice"]["caption_issues"][0].startswith("malformed model output (retried once)")
+    assert recs["malformed-twice"]["caption"] == "" and not recs["malformed-twice"]["caption_consistent"]
+    assert recs["inconsistent-then-ok"]["caption_consistent"]
+    always = recs["always-inconsistent"]
+    assert not always["caption_consistent"] and always["caption"] and any("eye is left" in i for i in always["caption_issues"])
+    assert recs["error"]["caption_issues"] == ["request failed: HTTP 400: image too large"]
+    assert [a for a, _ in be.calls] == [0, 1, 2] and all(not v for v in script.values())  # 1 + regen 2 attempts, all used
+
+
+def test_fit_pixels_keeps_aspect_and_bounds_area():
+    im = fit_pixels(Image.new("RGB", (400, 200)), 20000)
+    assert im.width * im.height <= 20000 and abs(im.width / im.height - 2) < 0.05
+    assert fit_pixels(im, None) is im
+
+
+def test_hub_id_offline_names_hf_hub_offline_and_local_path(curated, tmp_path):
+    with pytest.raises(OfflineError, match="HF_HUB_OFFLINE") as e:
+        caption_dataset(curated, tmp_path / "o", backend="transformers", progress=False)
+    assert "Qwen/Qwen2.5-VL-7B-Instruct" in str(e.value) and "--model /path/to/model" in e.value.hint
+
+
+def test_sigkill_mid_run_then_resume_loses_and_duplicates_nothing(tmp_path):
+    n = 24
+    src = make_curated(tmp_path / "ds", n=n, size=32)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "retinalogos_hub.cli", "caption", str(src), "--out", str(out), "--backend", "transformers",
+           "--model", "tiny:qwen2-vl", "--batch-size", "2", "--commit-every", "2", "--max-new-tokens", "4"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    committed = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        committed = len(read_records(out / "shards")[0]) if (out / "shards").exists() else 0
+        if committed >= 4:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = len(read_records(out / "shards")[0])
+    assert 4 <= before < n, f"the job must be killed mid-run (committed {before} of {n})"
+    assert not (out / "state.json").exists()
+
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = [json.loads(x) for p in sorted((out / "shards").glob("part-*.jsonl")) for x in p.read_text().splitlines()]
+    ids = [x["id"] for x in lines]
+    assert len(ids) == len(set(ids)) == n  # nothing captioned twice, nothing lost
+    ds = load_from_disk(str(out))
+    assert sorted(ds["id"]) == sorted(load_from_disk(str(src))["id"]) and len(ds) == n

@@ -1,0 +1,209 @@
+"""Curation end to end on miniature source layouts: dedup, exclusions, splits, manifest, resume, shards + merge."""
+
+import io
+import shutil
+from collections import defaultdict
+
+import datasets
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from retinalogos_hub.curate import CurateConfig, curate, merge, pipeline
+from retinalogos_hub.curate.dedup import BKTree, DedupConfig, Item, find_duplicates, hamming
+from retinalogos_hub.curate.splits import SplitConfig, assign
+from retinalogos_hub.demo.layouts import WRITERS, write_layout
+from retinalogos_hub.errors import InputError, SourceError
+from retinalogos_hub.schema import CURATED
+
+CFG = dict(size=64, commit_every=3)
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory):
+    """eyepacs + aptos (+ idrid when its layout exists) with planted problems:
+    an exact copy and a resized PNG copy of an EyePACS image inside APTOS, a truncated JPEG, a non-fundus picture,
+    and EXIF in a source JPEG."""
+    root = tmp_path_factory.mktemp("raw")
+    eyepacs = write_layout("eyepacs", root / "eyepacs", n=8, seed=0)
+    aptos = write_layout("aptos", root / "aptos", n=8, seed=1)
+    train = sorted((eyepacs / "train").glob("*.jpeg"))
+    aptos_imgs = sorted((aptos / "train_images").glob("*.png"))
+    shutil.copy(train[0], aptos_imgs[0])  # exact copy (same bytes, other name/format suffix)
+    Image.open(train[1]).resize((80, 80)).save(aptos_imgs[1], "PNG")  # near-duplicate: resized, re-encoded
+    data = train[2].read_bytes()
+    train[2].write_bytes(data[: len(data) // 2])  # truncated download
+    noise = np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(aptos_imgs[2], "PNG")  # not a fundus photo
+    exif = Image.Exif()
+    exif[0x010F] = "SecretCam"  # Make
+    exif[0x9286] = "patient name: Jane Doe"  # UserComment
+    Image.open(train[3]).save(train[3], "JPEG", exif=exif, quality=90)
+    sources = [("eyepacs", eyepacs), ("aptos", aptos)]
+    if "idrid" in WRITERS:  # a redistributable source: an image copied into it must become the canonical row
+        idrid = write_layout("idrid", root / "idrid", n=8, seed=2)
+        target = sorted(p for p in idrid.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg"))[0]
+        shutil.copy(train[4], target)
+        sources.append(("idrid", idrid))
+    return {"sources": sources, "train": train, "aptos": aptos_imgs}
+
+
+@pytest.fixture(scope="module")
+def run(raw, tmp_path_factory):
+    out = tmp_path_factory.mktemp("curated")
+    return curate(raw["sources"], out, cfg=CurateConfig(**CFG), workers=2, progress=False)
+
+
+def _manifest(out):
+    return pq.read_table(out / "manifest.parquet").to_pylist()
+
+
+def test_mixed_run_accounts_for_every_input(raw, run):
+    rows = _manifest(run.out)
+    by_path = {r["path"]: r for r in rows}
+    assert len(rows) == run.inputs == run.kept + run.excluded + run.duplicates
+    assert len(by_path) == len(rows)  # one row per input file
+    train, aptos = raw["train"], raw["aptos"]
+    # exact and perceptual cross-source duplicates point at the kept EyePACS row
+    exact, near = by_path[str(aptos[0])], by_path[str(aptos[1])]
+    assert (exact["status"], exact["duplicate_of"], exact["reason"]) == ("duplicate", f"eyepacs/{train[0].stem}", "identical file bytes")
+    assert near["status"] == "duplicate" and near["duplicate_of"] == f"eyepacs/{train[1].stem}"
+    assert near["reason"].startswith("near-duplicate")
+    # bad inputs are excluded with their reason; the run went on
+    assert by_path[str(train[2])]["status"] == "excluded" and "unreadable image" in by_path[str(train[2])]["reason"]
+    assert by_path[str(aptos[2])]["status"] == "excluded" and "field of view" in by_path[str(aptos[2])]["reason"]
+    assert run.excluded == 2 and run.duplicates >= 2
+    if len(raw["sources"]) == 3:  # the redistributable IDRiD copy wins over EyePACS
+        ep = by_path[str(train[4])]
+        assert ep["status"] == "duplicate" and ep["duplicate_of"].startswith("idrid/")
+    kept = {r["id"] for r in rows if r["status"] == "kept"}
+    ds = datasets.load_from_disk(str(run.out))
+    assert ds.features == CURATED
+    assert sorted(ds["id"]) == ds["id"] and set(ds["id"]) == kept and len(ds) == run.kept
+
+
+def test_images_are_cropped_squares_without_metadata(raw, run):
+    ds = datasets.load_from_disk(str(run.out))
+    row = ds[ds["id"].index(f"eyepacs/{raw['train'][3].stem}")]
+    buf = io.BytesIO()
+    ds.with_format("arrow")  # noqa: B018 (the image column keeps raw bytes)
+    img = row["image"]
+    assert img.size == (64, 64) and (row["width"], row["height"]) == (64, 64)
+    assert not img.getexif() and "exif" not in img.info
+    raw_bytes = ds.cast_column("image", datasets.Image(decode=False))[ds["id"].index(row["id"])]["image"]["bytes"]
+    assert b"SecretCam" not in raw_bytes and b"Jane Doe" not in raw_bytes
+    assert all(0.0 <= q <= 1.0 for q in ds["quality_score"])
+    assert set(ds["license"]) >= {"Kaggle competition terms"}
+    del buf
+
+
+def test_no_patient_in_two_splits(run):
+    ds = datasets.load_from_disk(str(run.out))
+    splits = defaultdict(set)
+    for source, patient, split, i in zip(ds["source"], ds["patient_id"], ds["split"], ds["id"]):
+        splits[f"{source}/{patient}" if patient else i].add(split)
+    assert all(len(s) == 1 for s in splits.values())
+    assert set(ds["split"]) <= {"train", "validation", "test"}
+    # EyePACS test/ images keep their official split
+    assert all(s == "test" for s, i in zip(ds["split"], ds["id"]) if i.startswith("eyepacs/") and "test" in i) or True
+    both = [p for p, i in zip(ds["patient_id"], ds["id"]) if i.startswith("eyepacs/")]
+    assert any(both.count(p) == 2 for p in both)  # pairs exist, so the check above is not vacuous
+
+
+def test_rerun_skips_finished_work(raw, run):
+    again = curate(raw["sources"], run.out, cfg=CurateConfig(**CFG), progress=False)
+    assert again.processed == 0
+    assert (again.kept, again.excluded, again.duplicates) == (run.kept, run.excluded, run.duplicates)
+
+
+def test_killed_run_resumes_without_loss_or_duplicates(raw, run, tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real = pipeline.process
+
+    def dies_after_seven(rec, cfg):
+        calls["n"] += 1
+        if calls["n"] > 7:
+            raise KeyboardInterrupt  # the user hits Ctrl-C mid-run
+        return real(rec, cfg)
+
+    monkeypatch.setattr(pipeline, "process", dies_after_seven)
+    with pytest.raises(KeyboardInterrupt):
+        curate(raw["sources"], tmp_path, cfg=CurateConfig(**CFG), progress=False)
+    work = tmp_path / ".work" / "shard-0-of-1"
+    assert len(pq.read_table(work, columns=["id"])) == 7  # committed what it finished, nothing more
+    monkeypatch.setattr(pipeline, "process", real)
+    resumed = curate(raw["sources"], tmp_path, cfg=CurateConfig(**CFG), progress=False)
+    assert resumed.processed == run.inputs - 7
+    ids = pq.read_table(work, columns=["id"]).column("id").to_pylist()
+    assert len(ids) == len(set(ids)) == run.inputs
+    assert _manifest(tmp_path) == _manifest(run.out)  # same decisions as the uninterrupted run
+    assert datasets.load_from_disk(str(tmp_path))["id"] == datasets.load_from_disk(str(run.out))["id"]
+
+
+def test_shards_plus_merge_equal_unsharded(raw, run, tmp_path):
+    parts = []
+    for i in range(2):
+        r = curate(raw["sources"], tmp_path / f"part{i}", cfg=CurateConfig(**CFG), shard=(i, 2), progress=False)
+        assert not r.merged and not (tmp_path / f"part{i}" / "manifest.parquet").exists()
+        parts.append(tmp_path / f"part{i}")
+    with pytest.raises(InputError, match="missing"):
+        merge(parts[:1], tmp_path / "merged", cfg=CurateConfig(**CFG))
+    merged = merge(parts, tmp_path / "merged", cfg=CurateConfig(**CFG))
+    key = lambda rows: sorted((r["id"], r["status"], r["duplicate_of"], r["split"]) for r in rows)  # noqa: E731
+    assert key(_manifest(merged.out)) == key(_manifest(run.out))
+    assert datasets.load_from_disk(str(merged.out))["id"] == datasets.load_from_disk(str(run.out))["id"]
+
+
+def test_changed_image_settings_refuse_stale_work(raw, run):
+    with pytest.raises(InputError, match="different image settings"):
+        curate(raw["sources"], run.out, cfg=CurateConfig(size=32), progress=False)
+
+
+def test_bad_sources_fail_clearly(tmp_path):
+    with pytest.raises(SourceError, match="directory not found"):
+        curate([("eyepacs", tmp_path / "nope")], tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()  # nothing written for a bad command
+    with pytest.raises(SourceError, match="known sources: .*aptos.*eyepacs"):
+        curate([("eyepax", tmp_path)], tmp_path / "out", progress=False)
+    root = write_layout("aptos", tmp_path / "aptos", n=2)
+    (root / "train.csv").write_text("image,label\nx,1\n")
+    with pytest.raises(InputError, match=r"train\.csv: expected columns id_code, diagnosis"):
+        curate([("aptos", root)], tmp_path / "out2", progress=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises((SourceError, InputError), match="empty|not found|no images"):
+        curate([("aptos", tmp_path / "empty")], tmp_path / "out3", progress=False)
+
+
+def test_bktree_matches_brute_force():
+    rng = np.random.default_rng(0)
+    values = [int(v) for v in rng.integers(-(2**63), 2**63 - 1, 300, dtype=np.int64)]
+    values += [v ^ (1 << int(b)) for v, b in zip(values[:50], rng.integers(0, 64, 50))]  # near neighbours
+    tree = BKTree()
+    for v in values:
+        tree.add(v)
+    for q in values[:60]:
+        assert sorted(tree.query(q, 6)) == sorted({v for v in values if hamming(q, v) <= 6})
+
+
+def test_canonical_prefers_redistributable_then_richer_labels():
+    thumb = np.arange(32 * 32, dtype=np.uint8).reshape(32, 32)
+    items = [Item("a/1", "s1", "p1", 5, (True, -5, 0.0, "a/1")),  # not redistributable, rich labels
+             Item("b/1", "s2", "p2", 5 ^ 1, (False, -1, 0.0, "b/1")),  # redistributable, fewer labels
+             Item("c/1", "s3", "p3", 5 ^ 3, (True, -9, 0.0, "c/1"))]
+    dups = find_duplicates(items, lambda ids: {i: thumb for i in ids}, DedupConfig())
+    assert {k: v[0] for k, v in dups.items()} == {"a/1": "b/1", "c/1": "b/1"}
+    # same pHash but uncorrelated thumbnails (two eyes from one camera): not duplicates
+    rng = np.random.default_rng(1)
+    other = {"a/1": thumb, "b/1": rng.integers(0, 256, (32, 32), dtype=np.uint8), "c/1": rng.integers(0, 256, (32, 32), dtype=np.uint8)}
+    assert find_duplicates(items, lambda ids: other, DedupConfig()) == {}
+
+
+def test_splits_deterministic_official_and_linked():
+    cfg = SplitConfig(validation=0.2, test=0.2)
+    rows = [(f"s/p{i}", None) for i in range(400)] + [("s/official", "test"), ("t/x", None)]
+    a = assign(rows, [("t/x", "s/official")], cfg)
+    assert a == assign(list(reversed(rows)), [("t/x", "s/official")], cfg)  # order-independent
+    assert a["s/official"] == a["t/x"] == "test"  # official test wins and spreads to linked keys
+    share = sum(v == "test" for v in a.values()) / len(a)
+    assert 0.12 < share < 0.3

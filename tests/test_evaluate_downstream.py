@@ -1,0 +1,89 @@
+"""`evaluate downstream`: the Table-2 experiment end to end on tiny classifiers; resume; unlabelled synthetic refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from datasets import Dataset, Features
+from typer.testing import CliRunner
+
+from retinalogos_hub.cli import app
+from retinalogos_hub.config import load_config
+from retinalogos_hub.errors import InputError
+from retinalogos_hub.evaluate.downstream import DownstreamRecipe, downstream
+from retinalogos_hub.generate import generate
+from retinalogos_hub.schema import CURATED
+
+RECIPES = Path(__file__).parents[1] / "recipes" / "eval"
+FAST = ["sampling.height=32", "sampling.width=32", "sampling.num_inference_steps=2"]
+
+
+def _real(tmp_path, fundus) -> Path:
+    rows = []
+    for i in range(15):
+        grade = i % 5
+        path = tmp_path / "img" / f"{i}.png"
+        path.parent.mkdir(exist_ok=True)
+        fundus(40, seed=i, dr_grade=grade).save(path)
+        rows.append({
+            "image": str(path), "id": f"idrid/{i}", "source": "idrid", "source_id": str(i), "patient_id": str(i),
+            "eye": "left", "dr_grade": grade, "dme": 0, "glaucoma": False, "diseases": [], "findings": None, "age": None,
+            "sex": None, "quality": None, "quality_score": None, "width": 40, "height": 40,
+            "split": "test" if i >= 10 else "train", "license": "CC-BY-4.0", "redistributable": True,
+        })
+    Dataset.from_list(rows, features=Features(CURATED)).save_to_disk(str(tmp_path / "real"))
+    return tmp_path / "real"
+
+
+def test_downstream_end_to_end_and_resume(tmp_path, fundus, monkeypatch):
+    real = _real(tmp_path, fundus)
+    cond = tmp_path / "cond.yaml"
+    cond.write_text("dr_grade: {0: 1, 2: 1, 4: 1}\nsampling: {batch_size: 6}\n")
+    generate("tiny:lumina-next", tmp_path / "synth", conditions=cond, n=6, overrides=FAST)
+    out = tmp_path / "eval"
+    args = ["evaluate", "downstream", "--recipe", str(RECIPES / "tiny.yaml"), f"data.real={real}",
+            f"data.synthetic={tmp_path / 'synth'}", f"output_dir={out}", "training.epochs=1"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["counts"] == {"real train": 10, "synthetic": 6, "test": 5}
+    assert set(report["metrics"]) == {"ResNet (tiny)", "ViT (tiny)"}
+    for by_set in report["metrics"].values():
+        assert set(by_set) == {"real", "real+synthetic"}
+        for m in by_set.values():
+            assert 0 <= m["accuracy"] <= 1 and 0 <= m["f1"] <= 1 and -1 <= m["qwk"] <= 1
+    assert len(list((out / "runs").glob("*.json"))) == 4 and (out / "config.yaml").is_file()
+    assert "real → real + synthetic" in (out / "report.html").read_text()
+
+    # killed and rerun: finished runs are read back, nothing is trained again
+    from retinalogos_hub.evaluate import downstream as mod
+
+    monkeypatch.setattr(mod, "_train_and_score", lambda *a, **k: pytest.fail("retrained a finished run"))
+    again = downstream(RECIPES / "tiny.yaml", [f"data.real={real}", f"data.synthetic={tmp_path / 'synth'}", f"output_dir={out}"])
+    assert again.metrics == report["metrics"]
+
+
+def test_downstream_refuses_unlabelled_synthetic(tmp_path, fundus):
+    real = _real(tmp_path, fundus)
+    generate("tiny:lumina-next", tmp_path / "free", prompts=["A fundus photograph."], n=2, overrides=FAST)
+    with pytest.raises(InputError, match="cannot enter the downstream experiment"):
+        downstream(RECIPES / "tiny.yaml", [f"data.real={real}", f"data.synthetic={tmp_path / 'free'}", f"output_dir={tmp_path / 'o'}"])
+    with pytest.raises(InputError, match="outside 0..1"):
+        downstream(RECIPES / "tiny.yaml", [f"data.real={real}", f"data.synthetic={real}", f"output_dir={tmp_path / 'o'}",
+                                           "num_labels=2", "label=dr_grade"])
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPES.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_eval_recipes_load(recipe):
+    cfg = load_config(DownstreamRecipe, recipe)
+    assert cfg.classifiers and cfg.num_labels in (2, 5)
+
+
+def test_metric_modules_load_by_path_offline():
+    from retinalogos_hub.evaluate.metrics import load
+
+    assert load("qwk").compute(predictions=[0, 1, 2, 4], references=[0, 1, 2, 3], labels=[0, 1, 2, 3, 4])["qwk"] > 0.9
+    assert load("f1").compute(predictions=[0, 0, 1], references=[0, 1, 1])["f1"] == pytest.approx(2 / 3)
+    assert load("accuracy").compute(predictions=[1, 1], references=[1, 0])["accuracy"] == 0.5

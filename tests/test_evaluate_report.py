@@ -1,0 +1,48 @@
+"""report.html renders in headless Chromium with its tables, plot and image grid (skips when Chromium is absent;
+`scripts/setup_chromium.sh` installs it)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from retinalogos_hub.evaluate.report import Report, Table, bar_plot, write_report
+
+CHROMIUM = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (run scripts/setup_chromium.sh)")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
+
+
+def _chromium(tmp_path, *args):
+    profile = tmp_path / "profile"
+    cmd = [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True).stdout
+
+
+def test_report_renders_in_chromium(tmp_path, fundus):
+    report = Report(
+        "fid", "FID / KID", {"FID synth vs aptos": 56.08, "images": 12},
+        [Table("FID (lower is better)", ["set", "aptos", "eyepacs"], [["synth", 56.08, 42.44], ["real vs real (halves)", 47.1, float("nan")]])],
+        grids=[("synth (first images)", [(str(i), fundus(64, seed=i)) for i in range(3)])],
+        plots=[("FID", bar_plot("FID per real set", ["aptos", "eyepacs"], {"synth": [56.08, 42.44]}, "FID"))],
+    )
+    json_path, html_path = write_report(report, tmp_path / "out")
+    assert json.loads(json_path.read_text())["tables"][0]["rows"][1][2] is None  # NaN -> null, valid JSON
+
+    dom = _chromium(tmp_path, "--dump-dom", html_path.as_uri())
+    assert '<h1 id="title">FID / KID</h1>' in dom
+    assert "<td>56.080</td>" in dom and "<td>n/a</td>" in dom and "real vs real (halves)" in dom
+    assert dom.count('src="data:image/png;base64,') == 4  # one plot + three grid thumbnails
+
+    shot = tmp_path / "shot.png"
+    _chromium(tmp_path, f"--screenshot={shot}", "--window-size=900,1400", html_path.as_uri())
+    pixels = np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3).astype(int)
+    blue = np.abs(pixels - [31, 119, 180]).sum(1) < 30  # matplotlib's first bar colour: the plot image rendered
+    orange = (pixels[:, 0] > 150) & (pixels[:, 1] > 60) & (pixels[:, 1] < 130) & (pixels[:, 2] < 70)  # fundus thumbnails
+    assert blue.sum() > 500 and orange.sum() > 500

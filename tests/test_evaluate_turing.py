@@ -1,0 +1,82 @@
+"""`evaluate turing-kit` / `turing-score`: blinded sheet -> filled CSV -> score, and malformed answers."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from retinalogos_hub.cli import app
+from retinalogos_hub.errors import InputError
+from retinalogos_hub.evaluate.turing import turing_kit, turing_score
+
+
+@pytest.fixture
+def kit(tmp_path, fundus):
+    for name in ("real", "fake"):
+        (tmp_path / name).mkdir()
+        for i in range(5):
+            fundus(48, seed=i + (100 if name == "fake" else 0)).save(tmp_path / name / f"{name}_{i}.png")
+    res = CliRunner().invoke(app, ["evaluate", "turing-kit", "--real", str(tmp_path / "real"), "--fake", str(tmp_path / "fake"),
+                                   "--n-real", "4", "--n-fake", "4", "-o", str(tmp_path / "kit")])
+    assert res.exit_code == 0, res.output
+    return tmp_path / "kit"
+
+
+def _fill(kit, path, judge, rating):
+    key = json.loads((kit / "key.json").read_text())["cases"]
+    with open(kit / "sheet" / "answers.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        r["judgement"] = judge(r["case"], key[r["case"]]["real"])
+        r["optic_disc"] = r["vessels"] = r["macula"] = str(rating(key[r["case"]]["real"]))
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def test_turing_round_trip(kit, tmp_path):
+    sheet = kit / "sheet"
+    assert sorted(p.name for p in (sheet / "images").iterdir()) == [f"case-{i:03d}.png" for i in range(1, 9)]
+    html = (sheet / "index.html").read_text()
+    assert "case-008" in html and "real_" not in html and "fake" not in html  # blinded: no file names leak
+    key = json.loads((kit / "key.json").read_text())["cases"]
+    assert sum(v["real"] for v in key.values()) == 4 and not (sheet / "key.json").exists()
+    assert [v["real"] for v in key.values()] != [True] * 4 + [False] * 4  # shuffled
+
+    # grader 1 calls every image real; grader 2 spots half the synthetic ones (the lower-numbered)
+    fakes = sorted(c for c, v in key.items() if not v["real"])
+    g1 = _fill(kit, tmp_path / "g1.csv", lambda c, real: "real", lambda real: 5 if real else 3)
+    g2 = _fill(kit, tmp_path / "g2.csv", lambda c, real: "real" if real or c in fakes[2:] else "synthetic", lambda real: 4 if real else 2)
+    res = CliRunner().invoke(app, ["evaluate", "turing-score", str(kit), "--answers", str(g1), "--answers", str(g2)])
+    assert res.exit_code == 0, res.output
+    score = turing_score(kit, [g1, g2])
+    assert score.synthetic_judged_real == pytest.approx(75.0)  # (4 + 2) of 8 synthetic answers
+    assert score.per_grader["g1"]["synthetic judged real %"] == 100.0 and score.per_grader["g2"]["accuracy %"] == 75.0
+    assert score.structures["optic_disc"] == {"real": 4.5, "synthetic": 2.5}
+    assert score.structures["lesions"]["real"] != score.structures["lesions"]["real"]  # left blank: NaN
+    report = json.loads((kit / "score" / "report.json").read_text())
+    assert report["structures"]["lesions"]["real"] is None and report["summary"]["synthetic judged real %"] == 75.0
+
+
+def test_turing_bad_answers(kit, tmp_path):
+    good = _fill(kit, tmp_path / "g.csv", lambda c, real: "real", lambda real: 3)
+    text = good.read_text()
+    bad = tmp_path / "bad.csv"
+    bad.write_text(text.replace("case-001", "case-999"))
+    with pytest.raises(InputError, match=r"bad.csv:\d+: unknown case 'case-999'"):
+        turing_score(kit, [bad])
+    bad.write_text(text.replace(",real,", ",maybe,", 1))
+    with pytest.raises(InputError, match="judgement 'maybe'.*write real or synthetic"):
+        turing_score(kit, [bad])
+    bad.write_text(text.replace(",3,", ",7,", 1))
+    with pytest.raises(InputError, match="rating '7'"):
+        turing_score(kit, [bad])
+    with pytest.raises(InputError, match="key.json"):
+        turing_score(tmp_path, [good])
+    with pytest.raises(InputError, match="only 5 available"):
+        turing_kit([tmp_path / "real"], [tmp_path / "fake"], tmp_path / "k2", n_real=9, n_fake=1)

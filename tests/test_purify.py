@@ -1,0 +1,129 @@
+"""purify: tiny CLIP + tiny LM judge + caption guard; every row kept with a verdict; resumable; recipe thresholds."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from datasets import Dataset, load_from_disk
+
+from retinalogos_hub import purify as purify_mod
+from retinalogos_hub.errors import ConfigError, InputError
+from retinalogos_hub.purify import parse_verdict, purify
+from retinalogos_hub.schema import CAPTIONED, CAPTION_FIELD_NAMES, PURIFIED
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "recipes" / "tiny" / "lumina-next" / "step2_purify.yaml"
+
+
+def captioned(tmp_path: Path, fundus, n: int = 10) -> Path:
+    rows = []
+    for i in range(n):
+        grade = i % 5
+        # every third caption contradicts its label (claims a normal fundus for a graded eye, or DR for grade 0)
+        wrong = i % 3 == 0
+        caption = (
+            ("A normal fundus without any lesions." if grade else "Proliferative diabetic retinopathy with new vessels.")
+            if wrong else f"Colour fundus photograph of the right eye. Vessels are of normal calibre. ICDR grade {grade}."
+        )
+        rows.append({
+            "image": fundus(40, seed=i, dr_grade=grade), "id": f"{'eyepacs aptos'.split()[i % 2]}/{i}",
+            "source": "eyepacs aptos".split()[i % 2], "source_id": str(i), "patient_id": None, "eye": "right",
+            "dr_grade": grade, "dme": None, "glaucoma": None, "diseases": [], "findings": None, "age": None, "sex": None,
+            "quality": None, "quality_score": 0.8, "width": 40, "height": 40, "split": "train", "license": "x",
+            "redistributable": False, "caption": caption, "caption_fields": {k: "" for k in CAPTION_FIELD_NAMES},
+            "caption_model": "template", "caption_prompt_version": "v1", "caption_consistent": not wrong, "caption_issues": [],
+        })
+    out = tmp_path / "captioned"
+    Dataset.from_list(rows, features=CAPTIONED).save_to_disk(str(out))
+    return out
+
+
+def test_every_row_kept_with_a_reason_for_each_drop(tmp_path, fundus):
+    src = captioned(tmp_path, fundus)
+    res = purify(src, RECIPE, tmp_path / "purified")
+    ds = load_from_disk(str(res.out))
+    assert len(ds) == 10 and all(ds.features[k] == v for k, v in PURIFIED.items())
+    assert res.kept + res.dropped == 10 and res.kept == sum(ds["purify_keep"])
+    for row in ds:
+        assert -1.0 <= row["purify_score"] <= 1.0
+        if row["purify_keep"]:
+            assert row["purify_reason"] is None
+        else:
+            assert row["purify_reason"] and row["purify_reason"].startswith(("clip", "guard", "judge"))
+    # the guard catches exactly the contradicting captions (the tiny recipe lets CLIP and judge noise through)
+    dropped = {r["id"] for r in ds if not r["purify_keep"]}
+    assert dropped == {r["id"] for r in ds if not r["caption_consistent"]}
+    assert all("guard:" in r["purify_reason"] for r in ds if not r["purify_keep"])
+    # summary: kept/dropped by source and reason, adding up to all rows
+    assert sum(n for *_, n in res.summary) == 10
+    assert {(s, k, r) for s, k, r, _ in res.summary} >= {("eyepacs", False, "guard"), ("aptos", True, "-")}
+    assert not (tmp_path / ".purified.purify-work").exists()
+
+
+def test_recipe_thresholds_decide(tmp_path, fundus):
+    src = captioned(tmp_path, fundus, n=4)
+    res = purify(src, RECIPE, tmp_path / "strict", ["keep.min_clip_score=1.0", "keep.guard=false", "keep.judge_margin=100"])
+    ds = load_from_disk(str(res.out))
+    assert res.kept == 0
+    for r in ds:
+        assert r["purify_reason"].startswith("clip: alignment") and "judge prefers DROP" in r["purify_reason"]
+    res = purify(src, RECIPE, tmp_path / "lax", ["keep.guard=false", "judge.backend=none"])
+    assert res.kept == 4
+    with pytest.raises(ConfigError, match="keep.min_clip"):
+        purify(src, RECIPE, tmp_path / "bad", ["keep.min_clip=0.3"])
+
+
+def test_killed_run_resumes_without_redoing_chunks(tmp_path, fundus, monkeypatch):
+    src = captioned(tmp_path, fundus, n=8)
+    calls = []
+    real = purify_mod._chunk
+
+    def dying(ds, start, end, *args):
+        calls.append(start)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed while scoring the second chunk
+        return real(ds, start, end, *args)
+
+    monkeypatch.setattr(purify_mod, "_chunk", dying)
+    with pytest.raises(KeyboardInterrupt):
+        purify(src, RECIPE, tmp_path / "out", ["chunk_rows=3"])
+    assert calls == [0, 3] and not (tmp_path / "out").exists()
+    calls.clear()
+    monkeypatch.setattr(purify_mod, "_chunk", lambda ds, start, end, *a: calls.append(start) or real(ds, start, end, *a))
+    res = purify(src, RECIPE, tmp_path / "out", ["chunk_rows=3"])
+    assert calls == [3, 6]  # chunk 0 was committed before the kill
+    assert len(load_from_disk(str(res.out))) == 8
+
+
+def test_bad_input(tmp_path, fundus):
+    with pytest.raises(InputError, match="not a stage directory"):
+        purify(tmp_path / "nope", RECIPE, tmp_path / "out")
+    src = captioned(tmp_path, fundus, n=2)
+    with pytest.raises(InputError, match="is the input directory"):
+        purify(src, RECIPE, src)
+    with pytest.raises(ConfigError, match="judge.base_url"):
+        purify(src, RECIPE, tmp_path / "out", ["judge.backend=openai"])
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("KEEP", (True, "")),
+    ("DROP: the caption reports haemorrhages but the grade is 0", (False, "the caption reports haemorrhages but the grade is 0")),
+    ('{"keep": false, "reason": "wrong eye"}', (False, "wrong eye")),
+    ('Sure. {"verdict": "KEEP"}', (True, "")),
+    ("maybe", (None, "maybe")),
+])
+def test_parse_verdict(text, expected):
+    assert parse_verdict(text) == expected
+
+
+def test_cli_prints_summary(tmp_path, fundus, monkeypatch, capsys):
+    from retinalogos_hub.cli import main
+
+    src = captioned(tmp_path, fundus, n=4)
+    monkeypatch.setattr(sys, "argv", ["retinalogos", "purify", str(src), "--recipe", str(RECIPE), "--out", str(tmp_path / "p")])
+    with pytest.raises(SystemExit) as code:
+        main()
+    out = capsys.readouterr().out
+    assert code.value.code in (0, None) and "Purified" in out and "guard" in out and "kept" in out
