@@ -29,7 +29,7 @@ def naive(images, model: InceptionFeatures, device: str) -> torch.Tensor:
     feats = []
     for i in range(len(images)):
         x = torch.from_numpy(np.array(images.image(i), dtype=np.uint8)).permute(2, 0, 1)[None].float().to(device)
-        with torch.no_grad():
+        with torch.no_grad():  # the plain TorchScript call, default executor settings
             feats.append(model.net((resize_tf1(x) - 128.0) / 128.0).double().cpu())
     return torch.cat(feats)
 

@@ -241,7 +241,11 @@ def _chunk(ds, start: int, end: int, cfg: PurifyConfig, clip: ClipScorer, judge)
     verdicts = []
     for b in range(0, len(part), cfg.clip.batch_size):
         rows = part.select(range(b, min(b + cfg.clip.batch_size, len(part))))
-        scores = clip(list(rows["image"]), list(rows["caption"]))
+        images = list(rows["image"])
+        if any(im is None for im in images):
+            bad = rows[[im is None for im in images].index(True)]["id"]
+            raise InputError(f"row {bad} has no image (a licence-stripped export?); re-attach images with `retinalogos attach-images` first")
+        scores = clip(images, list(rows["caption"]))
         plain = rows.remove_columns("image").to_list()
         judged: list[tuple[bool, str]] = []
         if judge is not None:

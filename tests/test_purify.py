@@ -127,3 +127,59 @@ def test_cli_prints_summary(tmp_path, fundus, monkeypatch, capsys):
         main()
     out = capsys.readouterr().out
     assert code.value.code in (0, None) and "Purified" in out and "guard" in out and "kept" in out
+
+
+def test_openai_compatible_judge(tmp_path, fundus, monkeypatch):
+    """The judge as a served model: a minimal OpenAI-compatible /chat/completions on loopback answers in text/JSON."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    seen = []
+
+    class Chat(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append((self.path, self.headers.get("Authorization"), body["model"]))
+            prompt = body["messages"][-1]["content"]
+            answer = '{"keep": false, "reason": "caption denies the graded retinopathy"}' if "normal fundus" in prompt else "KEEP"
+            data = json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                               "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": answer}}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = HTTPServer(("127.0.0.1", 0), Chat)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("JUDGE_KEY", "sk-test")
+    try:
+        src = captioned(tmp_path, fundus, n=6)
+        res = purify(src, RECIPE, tmp_path / "out", ["judge.backend=openai", f"judge.base_url=http://127.0.0.1:{server.server_port}/v1",
+                                                    "judge.model=served-judge", "judge.api_key_env=JUDGE_KEY", "keep.guard=false"])
+    finally:
+        server.shutdown()
+    ds = load_from_disk(str(res.out))
+    assert seen and all(p.endswith("/chat/completions") and auth == "Bearer sk-test" and m == "served-judge" for p, auth, m in seen)
+    for r in ds:
+        if r["caption"].startswith("A normal fundus"):
+            assert not r["purify_keep"] and r["purify_reason"] == "judge: caption denies the graded retinopathy"
+        else:
+            assert r["purify_keep"]
+
+
+def test_every_shipped_step2_recipe_loads():
+    from retinalogos_hub.config import load_config
+    from retinalogos_hub.purify import PurifyConfig
+
+    recipes = sorted(ROOT.glob("recipes/**/step2_purify.yaml"))
+    assert len(recipes) == 6
+    for path in recipes:
+        cfg = load_config(PurifyConfig, path)
+        assert cfg.keep.guard and cfg.judge.backend in ("lm", "openai", "none")
+        assert path.read_text().startswith("# retinalogos purify ")
+        assert cfg.clip.model.startswith("tiny:") == ("recipes/tiny/" in path.as_posix())

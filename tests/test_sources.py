@@ -65,7 +65,8 @@ EXPECT: dict[str, tuple[int, int, dict[str, dict]]] = {
     "rfmid2": (10, 10, {
         "train-2": dict(diseases=[DR], dr_grade=None),
         "validation-1": dict(diseases=["choroidal neovascularization"], split="validation"),
-        "test-2": dict(split="test", diseases=["tessellation"]),
+        "validation-2": dict(diseases=["retinal detachment"]),
+        "test-2": dict(split="test", diseases=["optic neuritis"]),  # the `ON\xa0` column
     }),
     "jsiec": (10, 10, {
         "0.0.Normal_0000abcd-8d87-11e8-9daf-6045cb817f5b.": dict(dr_grade=0, glaucoma=False, findings="Normal"),
@@ -211,6 +212,22 @@ def test_papila_reads_csv_exports(tmp_path):
         with (sheet.with_suffix(".csv")).open("w", newline="") as fh:
             csv.writer(fh).writerows(rows)
     assert records("papila", root)["RET002OS"]["glaucoma"] is True
+
+
+def test_refuge1_layout_with_class_folders_and_label_sheet(tmp_path, fundus):
+    root = tmp_path / "REFUGE"
+    for rel in ("Training400/Glaucoma/g0001.jpg", "Training400/Non-Glaucoma/n0001.jpg",
+                "REFUGE-Validation400/V0001.jpg", "REFUGE-Validation400/V0002.jpg", "Annotation-Training400/Disc_Cup_Masks/g0001.bmp"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        fundus(64, seed=len(rel)).save(root / rel)
+    sheet = root / "REFUGE-Validation400-GT" / "Fovea_locations.csv"
+    sheet.parent.mkdir()
+    sheet.write_text("ID,ImgName,Fovea_X,Fovea_Y,Glaucoma Label\n1,V0001.jpg,30.2,33.0,1\n2,V0002.jpg,31.0,32.0,0\n")
+    (root / "notes.csv").write_text("something,else\n1,2\n")  # unrelated sheets are ignored
+    recs = records("refuge", root)
+    assert sorted(recs) == ["train-g0001", "train-n0001", "validation-V0001", "validation-V0002"]
+    assert [recs[k]["glaucoma"] for k in sorted(recs)] == [True, False, True, False]
+    assert recs["validation-V0001"]["findings"] == "fovea centre at (30, 33) px"
 
 
 def test_justraigs_needs_its_semicolon_separator(tmp_path):

@@ -223,9 +223,10 @@ def _rfmid(w: _Writer, n: int) -> None:
 
 
 def _rfmid2(w: _Writer, n: int) -> None:
-    parts = ((".", "RFMiD_2_Training_labels.csv", "Training_set"), (".", "RFMiD_2_Validation_labels.csv", "Validation_set"),
-             (".", "RFMiD_2_Testing_labels.csv", "Test_set"))
-    codes = ("DR", "ARMD", "BRVO", "CRVO", "MYA", "CNV", "RD", "ODE", "TSLN", "HTN", "MH", "CSC")
+    parts = ((".", "RFMiD_2_Training_labels.csv", "Training"), (".", "RFMiD_2_Validation_labels.csv", "Validation"),
+             (".", "RFMiD_2_Testing_labels.csv", "Test"))
+    # as released: one code column named with a trailing no-break space, and an empty trailing column
+    codes = ("DR", "ARMD", "BRVO", "CRVO", "MYA", "CNV", "RD", "TSLN", "ON\xa0", "HTN", "MH", "CSC", "")
     _rfmid_parts(w, n, parts, ["ID", "WNL", *codes], ".jpg")
 
 
@@ -236,9 +237,9 @@ def _rfmid_parts(w: _Writer, n: int, parts, header: list[str], suffix: str) -> N
     for (folder, labels, images), count in zip(parts, per):
         rows = []
         for k in range(count):
-            codes = [0] * (len(header) - 2)
+            codes = [0 if name else "" for name in header[2:]]
             if i % 4:  # image 1 has DR, 2 the next code, ...; every 4th is normal
-                codes[(i - 1) % len(codes)] = 1
+                codes[(i - 1) % (len(codes) - (header[-1] == ""))] = 1
             w.image(f"{folder}/{images}/{k + 1}{suffix}", i, dr_grade=2 if codes[0] else 0)
             normal = int(not any(codes))
             rows.append([k + 1, normal if header[1] == "WNL" else 1 - normal, *codes])

@@ -44,7 +44,7 @@ def recipes_root() -> Path:
 def run_demo(workdir: Path, *, patients: int = 6, seed: int = 0) -> DemoResult:
     # Imports are local: the demo composes every stage, the stages never import each other.
     from .. import curate, caption, hub, train
-    from ..generate import sample_grid
+    from ..generate import family_kwargs
     from .layouts import write_layout
 
     workdir = Path(workdir).resolve()
@@ -77,20 +77,20 @@ def run_demo(workdir: Path, *, patients: int = 6, seed: int = 0) -> DemoResult:
     runs = workdir / "runs"
     chain = timed(
         "train 1->2->3",
-        lambda: train.run(recipes / "pipeline.yaml", [f"data.dataset={cap.out}", f"output_dir={runs / 'pipeline'}"]),
+        lambda: train.run(recipes / "pipeline.yaml", [f"dataset={cap.out}", f"output_dir={runs / 'pipeline'}"]),
         runs / "pipeline", lambda r: f"{sum(s.global_step for s in r.steps.values())} steps",
     )
     step1 = chain.steps["step1"]
     lora = timed(
         "train step 3 (LoRA)",
         lambda: train.run(recipes / "step3_hires_sft_lora.yaml",
-                          [f"data.dataset={cap.out}", f"output_dir={runs / 'step3-lora'}", f"model.pretrained={step1.pipeline_dir}"]),
+                          [f"data.dataset={cap.out}", f"output_dir={runs / 'step3-lora'}", f"model.base_model={step1.pipeline_dir}"]),
         runs / "step3-lora", lambda r: f"{r.global_step} steps",
     )
     pipeline_dirs = {"step1": str(step1.pipeline_dir), "step3": str(chain.pipeline_dir), "step3_lora": str(lora.pipeline_dir)}
     # 6. Reload every exported pipeline with plain diffusers and sample a grid.
     grid = workdir / "samples.png"
-    timed("generate", lambda: sample_grid(list(pipeline_dirs.values()), list(PROMPTS), grid, seed=seed), grid,
+    timed("generate", lambda: sample_grid(list(pipeline_dirs.values()), PROMPTS, grid, family_kwargs, seed=seed), grid,
           lambda _: f"{len(pipeline_dirs) * len(PROMPTS)} images")
 
     res.summary = {
@@ -105,3 +105,19 @@ def run_demo(workdir: Path, *, patients: int = 6, seed: int = 0) -> DemoResult:
     }
     (workdir / "summary.json").write_text(json.dumps(res.summary, indent=2))
     return res
+
+
+def sample_grid(pipeline_dirs, prompts, out_png: Path, family_kwargs, *, seed: int = 0, size: int = 64) -> Path:
+    """One row per pipeline, one column per prompt, each reloaded with plain `DiffusionPipeline.from_pretrained`."""
+    import torch
+    from diffusers import DiffusionPipeline
+    from diffusers.utils import make_image_grid
+
+    images = []
+    for folder in pipeline_dirs:
+        pipe = DiffusionPipeline.from_pretrained(folder)
+        for prompt in prompts:
+            images += pipe(prompt, height=size, width=size, num_inference_steps=8,
+                           generator=torch.Generator().manual_seed(seed), **family_kwargs(pipe)).images
+    make_image_grid(images, rows=len(pipeline_dirs), cols=len(prompts)).save(out_png)
+    return out_png

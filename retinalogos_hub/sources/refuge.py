@@ -78,7 +78,11 @@ def sheet_labels(root: Path) -> dict[str, tuple[bool | None, str | None]]:
         for item in data.values() if isinstance(data, dict) else data:
             _add(out, item)
     for f in sorted([*root.rglob("*.xlsx"), *root.rglob("*.csv")]):
-        for row in read_table(f, ("ImgName",), strip_names=True):
+        try:
+            rows = read_table(f, ("ImgName",), strip_names=True)
+        except InputError:  # some other sheet (challenge submissions, notes): not a label file
+            continue
+        for row in rows:
             _add(out, row)
     return out
 

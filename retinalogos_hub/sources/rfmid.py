@@ -19,6 +19,7 @@ from .vocab import DR, RFMID_CODES, from_codes
 PARTS = (("train", ("RFMiD_Training_Labels.csv",), ("Training",)),
          ("validation", ("RFMiD_Validation_Labels.csv",), ("Validation",)),
          ("test", ("RFMiD_Testing_Labels.csv",), ("Test",)))
+ID = ("ID", "id")  # mirrors differ in case
 NOT_CODES = {"ID", "WNL", "NL"}
 CODE = re.compile(r"^[A-Z][A-Z0-9/]*$")  # disease columns are upper-case codes (not Disease_Risk, not blank columns)
 
@@ -50,9 +51,9 @@ def split_records(cfg: SourceConfig, source: str, parts) -> Iterator[Record]:
         labels = locate(root, source, *label_names, required=split == "train")
         if labels is None:
             continue
-        rows = read_table(labels, ("ID",), strip_names=True)
+        rows = read_table(labels, (ID,), strip_names=True)
         images = image_index(_image_dir(labels.parent, image_dirs), recursive=True)
-        for row, path in matched(cfg, labels, rows, images, "ID"):
+        for row, path in matched(cfg, labels, rows, images, ID):
             codes = [c for c in row if CODE.match(c) and c not in NOT_CODES and flag(row[c])]
             diseases = from_codes(codes, RFMID_CODES)
             yield {

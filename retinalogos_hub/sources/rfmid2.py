@@ -1,7 +1,8 @@
-"""RFMiD 2.0: the same per-split layout as RFMiD 1.0 with the 2.0 file names and a few more codes (WNL = normal).
+"""RFMiD 2.0: the same per-split layout as RFMiD 1.0 with the 2.0 file names and 51 codes (WNL = normal).
 
-Layout: `RFMiD_2_{Training,Validation,Testing}_labels.csv` (ID,WNL,<codes>...) beside `{Training,Validation,Test}_set/`
-(images `{ID}.jpg`); file-name case differs between mirrors, so both spellings are accepted.
+Layout: `RFMiD_2_{Training,Validation,Testing}_labels.csv` (ID,WNL,<codes>...) beside `Training/`, `Validation/`,
+`Test/` (`*_set/` in some mirrors) holding `{ID}.jpg`. Quirks: a code column named with a trailing no-break space
+(`ON\xa0`), an empty trailing column, and `id` spelled lower-case in some mirrors.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class Config(SourceConfig):
 INFO = SourceInfo(
     name="rfmid2",
     title="RFMiD 2.0",
-    expects="RFMiD_2_{Training,Validation,Testing}_labels.csv (ID,WNL,<codes>) + {Training,Validation,Test}_set/{ID}.jpg",
+    expects="RFMiD_2_{Training,Validation,Testing}_labels.csv (ID,WNL,<codes>) + {Training,Validation,Test}[_set]/{ID}.jpg",
     labels=("diseases", "dr_grade", "split"),
     homepage="https://doi.org/10.3390/data7040051",
     patient_key="none (one image per row)",

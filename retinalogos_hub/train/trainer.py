@@ -78,7 +78,8 @@ class FlowMatchingRecipe:
     def _find_resume(self, resume: str) -> Path:
         ckpts = self.out / "checkpoints"
         if resume == "latest":
-            found = sorted(ckpts.glob("checkpoint-*")) if ckpts.is_dir() else []
+            # trainer_state.json is written last: a checkpoint killed mid-save has none and is skipped
+            found = sorted(p.parent for p in ckpts.glob("checkpoint-*/trainer_state.json")) if ckpts.is_dir() else []
             if not found:
                 raise InputError(f"--resume latest: no checkpoint under {ckpts}; start without --resume")
             return found[-1]
@@ -315,7 +316,7 @@ class FlowMatchingRecipe:
                 "backbone": cfg.model.backbone, "base_model": cfg.model.base_model, "dataset": cfg.data.dataset,
                 "recipe": str(self.out / "config.yaml"), "stage": cfg.stage, "mode": cfg.model.mode,
                 "global_step": self.step, "final_loss": self.last_loss, "train_rows": self.train_rows,
-                "resolution": cfg.data.resolution,
+                "resolution": cfg.data.resolution, "processes": self.acc.num_processes,
             }
             (self.out / "run.json").write_text(json.dumps(run, indent=2))
         self.acc.wait_for_everyone()

@@ -1,0 +1,314 @@
+"""Training (issue 6): tiny CPU runs of every backbone, the 1 -> 2 -> 3 chain, exports, LoRA, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import datasets
+import pytest
+import torch
+import yaml
+from safetensors import safe_open
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from retinalogos_hub import schema
+from retinalogos_hub.cli._app import app
+from retinalogos_hub.config import load_config
+from retinalogos_hub.demo.fundus import fundus_image
+from retinalogos_hub.errors import ConfigError, InputError, OfflineError
+from retinalogos_hub.train import PipelineConfig, TrainConfig, backbones, run
+from retinalogos_hub.train.data import _to_pixels, buckets, nearest_bucket
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = ROOT / "recipes"
+TINY = RECIPES / "tiny"
+BACKBONES = ("lumina-next", "lumina2", "sana")
+QUIET = ["train.log_every=1000"]
+
+
+def make_captioned(out: Path, n: int = 6, features=schema.CAPTIONED) -> Path:
+    """Captioned rows with procedural fundus images of two aspect ratios and template captions."""
+    from retinalogos_hub.caption.template import TemplateCaptioner
+
+    cap, rows = TemplateCaptioner(seed=0), []
+    for i in range(n):
+        grade, eye = i % 5, ("left", "right")[i % 2]
+        w, h = (48, 32) if i % 2 else (40, 40)
+        row = {k: None for k in schema.CAPTIONED} | {
+            "image": fundus_image(w, h, seed=i, dr_grade=grade, eye=eye), "id": f"demo/{i}", "source": "demo",
+            "source_id": str(i), "eye": eye, "dr_grade": grade, "diseases": [], "width": w, "height": h,
+            "split": "train", "license": "CC-BY-4.0", "redistributable": True, "caption_issues": [],
+        }
+        row["caption"], row["caption_fields"] = cap.caption(row)
+        rows.append({k: row[k] for k in features})
+    datasets.Dataset.from_list(rows, features=features).save_to_disk(str(out))
+    return out
+
+
+def weights(pipeline_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(pipeline_dir / "transformer" / "diffusion_pytorch_model.safetensors"))
+
+
+def same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# --- recipes and buckets --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", sorted(RECIPES.rglob("*.yaml")), ids=lambda p: str(p.relative_to(RECIPES)))
+def test_every_shipped_training_yaml_loads(path):
+    text = path.read_text()
+    if path.parent.name == "accelerate":
+        assert text.startswith("# ") and "accelerate launch --config_file" in text.splitlines()[0]
+        assert yaml.safe_load(text)["distributed_type"]
+    elif path.name == "pipeline.yaml":
+        cfg = load_config(PipelineConfig, path)
+        assert all((path.parent / getattr(cfg.steps, s)).is_file() for s in ("step1", "step2", "step3"))
+    elif path.name.startswith(("step1_", "step3_")):
+        cfg = load_config(TrainConfig, path)
+        assert text.startswith("# retinalogos train") or text.startswith("# accelerate launch")
+        assert "Override example:" in text.splitlines()[1]
+        assert cfg.model.backbone == path.parent.name and cfg.stage == path.name[:5]
+        assert (cfg.lora is not None) == (cfg.model.mode == "lora") and (cfg.ema is None) == (cfg.model.mode == "lora")
+        assert cfg.data.require_purify_keep == (cfg.stage == "step3")
+
+
+def test_buckets_are_an_area_budget():
+    table = buckets(512, 16, 2.0)
+    assert (624, 416) in table and (512, 512) in table  # the paper's 3:2 EyePACS bucket at "512"
+    assert all(w * h <= 512 * 512 and w % 16 == 0 and h % 16 == 0 for w, h in table)
+    assert table[nearest_bucket(4752, 3168, table)] == (624, 416)
+    assert table[nearest_bucket(3168, 4752, table)] == (416, 624)
+    px = _to_pixels(fundus_image(90, 60), (48, 32))
+    assert px.shape == (3, 32, 48) and px.min() >= -1 and px.max() <= 1
+
+
+# --- the chain, per backbone ------------------------------------------------------------------------------------------
+
+# lumina-next: step 3 at lr 0 must export step 1's weights bit for bit; the others train a LoRA step 3 on top of step 1
+CHAIN_EXTRA = {
+    "lumina-next": ["step3.optim.lr=0.0"],
+    "lumina2": ["steps.step3=step3_hires_sft_lora.yaml"],
+    "sana": ["steps.step3=step3_hires_sft_lora.yaml"],
+}
+
+
+@pytest.fixture(scope="module", params=BACKBONES)
+def chain(request, tmp_path_factory):
+    bb = request.param
+    work = tmp_path_factory.mktemp(bb)
+    data = make_captioned(work / "captioned")
+    args = ["train", "--recipe", str(TINY / bb / "pipeline.yaml"), f"dataset={data}", f"output_dir={work / 'run'}", *CHAIN_EXTRA[bb]]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert "Training finished" in res.output
+    return bb, work / "run"
+
+
+def test_chain_runs_step1_purify_step3(chain):
+    bb, out = chain
+    s1, s3 = json.loads((out / "step1" / "run.json").read_text()), json.loads((out / "step3" / "run.json").read_text())
+    assert (s1["stage"], s1["global_step"], s1["train_rows"]) == ("step1", 4, 6)
+    assert s3["stage"] == "step3" and s3["global_step"] == 2
+    purified = datasets.load_from_disk(str(out / "step2"))
+    assert s3["train_rows"] == sum(purified["purify_keep"]) and s3["dataset"] == str(out / "step2")
+    assert s3["base_model"] == str(out / "step1" / "pipeline")  # step 3 starts from step 1's export
+    resolved = yaml.safe_load((out / "step3" / "config.yaml").read_text())
+    assert resolved["data"]["require_purify_keep"] is True and resolved["model"]["base_model"] == s3["base_model"]
+    assert (out / "step1" / "validation" / "step-000004.png").is_file()
+    for step in ("step1", "step3"):
+        ckpts = sorted((out / step / "checkpoints").iterdir())
+        assert len(ckpts) <= 2  # checkpoint.total_limit
+        assert not list((out / step).glob("pipeline/**/optimizer*"))  # never exported
+    step1 = weights(out / "step1" / "pipeline")
+    assert not same(step1, load_file(str(_tiny(bb) / "transformer" / "diffusion_pytorch_model.safetensors")))
+    if bb == "lumina-next":  # lr 0 in step 3: its export IS step 1's (EMA) weights, so step 3 started from them
+        assert same(weights(out / "step3" / "pipeline"), step1)
+    else:
+        assert (out / "step3" / "lora" / "pytorch_lora_weights.safetensors").is_file()
+
+
+def _tiny(bb: str) -> Path:
+    from retinalogos_hub.models import resolve
+
+    return resolve(f"tiny:{bb}")
+
+
+GENERATE = r"""
+import json, sys, torch
+torch.set_num_threads(1)
+from diffusers import DiffusionPipeline
+from retinalogos_hub.train import backbones
+bb, pipe_dir, lora_dir = sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None
+kw = backbones.get(bb).sample_kwargs
+pipe = DiffusionPipeline.from_pretrained(pipe_dir)
+pipe.set_progress_bar_config(disable=True)
+def gen(**extra):
+    return pipe(prompt="A colour fundus photograph of the left eye.", num_inference_steps=2, height=32, width=64,
+                generator=torch.Generator().manual_seed(0), output_type="np", **kw, **extra).images[0]
+img = gen()
+out = {"cls": type(pipe).__name__, "shape": list(img.shape), "finite": bool((img == img).all())}
+if lora_dir:
+    pipe.load_lora_weights(lora_dir)
+    out["lora_delta"] = float(abs(gen() - img).max())
+print("RESULT " + json.dumps(out))
+"""
+
+
+def generate_fresh(bb: str, pipe_dir: Path, lora_dir: Path | None = None) -> dict:
+    """Load a folder with DiffusionPipeline.from_pretrained in a fresh process (no custom code) and generate."""
+    args = [sys.executable, "-c", GENERATE, bb, str(pipe_dir), *([str(lora_dir)] if lora_dir else [])]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.split("RESULT ", 1)[1])
+
+
+def test_exports_load_in_a_fresh_process_and_lora_changes_output(chain):
+    bb, out = chain
+    step1 = generate_fresh(bb, out / "step1" / "pipeline", None if bb == "lumina-next" else out / "step3" / "lora")
+    assert step1["cls"] == backbones.get(bb).pipeline_cls and step1["shape"] == [32, 64, 3] and step1["finite"]
+    if bb == "lumina-next":
+        assert generate_fresh(bb, out / "step3" / "pipeline")["shape"] == [32, 64, 3]
+    else:
+        assert step1["lora_delta"] > 1e-4  # the step 3 LoRA on its step 1 base changes the image
+
+
+def test_lumina_next_lora_exports_a_fused_pipeline(tmp_path):
+    data = make_captioned(tmp_path / "captioned", n=4)
+    res = run(TINY / "lumina-next" / "step1_pretrain_lora.yaml", [f"data.dataset={data}", f"output_dir={tmp_path / 'run'}", *QUIET])
+    lora = res.lora_dir / "pytorch_lora_weights.safetensors"
+    with safe_open(str(lora), "pt") as f:
+        keys, meta = list(f.keys()), f.metadata()
+    assert keys and all(k.startswith("transformer.") and "lora_" in k for k in keys)
+    assert json.loads(meta["lora_adapter_metadata"])["transformer.r"] == 4
+    fused, base = weights(res.pipeline_dir), load_file(str(_tiny("lumina-next") / "transformer" / "diffusion_pytorch_model.safetensors"))
+    assert fused.keys() == base.keys()  # a plain LuminaNextDiT2DModel: LuminaPipeline loads it with no LoRA support
+    assert any(not torch.equal(fused[k], base[k]) for k in base)
+    assert not any("lora" in k for k in fused)
+
+
+# --- the training target points the way each sampler integrates ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("bb", BACKBONES)
+def test_overfit_one_image_moves_generation_toward_it(bb, tmp_path):
+    from diffusers import DiffusionPipeline
+
+    backbone = backbones.get(bb)
+    img = fundus_image(32, seed=3, dr_grade=4)
+    data = tmp_path / "one"
+    datasets.Dataset.from_list([{"image": img, "caption": "A colour fundus photograph of the right eye."}]).save_to_disk(str(data))
+    # give the random tiny VAE unit-variance latents (what a real VAE's scaling factor does), so "toward the image"
+    # cannot be confused with "toward zero"
+    base = DiffusionPipeline.from_pretrained(_tiny(bb))
+    x0 = backbone.encode_images(base, _to_pixels(img, (32, 32))[None])
+    base.vae.register_to_config(scaling_factor=base.vae.config.scaling_factor / x0.std().item())
+    base.save_pretrained(tmp_path / "base")
+    x0 = backbone.encode_images(base, _to_pixels(img, (32, 32))[None])
+    res = run(TINY / bb / "step1_pretrain_full.yaml", [
+        f"model.base_model={tmp_path / 'base'}", f"data.dataset={data}", f"output_dir={tmp_path / 'run'}",
+        "train.max_steps=200", "train.batch_size=1", "optim.lr=0.01", "data.caption_dropout=0.0", "ema=null",
+        "checkpoint.every=1000", "train.log_every=20",
+    ])
+
+    def error(pipe) -> float:
+        pipe.set_progress_bar_config(disable=True)
+        z = pipe(prompt="A colour fundus photograph of the right eye.", num_inference_steps=20, guidance_scale=1.0,
+                 height=32, width=32, output_type="latent", generator=torch.Generator().manual_seed(5),
+                 **backbone.sample_kwargs).images
+        return ((z - x0) ** 2).mean().item()
+
+    before, after = error(base), error(DiffusionPipeline.from_pretrained(res.pipeline_dir))
+    assert after < 0.5 * (x0**2).mean().item() and after < 0.25 * before, (before, after)
+    assert res.final_loss < 1.0  # the flow loss starts near 2 (|noise - x0|^2 with unit-variance x0)
+
+
+# --- resume, multi-process --------------------------------------------------------------------------------------------
+
+
+def test_killed_run_resumes_to_the_same_weights(tmp_path):
+    data = make_captioned(tmp_path / "captioned", n=6)
+    recipe = TINY / "lumina-next" / "step1_pretrain_full.yaml"
+    common = [f"data.dataset={data}", "train.max_steps=60", "checkpoint.every=4", "checkpoint.total_limit=2",
+              f"data.cache_dir={tmp_path / 'cache'}", *QUIET]
+    whole = run(recipe, [*common, f"output_dir={tmp_path / 'whole'}"])
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "retinalogos_hub.cli", "train", "--recipe", str(recipe), *common,
+                             f"output_dir={killed}"], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = killed / "checkpoints" / "checkpoint-000004" / "trainer_state.json"
+    deadline = time.time() + 240
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert marker.exists() and not (killed / "run.json").exists(), "the run was not killed mid-training"
+    resumed = run(recipe, [*common, f"output_dir={killed}"], resume="latest")
+    assert resumed.global_step == whole.global_step == 60
+    assert same(weights(resumed.pipeline_dir), weights(whole.pipeline_dir))  # EMA export
+    last = "checkpoints/checkpoint-000060/model.safetensors"
+    assert same(load_file(str(killed / last)), load_file(str(tmp_path / "whole" / last)))  # raw weights
+    assert resumed.final_loss == whole.final_loss
+
+
+def test_accelerate_launch_two_cpu_processes(tmp_path):
+    data = make_captioned(tmp_path / "captioned", n=6)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    accelerate = Path(sys.executable).parent / "accelerate"
+    cmd = [str(accelerate), "launch", "--config_file", str(RECIPES / "accelerate" / "cpu-2proc.yaml"),
+           "--main_process_port", str(port), "-m", "retinalogos_hub.cli", "train",
+           "--recipe", str(TINY / "lumina-next" / "step1_pretrain_full.yaml"), f"data.dataset={data}",
+           f"output_dir={tmp_path / 'run'}", "train.max_steps=2", *QUIET]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["processes"] == 2 and info["global_step"] == 2
+    assert (tmp_path / "run" / "pipeline" / "model_index.json").is_file()
+
+
+# --- bad input -------------------------------------------------------------------------------------------------------
+
+
+def test_bad_input_fails_clearly(tmp_path):
+    recipe = TINY / "lumina-next" / "step1_pretrain_full.yaml"
+    data = make_captioned(tmp_path / "captioned", n=2)
+    with pytest.raises(ConfigError, match=r"unknown key 'train.max_stpes' \(did you mean 'train.max_steps'\?\); valid keys: .*train.seed"):
+        run(recipe, ["train.max_stpes=3"])
+    with pytest.raises(ConfigError, match="model.mode is 'lora' but the recipe has no lora: section"):
+        run(recipe, ["model.mode=lora", "ema=null"])
+    uncaptioned = make_captioned(tmp_path / "curated", n=2, features=schema.CURATED)
+    with pytest.raises(InputError, match=r"no 'caption' column .*run `retinalogos caption`"):
+        run(recipe, [f"data.dataset={uncaptioned}", f"output_dir={tmp_path / 'a'}"])
+    with pytest.raises(InputError, match="no 'purify_keep' column"):
+        run(recipe, [f"data.dataset={data}", "data.require_purify_keep=true", f"output_dir={tmp_path / 'b'}"])
+    with pytest.raises(InputError, match=r"--resume .*nope: not a checkpoint directory"):
+        run(recipe, [f"data.dataset={data}", f"output_dir={tmp_path / 'c'}"], resume=str(tmp_path / "nope"))
+    with pytest.raises(InputError, match="--resume latest: no checkpoint under"):
+        run(recipe, [f"data.dataset={data}", f"output_dir={tmp_path / 'c'}"], resume="latest")
+    with pytest.raises(OfflineError, match="model.base_model: model 'retinalogos/not-cached' is not available") as e:
+        run(recipe, [f"data.dataset={data}", "model.base_model=retinalogos/not-cached", f"output_dir={tmp_path / 'd'}"])
+    assert "model.base_model /path/to/model" in e.value.hint
+
+
+def test_cli_reports_one_line_error(tmp_path, monkeypatch, capsys):
+    from retinalogos_hub.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["retinalogos", "train", "--recipe", str(TINY / "lumina-next" / "step1_pretrain_full.yaml"),
+                                      "optim.lr=fast"])
+    with pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 1
+    err = capsys.readouterr().err
+    assert "optim.lr must be float, got 'fast'" in err and "Traceback" not in err
