@@ -48,7 +48,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=64)
     p.add_argument("--size", type=int, default=512, help="square JPEG side, px")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--repeats", type=int, default=1)

@@ -137,3 +137,18 @@ def test_shipped_conditions_load():
 
     cond = load_config(Conditions, Path(__file__).parents[1] / "recipes" / "generate" / "conditions.yaml")
     assert sum(cond.dr_grade.values()) > 0 and cond.sampling.num_inference_steps == 50
+
+
+@pytest.mark.parametrize("model", ["tiny:sana", "tiny:lumina2"])
+def test_generate_other_families(tmp_path, model):
+    from diffusers import DiffusionPipeline
+
+    from retinalogos_hub.generate import family_kwargs
+    from retinalogos_hub.models import resolve
+
+    kwargs = family_kwargs(DiffusionPipeline.from_pretrained(resolve(model)))
+    if model == "tiny:sana":  # FIELD-NOTES §3: exact tiny sizes, no long system instruction for a tiny encoder
+        assert kwargs["use_resolution_binning"] is False and kwargs["complex_human_instruction"] is None
+    out = tmp_path / "x.png"
+    generate(model, out, prompts=["A fundus photograph of the right eye."], overrides=FAST)
+    assert Image.open(out).size == (32, 32)

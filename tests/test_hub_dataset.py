@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 from datasets import Dataset, load_dataset
 from PIL import Image
 

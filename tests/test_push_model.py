@@ -3,8 +3,8 @@ card's usage snippet run against what was downloaded."""
 
 from __future__ import annotations
 
-import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -71,7 +71,7 @@ def test_push_model_round_trip_and_card_snippet_runs(hub_server, run_dir, tmp_pa
     assert 'from_pretrained("my-lab/retinalogos-tiny")' in snippet and "clean_caption=False" in snippet
     script = snippet.replace('"my-lab/retinalogos-tiny"', repr(str(down)))
     out = subprocess.run([sys.executable, "-c", script + "\nprint(image.size)"], capture_output=True, text=True,
-                         timeout=300, cwd=tmp_path, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
+                         timeout=300, cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert out.returncode == 0, out.stderr[-3000:]
     assert "(32, 32)" in out.stdout and (tmp_path / "fundus.png").is_file()
 

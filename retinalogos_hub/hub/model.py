@@ -150,11 +150,13 @@ def push_model(run_dir: Path, repo_id: str, *, local_dir: Path | None = None, pr
            if LICENSES.get(run["backbone"]) == "other" and _is_hub_id(run["base_model"]) else {}),
     )
     final_loss = run.get("final_loss")
+    shown = {k: run[k] if _is_hub_id(str(run[k])) or str(run[k]).startswith("tiny:") else f"{Path(str(run[k])).name} (local)"
+             for k in ("base_model", "dataset")}  # local paths of the training machine are not published
     card = ModelCard.from_template(
         data,
         template_path=MODEL_TEMPLATE,
         title=f"RetinaLogos {run['backbone']} {run['stage']} ({run['mode']})",
-        run=run,
+        run={**run, **shown},
         pipeline_class=backbone.pipeline_cls,
         final_loss=f"{final_loss:.4f}" if isinstance(final_loss, float) else final_loss,
         snippet=usage_snippet(repo_id, run, has_pipeline, dict(backbone.sample_kwargs)),
