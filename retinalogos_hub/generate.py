@@ -123,6 +123,7 @@ def generate(
     out: Path,
     *,
     prompts: Sequence[str] = (),
+    prompts_file: Path | None = None,
     conditions: Path | None = None,
     n: int | None = None,
     captions_from: Path | None = None,
@@ -131,13 +132,14 @@ def generate(
 ) -> GenerateResult:
     """Generate one image (`out` = FILE.png) or a labelled synthetic dataset (`out` = DIR).
 
-    Give `prompts` (free text, cycled to `n` images) or `conditions` (a YAML of `Conditions`; `n` label sets are drawn
+    Give `prompts` / `prompts_file` (free text, one per line; cycled to `n` images) or `conditions` (a YAML of `Conditions`; `n` label sets are drawn
     and captioned by the template captioner, or by real captions of matching rows from `captions_from`).
     `overrides` (`sampling.num_inference_steps=20`, ...) apply to the conditions file or the default `Conditions`.
     """
     from .config import load_config
 
     out = Path(out)
+    prompts = [*prompts, *read_prompts(prompts_file)]
     if bool(prompts) == bool(conditions):
         raise InputError("give either --prompt/--prompts-file or --conditions (exactly one)")
     cond = load_config(Conditions, conditions, overrides)

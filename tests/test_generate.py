@@ -36,6 +36,16 @@ def test_generate_one_png_via_cli(tmp_path):
         assert not im.info.get("exif") and "parameters" not in im.info
 
 
+def test_generate_prompts_file_dataset(tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("A fundus photograph of the left eye.\n\nA fundus photograph of the right eye.\n")
+    res = CliRunner().invoke(app, ["generate", "-m", MODEL, "--prompts-file", str(prompts), "--n", "3", "-o", str(tmp_path / "d"), *FAST])
+    assert res.exit_code == 0, res.output
+    ds = load_from_disk(str(tmp_path / "d"))
+    assert ds["prompt"] == ["A fundus photograph of the left eye.", "A fundus photograph of the right eye.", "A fundus photograph of the left eye."]
+    assert ds["dr_grade"] == [None] * 3 and ds["caption_model"] == ["prompt"] * 3 and ds["seed"] == [0, 1, 2]
+
+
 def test_generate_dataset_labels_seeds_and_publish(tmp_path):
     from retinalogos_hub.hub import push_dataset
 

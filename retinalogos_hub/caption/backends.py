@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from ..errors import HubError, InputError
-from .prompt import JSON_SCHEMA
+from .prompt import json_schema
 from .template import TemplateCaptioner
 
 BACKENDS = ("template", "transformers", "openai")
@@ -103,7 +103,7 @@ class OpenAIBackend:
 
     def __init__(self, model: str | None = None, *, base_url: str | None = None, concurrency: int = 8,
                  max_pixels: int | None = None, max_new_tokens: int = 512, seed: int = 0, timeout: float = 300.0,
-                 max_retries: int = 4, guided: bool = True):
+                 max_retries: int = 4, guided: bool = True, max_words: int = 200):
         from openai import OpenAI
 
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:8000/v1").rstrip("/")
@@ -115,7 +115,8 @@ class OpenAIBackend:
         self.client = OpenAI(base_url=self.base_url, api_key=os.environ.get("OPENAI_API_KEY") or "EMPTY",
                              timeout=timeout, max_retries=max_retries)
         self.chunk_size = max(concurrency * 4, 16)
-        self.concurrency, self.max_pixels, self.max_new_tokens, self.seed, self.guided = concurrency, max_pixels, max_new_tokens, seed, guided
+        self.concurrency, self.max_pixels, self.max_new_tokens, self.seed = concurrency, max_pixels, max_new_tokens, seed
+        self.schema = json_schema(max_words) if guided else None
 
     def answer(self, items: list[Item], attempt: int = 0) -> list[str | Exception]:
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
@@ -128,8 +129,8 @@ class OpenAIBackend:
 
         kwargs = dict(model=self.model_name, messages=messages(item.prompt, data_url(fit_pixels(item.image, self.max_pixels))),
                       max_tokens=self.max_new_tokens, temperature=0.0 if attempt == 0 else 0.8, seed=self.seed + attempt)
-        if self.guided:
-            kwargs["response_format"] = {"type": "json_schema", "json_schema": {"name": "fundus_caption", "schema": JSON_SCHEMA}}
+        if self.schema:
+            kwargs["response_format"] = {"type": "json_schema", "json_schema": {"name": "fundus_caption", "schema": self.schema}}
         try:
             resp = self.client.chat.completions.create(**kwargs)
         except (openai.APIConnectionError, openai.AuthenticationError, openai.NotFoundError) as e:
@@ -170,5 +171,6 @@ def make_backend(name: str, *, model: str | None = None, batch_size: int = 8, ba
     if name == "transformers":
         return TransformersBackend(model, batch_size=batch_size, max_pixels=max_pixels, max_new_tokens=max_new_tokens, seed=seed, device=device)
     if name == "openai":
-        return OpenAIBackend(model, base_url=base_url, concurrency=concurrency, max_pixels=max_pixels, max_new_tokens=max_new_tokens, seed=seed)
+        return OpenAIBackend(model, base_url=base_url, concurrency=concurrency, max_pixels=max_pixels,
+                             max_new_tokens=max_new_tokens, seed=seed, max_words=max_words)
     raise InputError(f"--backend {name!r}: unknown; choose one of {', '.join(BACKENDS)}")

@@ -17,13 +17,18 @@ from ..schema import CAPTION_FIELD_NAMES
 PROMPTS_DIR = Path(__file__).with_name("prompts")
 DEFAULT_VERSION = "v1"
 JSON_KEYS = (*CAPTION_FIELD_NAMES, "caption")
-# JSON schema for guided decoding (vLLM `guided_json`, OpenAI `response_format`).
-JSON_SCHEMA = {
-    "type": "object",
-    "properties": {k: {"type": "string"} for k in JSON_KEYS},
-    "required": list(JSON_KEYS),
-    "additionalProperties": False,
-}
+
+
+def json_schema(max_words: int = 200) -> dict:
+    """JSON schema for guided decoding (OpenAI `response_format`, vLLM structured outputs). String lengths are
+    bounded (generously, ~10 characters a word) so a runaway generation still closes the object."""
+    limit = {k: 10 * max_words if k == "caption" else max(60, 4 * max_words) for k in JSON_KEYS}
+    return {
+        "type": "object",
+        "properties": {k: {"type": "string", "minLength": 1, "maxLength": limit[k]} for k in JSON_KEYS},
+        "required": list(JSON_KEYS),
+        "additionalProperties": False,
+    }
 _ICDR = ("no apparent retinopathy", "mild NPDR", "moderate NPDR", "severe NPDR", "proliferative DR")
 
 

@@ -37,10 +37,10 @@ def generate_cmd(
     Examples: retinalogos generate -m tiny:lumina-next -p "A fundus photograph of the left eye." -o fundus.png
     retinalogos generate -m ORG/model --conditions recipes/generate/conditions.yaml --n 10000 -o synth sampling.batch_size=16
     """
-    from ..generate import generate, read_prompts
+    from ..generate import generate
 
-    prompts = [*(prompt or []), *read_prompts(prompts_file)]
-    res = generate(model, out, prompts=prompts, conditions=conditions, n=n, captions_from=captions_from, overrides=overrides or (), device=device)
+    res = generate(model, out, prompts=prompt or (), prompts_file=prompts_file, conditions=conditions, n=n,
+                   captions_from=captions_from, overrides=overrides or (), device=device)
     result("Generated", out=res.out, images=res.rows, seeds=f"{res.seeds[0]}..{res.seeds[-1]}", resumed=res.resumed)
 
 

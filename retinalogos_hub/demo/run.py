@@ -1,7 +1,7 @@
 """`retinalogos demo`: the whole RetinaLogos path, offline, on procedural data and embedded tiny models.
 
 public-dataset layouts -> curate -> caption -> push-dataset --local-dir -> train (step 1 -> purify -> step 3, and a
-LoRA variant) -> export -> DiffusionPipeline.from_pretrained -> sample grid. Each stage only reads the previous
+LoRA variant) -> push-model --local-dir -> export -> DiffusionPipeline.from_pretrained -> sample grid. Each stage only reads the previous
 stage's directory, exactly as the CLI commands would.
 """
 
@@ -41,12 +41,25 @@ def recipes_root() -> Path:
     return here if here.is_dir() else Path(str(resources.files("retinalogos_hub") / "recipes"))
 
 
+def quiet_progress_bars() -> None:
+    """The demo prints one summary table; the libraries' per-call progress bars would bury it."""
+    import datasets
+    import diffusers
+    import transformers
+
+    datasets.disable_progress_bars()
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
+
+
 def run_demo(workdir: Path, *, patients: int = 6, seed: int = 0) -> DemoResult:
     # Imports are local: the demo composes every stage, the stages never import each other.
     from .. import curate, caption, hub, train
+    from ..hub.model import push_model
     from ..generate import family_kwargs
     from .layouts import write_layout
 
+    quiet_progress_bars()
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     res = DemoResult(workdir)
@@ -84,11 +97,15 @@ def run_demo(workdir: Path, *, patients: int = 6, seed: int = 0) -> DemoResult:
     lora = timed(
         "train step 3 (LoRA)",
         lambda: train.run(recipes / "step3_hires_sft_lora.yaml",
-                          [f"data.dataset={cap.out}", f"output_dir={runs / 'step3-lora'}", f"model.base_model={step1.pipeline_dir}"]),
+                          [f"data.dataset={runs / 'pipeline' / 'step2'}", f"output_dir={runs / 'step3-lora'}",
+                           f"model.base_model={step1.pipeline_dir}"]),
         runs / "step3-lora", lambda r: f"{r.global_step} steps",
     )
     pipeline_dirs = {"step1": str(step1.pipeline_dir), "step3": str(chain.pipeline_dir), "step3_lora": str(lora.pipeline_dir)}
-    # 6. Reload every exported pipeline with plain diffusers and sample a grid.
+    # 6. Publish the step-3 model as a Hub model repo folder (card, gallery, no checkpoints).
+    model = timed("push-model", lambda: push_model(chain.output_dir, "retinalogos/demo-lumina-next", local_dir=workdir / "hub-model"),
+                  workdir / "hub-model", lambda r: f"{len(r.files)} files")
+    # 7. Reload every exported pipeline with plain diffusers and sample a grid.
     grid = workdir / "samples.png"
     timed("generate", lambda: sample_grid(list(pipeline_dirs.values()), PROMPTS, grid, family_kwargs, seed=seed), grid,
           lambda _: f"{len(pipeline_dirs) * len(PROMPTS)} images")
@@ -99,6 +116,7 @@ def run_demo(workdir: Path, *, patients: int = 6, seed: int = 0) -> DemoResult:
         "curated_dir": str(cur.out),
         "hub_dataset_dir": str(pub.local_dir),
         "pipeline_dirs": pipeline_dirs,
+        "hub_model_dir": str(model.local_dir),
         "run_dirs": {k: str(v.output_dir) for k, v in chain.steps.items()} | {"step3_lora": str(lora.output_dir)},
         "samples_png": str(grid),
         "stages": [s.__dict__ for s in res.stages],
@@ -116,6 +134,7 @@ def sample_grid(pipeline_dirs, prompts, out_png: Path, family_kwargs, *, seed: i
     images = []
     for folder in pipeline_dirs:
         pipe = DiffusionPipeline.from_pretrained(folder)
+        pipe.set_progress_bar_config(disable=True)
         for prompt in prompts:
             images += pipe(prompt, height=size, width=size, num_inference_steps=8,
                            generator=torch.Generator().manual_seed(seed), **family_kwargs(pipe)).images

@@ -153,6 +153,12 @@ class Batches:
         self.rank, self.world, self.dtype = rank, world, np.dtype(dtype)
         self.bucket_of = list(cache["bucket"])
         self.pos = Position()
+        self._plan: tuple[int, list[list[int]]] = (-1, [])
+
+    def _mine(self, epoch: int) -> list[list[int]]:
+        if self._plan[0] != epoch:  # one shuffle per epoch, not per batch
+            self._plan = (epoch, self._epoch_batches(epoch))
+        return self._plan[1]
 
     def _epoch_batches(self, epoch: int) -> list[list[int]]:
         rng = random.Random(self.seed * 100_003 + epoch)
@@ -171,10 +177,10 @@ class Batches:
 
     def next(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """(latents [B,C,H,W], caption embeddings [L_i, D] unpadded: caption dropout swaps some before padding)."""
-        mine = self._epoch_batches(self.pos.epoch)
+        mine = self._mine(self.pos.epoch)
         if self.pos.index >= len(mine):
             self.pos.epoch, self.pos.index = self.pos.epoch + 1, 0
-            mine = self._epoch_batches(self.pos.epoch)
+            mine = self._mine(self.pos.epoch)
         rows = self.cache[mine[self.pos.index]]
         self.pos.index += 1
         latents = torch.stack([self._tensor(b, s) for b, s in zip(rows["latent"], rows["latent_shape"])])
