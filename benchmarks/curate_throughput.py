@@ -30,12 +30,13 @@ def make_images(workdir: Path, n: int) -> list[Path]:
     paths = []
     for i in range(n):
         w, h = SIZES[i % len(SIZES)]
-        p = workdir / f"{i:03d}_{w}x{h}.jpeg"
+        p = workdir / f"v2-{i:03d}_{w}x{h}.jpeg"
         if not p.exists():
             small = np.asarray(fundus_image(w // 4, h // 4, seed=i, dr_grade=i % 5, truncate=0.1 * (i % 2)))
             big = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC).astype(np.int16)
-            big += np.random.default_rng(i).normal(0, 3, (h, w, 1)).astype(np.int16)  # sensor noise, like real files
-            Image.fromarray(np.clip(big, 0, 255).astype(np.uint8)).save(p, "JPEG", quality=92)
+            # sensor noise, calibrated so file sizes match real EyePACS JPEGs (~0.6-1.5 MB at these sizes)
+            big += np.random.default_rng(i).normal(0, 1.5, (h, w, 1)).astype(np.int16)
+            Image.fromarray(np.clip(big, 0, 255).astype(np.uint8)).save(p, "JPEG", quality=90)
         paths.append(p)
     return paths
 
@@ -66,7 +67,8 @@ def _init():
 
 def rate(fn, paths: list[Path], size: int, workers: int) -> float:
     args = [(str(p), size) for p in paths]
-    with mp.get_context("fork").Pool(workers, initializer=_init) as pool:
+    # forkserver, as the curate pipeline: make_images ran OpenCV threads here, and forking that state can deadlock
+    with mp.get_context("forkserver").Pool(workers, initializer=_init) as pool:
         pool.starmap(fn, args[:workers])  # warm imports in every worker
         t = time.perf_counter()
         pool.starmap(fn, args, chunksize=1)
@@ -75,20 +77,27 @@ def rate(fn, paths: list[Path], size: int, workers: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--images", type=int, default=24)
+    ap.add_argument("--images", type=int, default=24, help="how many EyePACS-sized JPEGs to generate")
+    ap.add_argument("--dir", type=Path, help="benchmark these JPEGs instead (e.g. real EyePACS files)")
     ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the best of each is reported")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/curate-bench"))
     args = ap.parse_args()
-    paths = make_images(args.workdir, args.images)
+    paths = sorted(args.dir.glob("*.jp*g")) if args.dir else make_images(args.workdir, args.images)
+    cv2.setNumThreads(1)
     mb = sum(p.stat().st_size for p in paths) / len(paths) / 1e6
     print(f"{len(paths)} JPEGs, {mb:.1f} MB each on average, output {args.size}px")
-    res = {}
+    # naive and ours alternate within each round, so load from other processes hits both alike; best round wins
+    best: dict[tuple[str, int], float] = {}
+    for _ in range(args.rounds):
+        for workers in (1, 2):
+            for name, fn in (("naive", naive), ("ours", ours)):
+                best[name, workers] = max(best.get((name, workers), 0.0), rate(fn, paths, args.size, workers))
     for workers in (1, 2):
-        res[workers] = (rate(naive, paths, args.size, workers), rate(ours, paths, args.size, workers))
-        n, o = res[workers]
+        n, o = best["naive", workers], best["ours", workers]
         print(f"workers={workers}: naive {n:6.2f} img/s   ours {o:6.2f} img/s   ratio {o / n:5.2f}x")
-    print(f"scaling 1->2 workers: ours {res[2][1] / res[1][1]:.2f}x, naive {res[2][0] / res[1][0]:.2f}x")
+    print(f"scaling 1->2 workers: ours {best['ours', 2] / best['ours', 1]:.2f}x, naive {best['naive', 2] / best['naive', 1]:.2f}x")
 
 
-if __name__ == "__main__":  # the pool forks/spawns workers: keep module import side-effect free
+if __name__ == "__main__":  # forkserver workers import __main__: keep it side-effect free
     main()

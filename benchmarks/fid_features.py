@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from retinalogos_hub.demo.fundus import fundus_image
-from retinalogos_hub.evaluate.fid import InceptionFeatures, extract, resize_tf1
+from retinalogos_hub.evaluate.fid import InceptionFeatures, default_batch_size, extract, resize_tf1
 from retinalogos_hub.evaluate.images import open_images
 
 
@@ -48,20 +48,20 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=64)
     p.add_argument("--size", type=int, default=512, help="square JPEG side, px")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=None, help="default: the library default for the device")
+    p.add_argument("--workers", type=int, default=0)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=3, help="best of N, interleaved")
     args = p.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.n):
-            fundus_image(args.size, seed=i, dr_grade=i % 5).save(Path(tmp) / f"{i:05d}.jpg", quality=90)
-        images = open_images(tmp)
+            sub = "warm" if i < 2 else "run"  # two warm-up images: TorchScript profiles its first calls
+            (Path(tmp) / sub).mkdir(exist_ok=True)
+            fundus_image(args.size, seed=i, dr_grade=i % 5).save(Path(tmp) / sub / f"{i:05d}.jpg", quality=90)
+        images, warm = open_images(Path(tmp) / "run"), open_images(Path(tmp) / "warm")
         model = InceptionFeatures().to(args.device)
-        warm = open_images(tmp)  # warm-up: TorchScript profiles its first calls
-        warm._items = warm._items[: min(4, args.n)]
-        extract(warm, model, batch_size=4, device=args.device)
+        extract(warm, model, device=args.device)
         naive(warm, model, args.device)
         fast_t, naive_t = [], []
         for _ in range(args.repeats):  # interleaved, so load from other processes hits both alike
@@ -72,10 +72,12 @@ def main() -> None:
     result = {
         "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),
         "torch_threads": torch.get_num_threads(),
-        "images": args.n,
+        "images": len(images),
         "size": args.size,
-        "naive_img_per_s": args.n / min(naive_t),
-        "extract_img_per_s": args.n / min(fast_t),
+        "batch_size": args.batch_size or default_batch_size(args.device),
+        "workers": args.workers,
+        "naive_img_per_s": len(images) / min(naive_t),
+        "extract_img_per_s": len(images) / min(fast_t),
         "speedup": min(naive_t) / min(fast_t),
         "max_abs_feature_diff": float((ref - got).abs().max()),
     }

@@ -55,6 +55,8 @@ class Conditions:
     sampling: Sampling = field(default_factory=Sampling)
 
     def __post_init__(self):
+        # an override `dr_grade.3=0.5` arrives with a string key
+        self.dr_grade = {int(g) if isinstance(g, str) and g.isdigit() else g: w for g, w in self.dr_grade.items()}
         if not self.dr_grade or any(g not in range(5) or not _weight(w) for g, w in self.dr_grade.items()):
             raise ValueError(f"dr_grade must map ICDR grades 0-4 to weights >= 0, got {self.dr_grade}")
         if not self.eye or any(e not in ("left", "right") or not _weight(w) for e, w in self.eye.items()):
@@ -132,8 +134,9 @@ def generate(
 ) -> GenerateResult:
     """Generate one image (`out` = FILE.png) or a labelled synthetic dataset (`out` = DIR).
 
-    Give `prompts` / `prompts_file` (free text, one per line; cycled to `n` images) or `conditions` (a YAML of `Conditions`; `n` label sets are drawn
-    and captioned by the template captioner, or by real captions of matching rows from `captions_from`).
+    Give `prompts` / `prompts_file` (free text, one per line; cycled to `n` images) or `conditions` (a YAML of
+    `Conditions`; `n` label sets are drawn and captioned by the template captioner, or by real captions of matching
+    rows from `captions_from`).
     `overrides` (`sampling.num_inference_steps=20`, ...) apply to the conditions file or the default `Conditions`.
     """
     from .config import load_config
@@ -152,7 +155,7 @@ def generate(
 
     # 1. The plan: one row per image (labels, caption, prompt, seed), fixed before any pixel is made.
     # ids are fixed first (the template captioner seeds its wording per id); the tag keeps runs apart when merged
-    tag = hashlib.sha256(json.dumps([model, asdict(cond), list(prompts), n], default=str).encode()).hexdigest()[:10]
+    tag = _digest([model, _plan_settings(cond), list(prompts), n, str(captions_from)])[:10]
     ids = [f"{tag}-{i:06d}" for i in range(n)]
     rows = _plan_prompts(prompts, ids) if prompts else _plan_conditions(cond, ids, captions_from)
     for i, row in enumerate(rows):
@@ -166,7 +169,7 @@ def generate(
 
     # 2. Resume: the plan is the contract; a changed plan in the same --out is refused rather than mixed.
     work = out / "_work"
-    fingerprint = _fingerprint(model, rows, cond.sampling)
+    fingerprint = _digest([model, _plan_settings(cond), rows])[:16]
     plan_file = work / "plan.json"
     if plan_file.exists() and json.loads(plan_file.read_text())["fingerprint"] != fingerprint:
         raise InputError(f"{out}: holds an unfinished run with other settings; pass a new --out or delete {work}")
@@ -304,9 +307,15 @@ class _RealCaptions:
         return group[int(self.rng.integers(len(group)))] if group else None
 
 
-def _fingerprint(model: str, rows: list[dict], sampling: Sampling) -> str:
-    blob = json.dumps([model, asdict(sampling), rows], sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+def _plan_settings(cond: Conditions) -> dict:
+    """What decides the images: everything but the batch size (per-image seeds make batching irrelevant)."""
+    settings = asdict(cond)
+    del settings["sampling"]["batch_size"]
+    return settings
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _save(rows: list[dict], paths: list[Path], out: Path) -> None:

@@ -113,6 +113,7 @@ def test_hub_id_offline_names_hf_hub_offline_and_local_path(curated, tmp_path):
     assert "Qwen/Qwen2.5-VL-7B-Instruct" in str(e.value) and "--model /path/to/model" in e.value.hint
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_resume_loses_and_duplicates_nothing(tmp_path):
     n = 24
     src = make_curated(tmp_path / "ds", n=n, size=32)
@@ -141,3 +142,19 @@ def test_sigkill_mid_run_then_resume_loses_and_duplicates_nothing(tmp_path):
     assert len(ids) == len(set(ids)) == n  # nothing captioned twice, nothing lost
     ds = load_from_disk(str(out))
     assert sorted(ds["id"]) == sorted(load_from_disk(str(src))["id"]) and len(ds) == n
+
+
+@pytest.mark.slow
+def test_processes_under_torchrun_split_rows_and_the_main_one_merges(tmp_path):
+    """What `accelerate launch` / torchrun does on a multi-GPU node, here with 2 CPU processes (gloo)."""
+    src = make_curated(tmp_path / "ds", n=9, size=32)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "retinalogos_hub.cli", "caption",
+           str(src), "--out", str(out)]
+    r = subprocess.run(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    parts = sorted(p.name for p in (out / "shards").glob("part-*.jsonl"))
+    assert parts == ["part-00000-of-00001-p000-of-002.jsonl", "part-00000-of-00001-p001-of-002.jsonl"]
+    sizes = [len((out / "shards" / p).read_text().splitlines()) for p in parts]
+    assert sorted(sizes) == [4, 5]
+    assert sorted(load_from_disk(str(out))["id"]) == sorted(load_from_disk(str(src))["id"])

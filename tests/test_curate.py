@@ -1,7 +1,12 @@
 """Curation end to end on miniature source layouts: dedup, exclusions, splits, manifest, resume, shards + merge."""
 
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections import defaultdict
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -30,7 +35,8 @@ def raw(tmp_path_factory):
     train = sorted((eyepacs / "train").glob("*.jpeg"))
     aptos_imgs = sorted((aptos / "train_images").glob("*.png"))
     shutil.copy(train[0], aptos_imgs[0])  # exact copy (same bytes, other name/format suffix)
-    Image.open(train[1]).resize((80, 80)).save(aptos_imgs[1], "PNG")  # near-duplicate: resized, re-encoded
+    im = Image.open(train[1])
+    im.resize((im.width * 4 // 5, im.height * 4 // 5)).save(aptos_imgs[1], "PNG")  # near-duplicate: resized, re-encoded
     data = train[2].read_bytes()
     train[2].write_bytes(data[: len(data) // 2])  # truncated download
     noise = np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)
@@ -56,6 +62,10 @@ def run(raw, tmp_path_factory):
 
 def _manifest(out):
     return pq.read_table(out / "manifest.parquet").to_pylist()
+
+
+def _work_ids(work):
+    return [i for p in sorted(work.glob("part-*.parquet")) for i in pq.read_table(p, columns=["id"]).column("id").to_pylist()]
 
 
 def test_mixed_run_accounts_for_every_input(raw, run):
@@ -128,14 +138,43 @@ def test_killed_run_resumes_without_loss_or_duplicates(raw, run, tmp_path, monke
     with pytest.raises(KeyboardInterrupt):
         curate(raw["sources"], tmp_path, cfg=CurateConfig(**CFG), progress=False)
     work = tmp_path / ".work" / "shard-0-of-1"
-    assert len(pq.read_table(work, columns=["id"])) == 7  # committed what it finished, nothing more
+    assert len(_work_ids(work)) == 7  # committed what it finished, nothing more
     monkeypatch.setattr(pipeline, "process", real)
     resumed = curate(raw["sources"], tmp_path, cfg=CurateConfig(**CFG), progress=False)
     assert resumed.processed == run.inputs - 7
-    ids = pq.read_table(work, columns=["id"]).column("id").to_pylist()
+    ids = _work_ids(work)
     assert len(ids) == len(set(ids)) == run.inputs
     assert _manifest(tmp_path) == _manifest(run.out)  # same decisions as the uninterrupted run
     assert datasets.load_from_disk(str(tmp_path))["id"] == datasets.load_from_disk(str(run.out))["id"]
+
+
+def test_sigkill_mid_run_then_rerun(raw, run, tmp_path):
+    """A real `kill -9` while parts are being committed: the rerun finishes with the same rows, none twice."""
+    script = f"""
+import sys, time
+from pathlib import Path
+from retinalogos_hub.curate import CurateConfig, curate, pipeline
+real = pipeline.process
+def slow(rec, cfg):
+    time.sleep(0.15)
+    return real(rec, cfg)
+pipeline.process = slow
+curate({[(n, str(p)) for n, p in raw["sources"]]!r}, Path(sys.argv[1]), cfg=CurateConfig(size=64, commit_every=1), progress=False)
+"""
+    child = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], cwd=Path(__file__).parents[1])
+    work = tmp_path / ".work" / "shard-0-of-1"
+    deadline = time.monotonic() + 60
+    while len(list(work.glob("part-*.parquet"))) < 3 and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    done = len(_work_ids(work))
+    assert 3 <= done < run.inputs
+    resumed = curate(raw["sources"], tmp_path, cfg=CurateConfig(**CFG), progress=False)
+    assert resumed.processed == run.inputs - done
+    ids = _work_ids(work)
+    assert len(ids) == len(set(ids)) == run.inputs
+    assert _manifest(tmp_path) == _manifest(run.out)
 
 
 def test_shards_plus_merge_equal_unsharded(raw, run, tmp_path):

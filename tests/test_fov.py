@@ -24,7 +24,7 @@ def test_full_circle(fundus, w, h, notch):
     assert f.visible > 0.97
 
 
-@pytest.mark.parametrize("truncate", [0.1, 0.2])
+@pytest.mark.parametrize("truncate", [0.2, 0.3])
 def test_truncated_circle_recovers_true_radius(fundus, truncate):
     w, h = 450, 300
     f = detect_fov(np.asarray(fundus(w, h, seed=1, truncate=truncate)))
@@ -32,7 +32,7 @@ def test_truncated_circle_recovers_true_radius(fundus, truncate):
     assert r > h / 2  # the circle really is cut at top and bottom
     assert f.r == pytest.approx(r, rel=0.03)
     assert f.cy == pytest.approx(h / 2, abs=3)
-    assert f.visible < 0.99
+    assert f.visible < 0.97
 
 
 def test_truncated_crop_is_padded_square(fundus):

@@ -92,7 +92,7 @@ def test_generate_resumes_after_a_kill(tmp_path, monkeypatch):
         generate(MODEL, tmp_path / "synth", conditions=cond, n=4, overrides=FAST)
     assert len(list((tmp_path / "synth" / "_work" / "images").glob("*.png"))) == 2
     monkeypatch.setattr(gen_mod._Generator, "__call__", real_call)
-    res = generate(MODEL, tmp_path / "synth", conditions=cond, n=4, overrides=FAST)
+    res = generate(MODEL, tmp_path / "synth", conditions=cond, n=4, overrides=[*FAST, "sampling.batch_size=3"])
     assert res.resumed == 2
     assert load_from_disk(str(tmp_path / "synth"))["seed"] == [7, 8, 9, 10]
     # a different plan in the same unfinished --out is refused, not mixed in
@@ -123,6 +123,10 @@ def test_sample_labels_follow_the_weights():
     assert 0.45 < np.mean([r["glaucoma"] for r in rows]) < 0.55
     assert all(r["findings"] is None and r["dme"] == 0 for r in rows if r["dr_grade"] == 0)
     assert sample_labels(Conditions(), 5, seed=1) == sample_labels(Conditions(), 5, seed=1)
+    from retinalogos_hub.config import load_config
+
+    cond = load_config(Conditions, None, ["dr_grade.3=2", "eye.right=1"])  # an override replaces the default mapping
+    assert cond.dr_grade == {3: 2} and {r["dr_grade"] for r in sample_labels(cond, 5, seed=0)} == {3}
 
 
 def test_generate_bad_inputs(tmp_path):

@@ -203,6 +203,24 @@ def test_lumina_next_lora_exports_a_fused_pipeline(tmp_path):
     assert not any("lora" in k for k in fused)
 
 
+@pytest.mark.parametrize("bb", ["lumina-next", "lumina2"])  # our block wrapper / diffusers' own support
+def test_gradient_checkpointing_gives_the_same_weights(bb, tmp_path):
+    data = make_captioned(tmp_path / "captioned", n=2)
+    common = [f"data.dataset={data}", "train.max_steps=2", f"data.cache_dir={tmp_path / 'cache'}", *QUIET]
+    plain = run(TINY / bb / "step1_pretrain_full.yaml", [*common, f"output_dir={tmp_path / 'plain'}"])
+    ckpt = run(TINY / bb / "step1_pretrain_full.yaml", [*common, f"output_dir={tmp_path / 'ckpt'}", "model.gradient_checkpointing=true"])
+    assert same(weights(plain.pipeline_dir), weights(ckpt.pipeline_dir))
+
+
+def test_bf16_autocast_and_grad_accumulation_run(tmp_path):
+    data = make_captioned(tmp_path / "captioned", n=4)
+    res = run(TINY / "lumina-next" / "step1_pretrain_lora.yaml", [
+        f"data.dataset={data}", f"output_dir={tmp_path / 'run'}", "train.mixed_precision=bf16", "train.grad_accum=2",
+        "train.max_steps=2", "train.timestep_sampling=logit_normal", *QUIET])
+    assert res.global_step == 2 and 0 < res.final_loss < 10
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["mode"] == "lora"
+
+
 # --- the training target points the way each sampler integrates ---------------------------------------------------------
 
 

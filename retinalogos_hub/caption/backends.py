@@ -88,7 +88,8 @@ class TransformersBackend:
 
         texts = [self.processor.apply_chat_template(messages(i.prompt), add_generation_prompt=True, tokenize=False) for i in items]
         images = [fit_pixels(i.image, self.max_pixels) for i in items]
-        enc = self.processor(text=texts, images=images, return_tensors="pt", padding=True).to(self.device)
+        enc = self.processor(text=texts, images=images, return_tensors="pt", padding=True)
+        enc = enc.to(self.device, dtype=self.model.dtype)  # pixel values in the model's dtype (bf16 on GPU); ids stay int
         sample = attempt > 0  # greedy would repeat the same malformed/inconsistent answer
         if sample:
             torch.manual_seed(self.seed + attempt)

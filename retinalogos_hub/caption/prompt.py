@@ -89,7 +89,7 @@ def parse_response(text: str) -> tuple[str, dict[str, str]]:
     if start < 0 or end <= start:
         raise ValueError("no JSON object in the answer")
     try:
-        obj = json.loads(body[start : end + 1])
+        obj = json.loads(body[start : end + 1], strict=False)  # tolerate raw newlines/tabs inside strings
     except json.JSONDecodeError as e:
         raise ValueError(f"malformed JSON ({e.msg} at char {e.pos})") from None
     if not isinstance(obj, dict):

@@ -203,19 +203,23 @@ def _my_indices(n_rows: int, i: int, n: int) -> tuple[list[int], tuple[int, int]
     import os
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        from accelerate import PartialState
-
-        state = PartialState()
+        state = _state()
         with state.split_between_processes(rows) as part:
             return list(part), (state.process_index, state.num_processes)
     return rows, (0, 1)
 
 
+def _state():
+    """accelerate's process state; on CPU-only hosts it must be asked for gloo explicitly (`cpu=True`)."""
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
 def _wait_for_everyone(n_proc: int) -> None:
     if n_proc > 1:
-        from accelerate import PartialState
-
-        PartialState().wait_for_everyone()
+        _state().wait_for_everyone()
 
 
 def _progress(enabled: bool, total: int, completed: int):

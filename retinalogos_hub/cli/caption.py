@@ -46,5 +46,6 @@ def caption_run(in_dir: InDir, out: OutDir, backend: Backend = "template", model
                             commit_every=commit_every, regenerate_inconsistent=regenerate_inconsistent, base_url=base_url,
                             concurrency=concurrency, min_words=min_words, max_words=max_words, seed=seed,
                             max_pixels=max_pixels, max_new_tokens=max_new_tokens, prompt_version=prompt_version)
-    what = "Captioned" if r.merged else f"Captioned shard {shard} (merge with `retinalogos caption merge --out {out}`)"
+    part = f"shard {shard}" if shard else "this process's share"
+    what = "Captioned" if r.merged else f"Captioned {part} (merge with `retinalogos caption merge --out {out}`)"
     result(what, out=r.out, rows=r.rows, flagged=r.flagged)

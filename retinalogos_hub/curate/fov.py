@@ -45,9 +45,10 @@ def detect_fov(rgb: np.ndarray, cfg: FovConfig | None = None) -> Fov | None:
     cfg = cfg or FovConfig()
     h, w = rgb.shape[:2]
     s = min(1.0, WORK_SIDE / max(h, w))
-    small = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA) if s < 1 else rgb
+    # bilinear is enough for geometry (the median blur below removes the aliasing) and 4x cheaper than INTER_AREA
+    small = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_LINEAR) if s < 1 else rgb
     # max over channels: the field is bright in red even when green/blue are dark (dark or red-free images)
-    grey = cv2.medianBlur(small.max(axis=2), 5)
+    grey = cv2.medianBlur(cv2.max(cv2.max(small[..., 0], small[..., 1]), small[..., 2]), 5)
     if cfg.threshold is not None:
         thr = cfg.threshold
     else:

@@ -14,7 +14,6 @@ import json
 import multiprocessing as mp
 import os
 import shutil
-import sys
 import tempfile
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
@@ -197,7 +196,7 @@ def _process_all(work: ShardWork, cfg: CurateConfig, workers: int, show: bool) -
                if not r["reason"] and r["id"] not in done)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    pool = _pool(workers) if workers > 1 else None  # started before the progress thread: fork with no threads running
+    pool = _pool(workers) if workers > 1 else None
     if pool is None:
         _init_worker()
     buf: list[dict] = []
@@ -221,7 +220,9 @@ def _process_all(work: ShardWork, cfg: CurateConfig, workers: int, show: bool) -
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
-    ctx = mp.get_context("fork" if sys.platform == "linux" else "spawn")
+    # not plain fork: a parent that already ran OpenCV (or any threaded library) can deadlock its forked children;
+    # forkserver forks from a clean server process (fast after the first start), spawn elsewhere.
+    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
     return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
 
 
@@ -374,6 +375,7 @@ def _write_dataset(out: Path, parts: list[Path], split_of: dict[str, str]) -> No
     from datasets import Dataset
 
     work = out / ".work"
+    work.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="finalize-", dir=work))
     try:
         keep = tmp / "keep.parquet"

@@ -28,21 +28,32 @@ def decode(data: bytes, size: int) -> np.ndarray:
     crop (libjpeg's DCT scaling: 5-6x faster than a full decode of an EyePACS-sized file)."""
     im = Image.open(io.BytesIO(data))
     if im.format == "JPEG":
-        # the FOV diameter is ~0.9 of the short side on most cameras: ask a little more so we never upsample
-        want = int(size * 1.15)
+        # scale so the short side (~ the FOV diameter) still covers `size`
         w, h = im.size
-        k = want / min(w, h)
+        k = size / min(w, h)
         im.draft("RGB", (max(1, int(w * k)), max(1, int(h * k))))
     im = ImageOps.exif_transpose(im)  # honour orientation before the EXIF block is dropped
-    return np.asarray(im.convert("RGB"))
+    return np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
 
 
 def process(rec: dict, cfg: CurateConfig) -> dict:
     """A work row for input record `rec` (with `id` and `path`): status "ok" with image bytes and hashes, or
     "excluded" with a reason."""
-    out = {"id": rec["id"], "record": json.dumps(rec), "status": "excluded", "reason": None, "image": None,
-           "width": None, "height": None, "quality_score": None, "sha256": None, "pixels": None, "phash": None,
-           "thumb": None}
+    try:
+        return _process(rec, cfg)
+    except Exception as e:  # one odd file (an OpenCV error on a degenerate image) must not stop a 100k-image run
+        return {**_row(rec), "reason": f"processing failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
+
+
+def _row(rec: dict) -> dict:
+    """An `excluded` work row with no reason yet; `_process` fills it in."""
+    return {"id": rec["id"], "record": json.dumps(rec), "status": "excluded", "reason": None, "image": None,
+            "width": None, "height": None, "quality_score": None, "sha256": None, "pixels": None, "phash": None,
+            "thumb": None}
+
+
+def _process(rec: dict, cfg: CurateConfig) -> dict:
+    out = _row(rec)
     try:
         data = open(rec["path"], "rb").read()
     except OSError as e:

@@ -51,6 +51,8 @@ class ShardWork:
         except BlockingIOError:
             fh.close()
             raise InputError(f"{self.dir}: another curate run is writing this shard; wait for it or use another --out") from None
+        for tmp in [*self.dir.glob("*.tmp*"), *self.dir.glob(".*.tmp*")]:  # left by a killed run; never committed
+            tmp.unlink(missing_ok=True)
         return fh
 
     def state(self) -> dict:

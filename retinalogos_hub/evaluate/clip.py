@@ -92,9 +92,9 @@ def _report(result: ClipResult, images, texts, scores: torch.Tensor, model: str)
     picks = [int(i) for i in order[:4]] + [int(i) for i in order[-4:]]
     table = Table("Lowest and highest scoring pairs", ["id", "score", "caption"],
                   [[images.ref(i), float(scores[i]), texts[i][:160]] for i in dict.fromkeys(picks)])
-    summary = {"CLIP score": result.score, "std": result.std, "pairs": result.rows, "captions truncated": result.truncated, "model": model}
-    write_report(
-        Report("clip-score", "CLIP score", summary, [table], [("Lowest and highest scoring images", [(f"{float(scores[i]):.3f}", images.image(i)) for i in dict.fromkeys(picks)])],
-               [("Score distribution", fig)], data={"scores": [float(x) for x in scores], "ids": [images.ref(i) for i in range(len(images))]}),
-        result.out,
-    )
+    summary = {"CLIP score": result.score, "std": result.std, "pairs": result.rows, "captions truncated": result.truncated,
+               "model": model}
+    grid = [(f"{float(scores[i]):.3f}", images.image(i)) for i in dict.fromkeys(picks)]
+    data = {"scores": [float(x) for x in scores], "ids": [images.ref(i) for i in range(len(images))]}
+    write_report(Report("clip-score", "CLIP score", summary, [table], [("Lowest and highest scoring images", grid)],
+                        [("Score distribution", fig)], data=data), result.out)

@@ -31,6 +31,9 @@ class ImageSet:
                     return im.convert("RGB")
             except OSError as e:
                 raise InputError(f"{item}: not a readable image ({e})") from None
+        if item["image"] is None:
+            raise InputError(f"{self.path}: row {i} ({item.get('id') or i}) has no image; re-attach the images of "
+                             "sources whose licence kept them out (retinalogos attach-images)")
         return item["image"].convert("RGB")
 
     def row(self, i: int) -> dict:

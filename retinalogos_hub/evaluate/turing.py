@@ -116,21 +116,25 @@ def turing_score(kit: Path, answers: Sequence[Path], out: Path | None = None) ->
     if not pooled:
         raise InputError(f"no case has a judgement in {', '.join(map(str, answers))}; fill the 'judgement' column with real/synthetic")
     total = _rates(pooled, key)
-    structures = {
-        s: {origin: _mean([r[s] for r in pooled if key[r["case"]]["real"] == (origin == "real") and r[s] is not None]) for origin in ("real", "synthetic")}
-        for s in STRUCTURES
-    }
+    structures = {s: {origin: _mean([r[s] for r in pooled if key[r["case"]]["real"] == (origin == "real") and r[s] is not None])
+                      for origin in ("real", "synthetic")} for s in STRUCTURES}
     result = TuringResult(out, total["synthetic judged real %"], total["accuracy %"], per_grader, structures, len(pooled))
-    write_report(
-        Report("turing", "Turing test score",
-               {"synthetic judged real %": result.synthetic_judged_real, "grader accuracy %": result.accuracy, "answers": len(pooled), "graders": len(graders)},
-               [Table("Per grader", ["grader", *total], [[g, *v.values()] for g, v in per_grader.items()] + [["all", *total.values()]]),
-                Table("Realism ratings (1-5, mean)", ["structure", "real", "synthetic"], [[s, v["real"], v["synthetic"]] for s, v in structures.items()])],
-               plots=[("Realism by structure", bar_plot("Realism by structure", list(STRUCTURES), {o: [structures[s][o] for s in STRUCTURES] for o in ("real", "synthetic")}, "mean rating (1-5)"))],
-               data={"per_grader": per_grader, "structures": structures}),
-        out,
-    )
+    _report(result, total, len(graders))
     return result
+
+
+def _report(result: TuringResult, total: dict, graders: int) -> None:
+    summary = {"synthetic judged real %": result.synthetic_judged_real, "grader accuracy %": result.accuracy,
+               "answers": result.answered, "graders": graders}
+    per_grader = Table("Per grader", ["grader", *total],
+                       [[g, *v.values()] for g, v in result.per_grader.items()] + [["all", *total.values()]])
+    ratings = Table("Realism ratings (1-5, mean)", ["structure", "real", "synthetic"],
+                    [[s, v["real"], v["synthetic"]] for s, v in result.structures.items()])
+    origins = ("real", "synthetic")
+    plot = bar_plot("Realism by structure", list(STRUCTURES), {o: [result.structures[s][o] for s in STRUCTURES] for o in origins},
+                    "mean rating (1-5)")
+    write_report(Report("turing", "Turing test score", summary, [per_grader, ratings], plots=[("Realism by structure", plot)],
+                        data={"per_grader": result.per_grader, "structures": result.structures}), result.out)
 
 
 def _read_form(path: Path, key: dict) -> list[dict]:
@@ -165,14 +169,14 @@ def _read_form(path: Path, key: dict) -> list[dict]:
     return rows
 
 
-def _rates(rows: list[dict], key: dict) -> dict[str, float]:
+def _rates(rows: list[dict], key: dict) -> dict[str, float | int]:
     synth = [r for r in rows if not key[r["case"]]["real"]]
     real = [r for r in rows if key[r["case"]]["real"]]
     return {
         "synthetic judged real %": 100 * _mean([r["real"] for r in synth]),
         "real judged real %": 100 * _mean([r["real"] for r in real]),
         "accuracy %": 100 * _mean([r["real"] == key[r["case"]]["real"] for r in rows]),
-        "answered": float(len(rows)),
+        "answered": len(rows),
     }
 
 

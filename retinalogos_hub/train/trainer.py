@@ -74,6 +74,7 @@ class FlowMatchingRecipe:
         self.backbone = backbones.get(cfg.model.backbone)
         self.resume_dir = self._find_resume(resume) if resume else None
         self.step, self.last_loss = 0, None
+        self.max_steps = cfg.train.max_steps  # train() runs until here (a benchmark may extend a set-up run)
 
     def _find_resume(self, resume: str) -> Path:
         ckpts = self.out / "checkpoints"
@@ -202,13 +203,14 @@ class FlowMatchingRecipe:
 
         cfg, acc = self.cfg, self.acc
         progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                            TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(), disable=not acc.is_main_process)
-        task = progress.add_task(f"{cfg.stage} {cfg.model.backbone} {cfg.model.mode}", total=cfg.train.max_steps,
+                            TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(), refresh_per_second=2,
+                            disable=not acc.is_main_process)
+        task = progress.add_task(f"{cfg.stage} {cfg.model.backbone} {cfg.model.mode}", total=self.max_steps,
                                  completed=self.step, loss="-")
         with progress:
-            while self.step < cfg.train.max_steps:
+            while self.step < self.max_steps:
                 # 1. One optimizer step = grad_accum micro-batches (accelerate syncs DDP on the last one only)
-                total = 0.0
+                total = torch.zeros((), device=acc.device)
                 for _ in range(cfg.train.grad_accum):
                     latents, texts = self.batches.next()
                     with acc.accumulate(self.transformer):
@@ -219,19 +221,20 @@ class FlowMatchingRecipe:
                         self.optimizer.step()
                         self.lr_scheduler.step()
                         self.optimizer.zero_grad(set_to_none=True)
-                    total += acc.gather(loss.detach()).mean().item() / cfg.train.grad_accum  # all processes
+                    total += loss.detach() / cfg.train.grad_accum
                 self.step += 1
-                # 2. EMA, logging
+                # 2. EMA; the loss leaves the device only when logged (a per-step .item() stalls a GPU)
                 if self.ema is not None:
                     self.ema.step(self.params)
-                self.last_loss = total
-                if self.step % cfg.train.log_every == 0 or self.step == cfg.train.max_steps:
+                if self.step % cfg.train.log_every == 0 or self.step == self.max_steps:
+                    self.last_loss = acc.gather(total).mean().item()  # mean over processes
                     lr = self.lr_scheduler.get_last_lr()[0]
-                    acc.log({"loss": total, "lr": lr}, step=self.step)
-                    log.info("step %d loss %.5f lr %.3g", self.step, total, lr)
-                progress.update(task, completed=self.step, loss=f"{total:.4f}")
+                    acc.log({"loss": self.last_loss, "lr": lr}, step=self.step)
+                    log.info("step %d loss %.5f lr %.3g", self.step, self.last_loss, lr)
+                    progress.update(task, loss=f"{self.last_loss:.4f}")
+                progress.update(task, completed=self.step)
                 # 3. Checkpoint and validation grid
-                if self.step % cfg.checkpoint.every == 0 or self.step == cfg.train.max_steps:
+                if self.step % cfg.checkpoint.every == 0:
                     self.save_checkpoint(self.step)
                 if cfg.validation.every and self.step % cfg.validation.every == 0:
                     self.validate(self.step)
@@ -244,7 +247,7 @@ class FlowMatchingRecipe:
         self.acc.wait_for_everyone()
         self.acc.save_state(str(path))
         if self.acc.is_main_process:
-            (path / "trainer_state.json").write_text(json.dumps({"global_step": step, "loss": self.last_loss}))
+            (path / "trainer_state.json").write_text(json.dumps({"global_step": step, "last_logged_loss": self.last_loss}))
             for old in sorted(ckpts.glob("checkpoint-*"))[: -self.cfg.checkpoint.total_limit]:
                 shutil.rmtree(old, ignore_errors=True)
         self.acc.wait_for_everyone()
@@ -331,6 +334,8 @@ def main(cfg: TrainConfig, resume: str | None = None) -> TrainResult:
     recipe = FlowMatchingRecipe(cfg, resume)
     recipe.setup()
     recipe.train()
+    if recipe.step % cfg.checkpoint.every:  # the final state too, so a finished run can be extended with --resume
+        recipe.save_checkpoint(recipe.step)
     result = recipe.export()
     recipe.cleanup()
     return result

@@ -28,7 +28,7 @@ class LuminaNext(Backbone):
         # scaling_watershed=1.0 means the linear factor at every t) and proportional attention on the default length
         default = model.config.sample_size  # the default image size in latent pixels
         factor = math.sqrt(x.shape[-2] * x.shape[-1]) / default
-        rope = _rope(model.head_dim, factor)
+        rope = _rope(model.head_dim, factor, str(x.device))
         attn = {"base_sequence_length": (default * 8 // 16) ** 2}
         out = transformer(
             hidden_states=x, timestep=1 - sigma, encoder_hidden_states=emb, encoder_mask=mask,
@@ -41,10 +41,11 @@ class LuminaNext(Backbone):
 
 
 @functools.lru_cache(maxsize=8)
-def _rope(head_dim: int, linear_factor: float):
+def _rope(head_dim: int, linear_factor: float, device: str):
+    """Built once per size and kept on the device: the table is 384x384 complex, too big to copy every step."""
     from diffusers.models.embeddings import get_2d_rotary_pos_embed_lumina
 
-    return get_2d_rotary_pos_embed_lumina(head_dim, 384, 384, linear_factor=linear_factor, ntk_factor=1.0)
+    return get_2d_rotary_pos_embed_lumina(head_dim, 384, 384, linear_factor=linear_factor, ntk_factor=1.0).to(device)
 
 
 BACKBONE = LuminaNext()

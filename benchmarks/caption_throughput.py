@@ -1,0 +1,65 @@
+"""Captioned rows/s: batched (left-padded) vs unbatched transformers generation, same model, rows and settings.
+
+    .venv/bin/python benchmarks/caption_throughput.py [--model tiny:qwen2.5-vl] [--device cpu] [--rows 16] [--batch-size 8]
+    .venv/bin/python benchmarks/caption_throughput.py --model Qwen/Qwen2.5-VL-7B-Instruct --device cuda --rows 64 \
+        --batch-size 16 --max-new-tokens 256 --image-size 768     # on a GPU (bf16)
+
+Rows are procedural fundus images with varied labels; each row's prompt is the real caption prompt. Both modes call
+`TransformersBackend.answer` (processor -> chat template -> generate, greedy) on the same rows, after one warm-up
+batch; greedy outputs are identical, so the ratio is the speed-up of batching alone. The ratio is what to compare
+across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="tiny:qwen2.5-vl")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--rows", type=int, default=16)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--max-new-tokens", type=int, default=32)
+    ap.add_argument("--image-size", type=int, default=112)
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from retinalogos_hub.caption.backends import Item, TransformersBackend
+    from retinalogos_hub.caption.prompt import build_prompt
+    from retinalogos_hub.demo.fundus import fundus_image
+
+    be = TransformersBackend(args.model, max_new_tokens=args.max_new_tokens, device=args.device)
+    rows = [dict(id=f"bench/{k}", dr_grade=k % 5, eye=("left", "right")[k % 2], glaucoma=k % 3 == 0, dme=int(k % 5 >= 3),
+                 diseases=["diabetic retinopathy"] if k % 5 else [], quality="good", age=40.0 + k, sex="FM"[k % 2]) for k in range(args.rows)]
+    items = [Item(r, fundus_image(args.image_size, seed=k, dr_grade=r["dr_grade"], eye=r["eye"]), build_prompt(r)) for k, r in enumerate(rows)]
+    be.answer(items[: args.batch_size])  # warm-up (allocator, kernels)
+
+    def timed(fn):
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        out = fn()
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return time.perf_counter() - t, out
+
+    t1, single = timed(lambda: [be.answer([it])[0] for it in items])
+    tb, batched = timed(lambda: [a for s in range(0, len(items), args.batch_size) for a in be.answer(items[s : s + args.batch_size])])
+    res = {
+        "model": args.model, "device": args.device, "rows": len(items), "batch_size": args.batch_size,
+        "max_new_tokens": args.max_new_tokens, "image_size": args.image_size,
+        "unbatched_rows_per_s": round(len(items) / t1, 3), "batched_rows_per_s": round(len(items) / tb, 3),
+        "speedup": round(t1 / tb, 2), "same_outputs": single == batched,
+    }
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()

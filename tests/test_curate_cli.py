@@ -1,0 +1,78 @@
+"""`retinalogos curate`, `curate-merge` and `sources` through the real CLI, including its one-line errors."""
+
+import subprocess
+import sys
+
+import datasets
+import pytest
+from typer.testing import CliRunner
+
+from retinalogos_hub.cli import app, main
+from retinalogos_hub.demo.layouts import write_layout
+
+
+def _main(monkeypatch, capsys, *args):
+    """Run `retinalogos ARGS` through main() (which maps library errors to one line + exit 1)."""
+    monkeypatch.setattr(sys, "argv", ["retinalogos", *args])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    cap = capsys.readouterr()
+    return exit_.value.code, cap.out, cap.err
+
+
+def test_curate_and_merge_commands(tmp_path):
+    src = write_layout("eyepacs", tmp_path / "eyepacs", n=8)
+    runner = CliRunner()
+    r = runner.invoke(app, ["curate", "--source", f"eyepacs={src}", "--out", str(tmp_path / "out"), "--size", "48",
+                            "splits.test=0.25"])
+    assert r.exit_code == 0, r.output
+    assert "kept: 8" in r.output and "excluded: 0" in r.output
+    ds = datasets.load_from_disk(str(tmp_path / "out"))
+    assert len(ds) == 8 and ds[0]["image"].size == (48, 48)
+    for i in range(2):
+        r = runner.invoke(app, ["curate", "-s", f"eyepacs={src}", "-o", str(tmp_path / f"p{i}"), "--size", "48",
+                                "--shard", f"{i}/2"])
+        assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["curate-merge", str(tmp_path / "p0"), str(tmp_path / "p1"), "--out", str(tmp_path / "m")])
+    assert r.exit_code == 0, r.output
+    assert sorted(datasets.load_from_disk(str(tmp_path / "m"))["id"]) == sorted(ds["id"])
+
+
+def test_nonexistent_source_dir_is_one_line_without_traceback(tmp_path):
+    # a real process: exactly what a user sees
+    p = subprocess.run([sys.executable, "-m", "retinalogos_hub.cli", "curate", "--source", "eyepacs=/nonexistent",
+                        "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1
+    assert "Traceback" not in p.stderr
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert lines[0] == "error: eyepacs: directory not found: /nonexistent"
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["--source", "eyepax=/tmp"], "unknown source 'eyepax' (did you mean 'eyepacs'?); known sources:"),
+        (["--source", "eyepacs"], "expected NAME=PATH"),
+        (["--source", "eyepacs=/tmp", "--shard", "2/2"], "expected i/N with 0 <= i < N"),
+        (["--source", "eyepacs=/tmp", "dedup.phash_distanse=3"], "unknown key 'dedup.phash_distanse'"),
+    ],
+)
+def test_bad_arguments(monkeypatch, capsys, tmp_path, args, expected):
+    code, _, err = _main(monkeypatch, capsys, "curate", "--out", str(tmp_path / "out"), *args)
+    assert code == 1 and expected in err and "Traceback" not in err
+
+
+def test_wrong_label_columns_and_empty_dir(monkeypatch, capsys, tmp_path):
+    src = write_layout("eyepacs", tmp_path / "eyepacs", n=2)
+    (src / "trainLabels.csv").write_text("name,grade\n1_left,0\n")
+    code, _, err = _main(monkeypatch, capsys, "curate", "-s", f"eyepacs={src}", "-o", str(tmp_path / "o"))
+    assert code == 1 and "trainLabels.csv: expected columns image, level" in err
+    (tmp_path / "empty").mkdir()
+    code, _, err = _main(monkeypatch, capsys, "curate", "-s", f"aptos={tmp_path / 'empty'}", "-o", str(tmp_path / "o2"))
+    assert code == 1 and "aptos" in err and str(tmp_path / "empty") in err
+
+
+def test_sources_lists_adapters():
+    r = CliRunner(env={"COLUMNS": "300"}).invoke(app, ["sources"])
+    assert r.exit_code == 0, r.output
+    assert "eyepacs" in r.output and "trainLabels.csv" in r.output and "Kaggle competition terms" in r.output
