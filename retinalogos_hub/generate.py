@@ -145,6 +145,8 @@ def generate(
     prompts = [*prompts, *read_prompts(prompts_file)]
     if bool(prompts) == bool(conditions):
         raise InputError("give either --prompt/--prompts-file or --conditions (exactly one)")
+    if conditions and not Path(conditions).is_file():
+        raise InputError(f"--conditions {conditions}: file not found (example: recipes/generate/conditions.yaml)")
     cond = load_config(Conditions, conditions, overrides)
     single = out.suffix.lower() in IMAGE_SUFFIXES
     n = n or (1 if single else len(prompts))

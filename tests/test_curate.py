@@ -243,3 +243,18 @@ def test_splits_deterministic_official_and_linked():
     assert a["s/official"] == a["t/x"] == "test"  # official test wins and spreads to linked keys
     share = sum(v == "test" for v in a.values()) / len(a)
     assert 0.12 < share < 0.3
+
+
+def test_every_adapter_layout_curates(tmp_path):
+    """All miniature layouts together: labels of every adapter fit the schema, unrelated procedural eyes are never
+    merged as duplicates, and no patient spans two splits."""
+    sources = [(name, write_layout(name, tmp_path / name, n=8, seed=i, size=64))
+               for i, name in enumerate(WRITERS) if name != "table"]  # `table` needs a mapping YAML of its own
+    r = curate(sources, tmp_path / "out", cfg=CurateConfig(size=32, commit_every=50), progress=False)
+    assert (r.excluded, r.duplicates) == (0, 0) and r.kept == r.inputs == len(_manifest(r.out))
+    ds = datasets.load_from_disk(str(r.out))
+    assert set(ds["source"]) == {name for name, _ in sources}
+    splits = defaultdict(set)
+    for source, patient, split, i in zip(ds["source"], ds["patient_id"], ds["split"], ds["id"]):
+        splits[f"{source}/{patient}" if patient else i].add(split)
+    assert all(len(s) == 1 for s in splits.values())

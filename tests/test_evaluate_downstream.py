@@ -65,6 +65,36 @@ def test_downstream_end_to_end_and_resume(tmp_path, fundus, monkeypatch):
     assert again.metrics == report["metrics"]
 
 
+def test_training_resumes_from_its_epoch_checkpoint(tmp_path, fundus, monkeypatch):
+    import torch
+
+    from retinalogos_hub.evaluate.downstream import _train_and_score
+    from retinalogos_hub.evaluate.images import open_images
+
+    real = open_images(_real(tmp_path, fundus))
+    cfg = load_config(DownstreamRecipe, RECIPES / "tiny.yaml", [f"data.real={real.path}", "data.synthetic=x", "output_dir=o"])
+    clf, rows, test = cfg.classifiers[0], [(real, i) for i in range(10)], [(real, i) for i in range(10, 15)]
+    straight = _train_and_score(clf, rows, test, cfg, tmp_path / "a.ckpt.pt")  # 2 epochs x 2 steps
+
+    step, calls = torch.optim.AdamW.step, {"n": 0}
+
+    def killed_in_second_epoch(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", killed_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        _train_and_score(clf, rows, test, cfg, tmp_path / "b.ckpt.pt")
+    assert torch.load(tmp_path / "b.ckpt.pt", weights_only=False)["epoch"] == 0
+    calls["n"] = -100  # count on, no more kills
+    resumed = _train_and_score(clf, rows, test, cfg, tmp_path / "b.ckpt.pt")
+    assert calls["n"] == -98  # only the second epoch's two steps ran again
+    a, b = (torch.load(tmp_path / f"{k}.ckpt.pt", weights_only=False)["model"] for k in "ab")
+    assert all(torch.equal(a[k], b[k]) for k in a) and resumed == straight
+
+
 def test_downstream_refuses_unlabelled_synthetic(tmp_path, fundus):
     real = _real(tmp_path, fundus)
     generate("tiny:lumina-next", tmp_path / "free", prompts=["A fundus photograph."], n=2, overrides=FAST)

@@ -132,6 +132,8 @@ def test_sample_labels_follow_the_weights():
 def test_generate_bad_inputs(tmp_path):
     with pytest.raises(InputError, match="exactly one"):
         generate(MODEL, tmp_path / "x", prompts=["a"], conditions=_conditions(tmp_path))
+    with pytest.raises(InputError, match="--conditions .*file not found"):
+        generate(MODEL, tmp_path / "x", conditions=tmp_path / "missing.yaml", n=2)
     with pytest.raises(InputError, match="exactly one image"):
         generate(MODEL, tmp_path / "x.png", prompts=["a"], n=3)
     with pytest.raises(ConfigError, match="dr_grade must map ICDR grades 0-4"):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from datasets import Image
 
@@ -105,7 +105,7 @@ def merge_shards(out_dir: Path) -> CaptionResult:
     out_dir = Path(out_dir)
     settings = sh.read_manifest(out_dir)
     ds = _load(Path(settings["in_dir"]))
-    records, dups = sh.read_records(out_dir / "shards")
+    records, _ = sh.read_records(out_dir / "shards")
     ids = list(ds["id"])
     missing = [x for x in ids if x not in records]
     if missing:
@@ -200,8 +200,6 @@ def _decode(cell: dict):
 def _my_indices(n_rows: int, i: int, n: int) -> tuple[list[int], tuple[int, int]]:
     """Rows of shard i/N (contiguous), then this process's part of them under `accelerate launch`."""
     rows = list(range(n_rows * i // n, n_rows * (i + 1) // n))
-    import os
-
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         state = _state()
         with state.split_between_processes(rows) as part:

@@ -12,7 +12,7 @@ from ._options import InDir, OutDir, Seed, Shard
 Backend = Annotated[str, typer.Option("--backend", "-b", help="template (no model) | transformers (local VLM) | openai (OpenAI-compatible server).")]
 Model = Annotated[Optional[str], typer.Option("--model", "-m", help="VLM: Hub id, local path or tiny:<name> (transformers, default Qwen/Qwen2.5-VL-7B-Instruct); served model id (openai).", show_default=False)]
 BatchSize = Annotated[int, typer.Option("--batch-size", help="Rows per generate() call (transformers).")]
-CommitEvery = Annotated[int, typer.Option("--commit-every", help="Commit shard results to disk every K rows (a killed job loses at most K).")]
+CommitEvery = Annotated[int, typer.Option("--commit-every", help="Commit results to the shard file every K rows (a killed job redoes at most about K rows).")]
 Regenerate = Annotated[int, typer.Option("--regenerate-inconsistent", help="Retry captions that contradict the labels up to N times.")]
 BaseUrl = Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (openai; default OPENAI_BASE_URL).", show_default=False)]
 Concurrency = Annotated[int, typer.Option("--concurrency", help="Requests in flight at once (openai).")]
@@ -31,11 +31,13 @@ def caption_run(in_dir: InDir, out: OutDir, backend: Backend = "template", model
                 prompt_version: PromptVersion = "v1") -> None:
     """Caption every row of a curated dataset (caption, caption_fields, consistency verdict); `merge` as DIR joins shards.
 
-    Reruns resume from the shard files in OUT/shards. With --shard i/N only that share is captioned; the last shard to
-    finish merges, or run `retinalogos caption merge --out OUT`.
-    Examples: retinalogos caption curated --out captioned;
-    retinalogos caption curated --out captioned --backend openai --base-url http://127.0.0.1:8000/v1 --concurrency 32;
-    accelerate launch -m retinalogos_hub.cli caption curated --out captioned --backend transformers --shard 0/2
+    Reruns resume from the shard files in OUT/shards. With --shard i/N only that share is captioned; the last shard
+    to finish merges (or run `retinalogos caption merge --out OUT`). Under `accelerate launch` each process takes its
+    part of the rows.
+
+    Examples: retinalogos caption curated --out captioned ;
+    retinalogos caption curated --out captioned --backend openai --base-url http://127.0.0.1:8000/v1 --concurrency 32 ;
+    accelerate launch --multi_gpu -m retinalogos_hub.cli caption curated --out captioned --backend transformers --shard 0/2
     """
     from ..caption import caption_dataset, merge_shards
 

@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -211,6 +212,12 @@ def _process_all(work: ShardWork, cfg: CurateConfig, workers: int, show: bool) -
                 if len(buf) >= cfg.commit_every:
                     work.commit(buf)
                     buf = []
+    except BrokenProcessPool:
+        raise InputError(
+            "a curate worker process died (out of memory, killed, or the calling script re-ran itself in the worker)",
+            hint="when calling curate(workers>1) from a script, put the call under `if __name__ == \"__main__\":`; "
+            "rerunning resumes from the committed work",
+        ) from None
     finally:
         if buf:  # an interrupted run keeps what it finished
             work.commit(buf)
@@ -284,10 +291,10 @@ def _finalize(shards: list[ShardWork], out: Path, cfg: CurateConfig, processed: 
     split_of = {k: by_patient[key] for k, (key, _) in canon.items()}
     # 4. manifest: one row per input file
     counts = _write_manifest(out, shards, index, statuses, reasons, dups, split_of)
-    if sum(counts.values()) != n_inputs:
-        raise AssertionError(f"manifest accounts for {sum(counts.values())} of {n_inputs} inputs")
-    # 5. the dataset
-    _write_dataset(out, parts, split_of)
+    # 5. the dataset; inputs = kept + excluded + duplicate, and every kept row is in it exactly once
+    rows = _write_dataset(out, parts, split_of)
+    if sum(counts.values()) != n_inputs or rows != counts["kept"] or rows != len(split_of):
+        raise AssertionError(f"{n_inputs} inputs but manifest {counts} and {rows} dataset rows")
     splits = {s: n for s in ("train", "validation", "test") if (n := sum(1 for v in split_of.values() if v == s))}
     result = CurateResult(out, n_inputs, counts["kept"], counts["excluded"], counts["duplicate"], processed, splits)
     fields = {k: v for k, v in asdict(result).items() if k not in ("out",)}
@@ -371,7 +378,7 @@ def _rows(parts: list[str], keep: str) -> Iterator[dict]:
                 }
 
 
-def _write_dataset(out: Path, parts: list[Path], split_of: dict[str, str]) -> None:
+def _write_dataset(out: Path, parts: list[Path], split_of: dict[str, str]) -> int:
     from datasets import Dataset
 
     work = out / ".work"
@@ -385,6 +392,7 @@ def _write_dataset(out: Path, parts: list[Path], split_of: dict[str, str]) -> No
         ds = ds.sort("id")  # deterministic row order whatever the worker count or resume history
         staging = tmp / "dataset"
         ds.save_to_disk(str(staging))
+        rows = len(ds)
         del ds
         for old in [*out.glob("data-*.arrow"), out / "dataset_info.json", out / "state.json"]:
             old.unlink(missing_ok=True)
@@ -392,3 +400,4 @@ def _write_dataset(out: Path, parts: list[Path], split_of: dict[str, str]) -> No
             os.replace(f, out / f.name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return rows

@@ -32,7 +32,8 @@ def decode(data: bytes, size: int) -> np.ndarray:
         w, h = im.size
         k = size / min(w, h)
         im.draft("RGB", (max(1, int(w * k)), max(1, int(h * k))))
-    im = ImageOps.exif_transpose(im)  # honour orientation before the EXIF block is dropped
+    if im.getexif().get(0x0112, 1) != 1:  # honour orientation before the EXIF block is dropped (rare: skip the copy)
+        im = ImageOps.exif_transpose(im)
     return np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
 
 
@@ -78,11 +79,17 @@ def _process(rec: dict, cfg: CurateConfig) -> dict:
         width=cfg.size,
         height=cfg.size,
         quality_score=round(quality_score(square, fov), 4),
-        pixels=hashlib.sha256(rgb.tobytes() + str(rgb.shape).encode()).hexdigest(),
+        pixels=_pixel_hash(rgb),
         phash=int(str(imagehash.phash(Image.fromarray(grey))), 16) - (1 << 63),  # fits int64, order-preserving
         thumb=cv2.resize(grey, (THUMB, THUMB), interpolation=cv2.INTER_AREA).tobytes(),
     )
     return out
+
+
+def _pixel_hash(rgb: np.ndarray) -> str:
+    h = hashlib.sha256(str(rgb.shape).encode())
+    h.update(memoryview(np.ascontiguousarray(rgb)).cast("B"))  # no copy of the pixels
+    return h.hexdigest()
 
 
 def inner_grey(square: np.ndarray) -> np.ndarray:

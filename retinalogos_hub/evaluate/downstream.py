@@ -106,9 +106,10 @@ def downstream(recipe: Path, overrides: Sequence[str] = ()) -> DownstreamResult:
             if run_file.is_file():
                 scores = json.loads(run_file.read_text())["metrics"]
             else:
-                scores = _train_and_score(clf, rows, test_rows, cfg)
-                run_file.parent.mkdir(parents=True, exist_ok=True)
+                ckpt = run_file.with_suffix(".ckpt.pt")
+                scores = _train_and_score(clf, rows, test_rows, cfg, ckpt)
                 run_file.write_text(json.dumps({"classifier": asdict(clf), "train_set": name, "rows": len(rows), "metrics": scores}))
+                ckpt.unlink()
             metrics.setdefault(clf.name, {})[name] = scores
     result = DownstreamResult(out, metrics, {"real train": len(train_idx), "synthetic": len(synth_idx), "test": len(test_idx)})
     _report(result, cfg, synth, synth_idx)
@@ -156,7 +157,8 @@ class _Rows(torch.utils.data.Dataset):
         return self.transform(images.image(i)), self.labels[k]
 
 
-def _train_and_score(clf: Classifier, rows, test_rows, cfg: DownstreamRecipe) -> dict[str, float]:
+def _train_and_score(clf: Classifier, rows, test_rows, cfg: DownstreamRecipe, ckpt: Path) -> dict[str, float]:
+    """Train one classifier on `rows`, score it on `test_rows`; `ckpt` holds the state after each epoch (resume)."""
     from torchvision import transforms
     from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
 
@@ -179,13 +181,27 @@ def _train_and_score(clf: Classifier, rows, test_rows, cfg: DownstreamRecipe) ->
     test = torch.utils.data.DataLoader(_Rows(test_rows, cfg.label, test_tf), t.batch_size, num_workers=t.workers)
     model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    for epoch in range(t.epochs):
+    start = 0
+    if ckpt.is_file():  # an interrupted run: continue after its last finished epoch, with the same data order
+        state = torch.load(ckpt, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["loader_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        start = state["epoch"] + 1
+        log.info("%s: resumed from %s after epoch %d", clf.name, ckpt, state["epoch"])
+    for epoch in range(start, t.epochs):
         for x, y in train:
             loss = model(pixel_values=x.to(device), labels=y.to(device)).loss
             opt.zero_grad()
             loss.backward()
             opt.step()
         log.info("%s epoch %d loss %.4f", clf.name, epoch, loss.item())
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
+                 "loader_rng": gen.get_state(), "torch_rng": torch.get_rng_state()}
+        torch.save(state, ckpt.with_suffix(".tmp"))
+        ckpt.with_suffix(".tmp").replace(ckpt)
     model.eval()
     preds, refs = [], []
     with torch.inference_mode():

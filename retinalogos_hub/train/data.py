@@ -123,11 +123,12 @@ def build_cache(rows, pipe, backbone, cfg: DataSection, max_length: int, cache_d
             })
         datasets.Dataset.from_list(records).save_to_disk(str(part))
         log(f"cached part {p + 1}/{n_parts} ({len(records)} rows)")
+    # the empty caption (caption dropout), written before `dataset/`, whose state.json marks the cache complete
+    emb, mask = backbone.encode_prompts(pipe, [""], max_length)
+    torch.save({"text": emb[0, mask[0].bool()].float(), "buckets": table}, cache_dir / "uncond.pt")
     ds = datasets.concatenate_datasets([datasets.load_from_disk(str(parts_dir / f"part-{p:05d}")) for p in range(n_parts)])
     ds.save_to_disk(str(done))
     shutil.rmtree(parts_dir)  # the concatenated copy is the cache now
-    emb, mask = backbone.encode_prompts(pipe, [""], max_length)
-    torch.save({"text": emb[0, mask[0].bool()].float(), "buckets": table}, cache_dir / "uncond.pt")
     return datasets.load_from_disk(str(done))
 
 

@@ -94,7 +94,13 @@ class FlowMatchingRecipe:
         from accelerate.utils import ProjectConfiguration, set_seed
 
         cfg = self.cfg
-        # 1. Accelerator (mixed precision, accumulation, trackers) and the resolved config
+        # 1. Accelerator (mixed precision, accumulation, trackers) and the resolved config. accelerate keeps both
+        # settings in process-wide singletons that refuse or silently keep a previous run's values, so a second run in
+        # one process (the pipeline chain, the demo, tests) starts from clean ones; the process group is untouched.
+        from accelerate.state import AcceleratorState, GradientState
+
+        AcceleratorState._reset_state()
+        GradientState._reset_state()
         self.acc = Accelerator(
             mixed_precision=cfg.train.mixed_precision, gradient_accumulation_steps=cfg.train.grad_accum,
             log_with=cfg.train.log_with, project_config=ProjectConfiguration(str(self.out), logging_dir=str(self.out / "logs")),
