@@ -77,3 +77,16 @@ def test_quality_score_orders_sharp_blurred_dark(fundus):
     dark = score((img.astype(np.float32) * 0.2).astype(np.uint8))
     assert 0.0 <= blurred < sharp <= 1.0 and dark < sharp
     assert sharp > 0.8 and blurred < 0.7 and dark < 0.6
+
+
+def test_dark_region_reaching_the_rim(fundus):
+    """A dim field whose dark centre merges with the surround at the bottom (seen on real EyePACS images): the hull
+    still gives the true circle."""
+    w, h = 384, 288
+    img = (np.asarray(fundus(w, h, seed=5, notch=False)).astype(np.float32) * 0.35).astype(np.uint8)
+    wedge = np.array([[w // 2 - 30, h // 2 - 20], [w // 2 + 30, h // 2 - 20], [w // 2 + 80, h], [w // 2 - 80, h]])
+    cv2.fillPoly(img, [wedge], (2, 2, 2))
+    f = detect_fov(img)
+    assert f is not None
+    assert f.r == pytest.approx(_expected_radius(w, h), rel=0.03)
+    assert (f.cx, f.cy) == (pytest.approx(w / 2, abs=4), pytest.approx(h / 2, abs=4))

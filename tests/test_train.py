@@ -43,7 +43,7 @@ def make_captioned(out: Path, n: int = 6, features=schema.CAPTIONED) -> Path:
         grade, eye = i % 5, ("left", "right")[i % 2]
         w, h = (48, 32) if i % 2 else (40, 40)
         row = {k: None for k in schema.CAPTIONED} | {
-            "image": fundus_image(w, h, seed=i, dr_grade=grade, eye=eye), "id": f"demo/{i}", "source": "demo",
+            "image": fundus_image(w, h, seed=i, dr_grade=grade, eye=eye), "id": f"idrid/{i}", "source": "idrid",
             "source_id": str(i), "eye": eye, "dr_grade": grade, "diseases": [], "width": w, "height": h,
             "split": "train", "license": "CC-BY-4.0", "redistributable": True, "caption_issues": [],
         }
@@ -281,7 +281,10 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     assert resumed.global_step == whole.global_step == 60
     assert same(weights(resumed.pipeline_dir), weights(whole.pipeline_dir))  # EMA export
     last = "checkpoints/checkpoint-000060/model.safetensors"
-    assert same(load_file(str(killed / last)), load_file(str(tmp_path / "whole" / last)))  # raw weights
+    raw = load_file(str(killed / last))
+    assert same(raw, load_file(str(tmp_path / "whole" / last)))  # raw weights
+    exported = weights(whole.pipeline_dir)
+    assert any(not torch.equal(exported[k], raw[k]) for k in raw)  # the export holds the EMA, not the raw weights
     assert resumed.final_loss == whole.final_loss
 
 
@@ -316,6 +319,8 @@ def test_bad_input_fails_clearly(tmp_path):
     uncaptioned = make_captioned(tmp_path / "curated", n=2, features=schema.CURATED)
     with pytest.raises(InputError, match=r"no 'caption' column .*run `retinalogos caption`"):
         run(recipe, [f"data.dataset={uncaptioned}", f"output_dir={tmp_path / 'a'}"])
+    with pytest.raises(InputError, match=r"data.dataset: \S+/missing is not a dataset directory"):
+        run(recipe, [f"data.dataset={tmp_path / 'missing'}", f"output_dir={tmp_path / 'a'}"])
     with pytest.raises(InputError, match="no 'purify_keep' column"):
         run(recipe, [f"data.dataset={data}", "data.require_purify_keep=true", f"output_dir={tmp_path / 'b'}"])
     with pytest.raises(InputError, match=r"--resume .*nope: not a checkpoint directory"):
@@ -325,6 +330,15 @@ def test_bad_input_fails_clearly(tmp_path):
     with pytest.raises(OfflineError, match="model.base_model: model 'retinalogos/not-cached' is not available") as e:
         run(recipe, [f"data.dataset={data}", "model.base_model=retinalogos/not-cached", f"output_dir={tmp_path / 'd'}"])
     assert "model.base_model /path/to/model" in e.value.hint
+
+
+def test_trains_on_a_hub_layout_dataset_folder(tmp_path):
+    from retinalogos_hub.hub import push_dataset
+
+    pushed = push_dataset(make_captioned(tmp_path / "captioned", n=4), "org/fundus", local_dir=tmp_path / "hub")
+    res = run(TINY / "lumina-next" / "step1_pretrain_lora.yaml", [
+        f"data.dataset={pushed.local_dir}", f"output_dir={tmp_path / 'run'}", "train.max_steps=1", *QUIET])
+    assert json.loads((res.output_dir / "run.json").read_text())["train_rows"] == 4
 
 
 def test_cli_reports_one_line_error(tmp_path, monkeypatch, capsys):

@@ -63,7 +63,13 @@ def detect_fov(rgb: np.ndarray, cfg: FovConfig | None = None) -> Fov | None:
     blob = max(contours, key=cv2.contourArea)
     if cv2.contourArea(blob) < cfg.min_area * sh * sw:
         return None
-    circle = _fit_circle(blob.reshape(-1, 2).astype(np.float64), sw, sh)
+    # the convex hull bridges dark intrusions that reach the rim (a dark macula or media opacity in a dim image
+    # merges with the surround); the rim is the part of the outline that lies on the hull
+    hull = np.zeros_like(mask)
+    cv2.fillConvexPoly(hull, cv2.convexHull(blob), 1)
+    pts = blob.reshape(-1, 2)
+    edge = hull - cv2.erode(hull, np.ones((3, 3), np.uint8))
+    circle = _fit_circle(pts.astype(np.float64), pts[edge[pts[:, 1], pts[:, 0]] > 0].astype(np.float64), sw, sh)
     if circle is None:
         return None
     cx, cy, r = circle
@@ -71,9 +77,7 @@ def detect_fov(rgb: np.ndarray, cfg: FovConfig | None = None) -> Fov | None:
     cv2.circle(disc, (round(cx), round(cy)), round(r), 1, -1)
     inside = disc.astype(bool)
     visible = inside.sum() / (math.pi * r * r)
-    field = np.zeros_like(mask)
-    cv2.drawContours(field, [blob], -1, 1, -1)
-    fill = (field.astype(bool) & inside).sum() / max(1, inside.sum())
+    fill = (hull.astype(bool) & inside).sum() / max(1, inside.sum())
     outside = ~inside
     contrast = grey[inside].mean() - (grey[outside].mean() if outside.any() else 0.0)
     if visible < cfg.min_visible or fill < cfg.min_fill or (outside.sum() > 0.02 * sh * sw and contrast < cfg.min_contrast):
@@ -81,15 +85,20 @@ def detect_fov(rgb: np.ndarray, cfg: FovConfig | None = None) -> Fov | None:
     return Fov(cx, cy, r, float(min(1.0, visible)), float(fill)).scaled(1 / s)
 
 
-def _fit_circle(pts: np.ndarray, w: int, h: int) -> tuple[float, float, float] | None:
-    """Least-squares (Kasa) circle through the contour points off the image border; None if the rim is not visible.
+def _fit_circle(pts: np.ndarray, rim: np.ndarray, w: int, h: int) -> tuple[float, float, float] | None:
+    """Least-squares (Kasa) circle through the `rim` points (outline points on the hull) off the image border; None
+    if the outline `pts` mostly runs along the frame (no curved rim: not a fundus field).
 
-    Points well inside the first fit (a rim notch, a dent from a dark lesion at the edge) are dropped and the circle
-    refitted, so notches do not pull the rim inwards."""
-    off = pts[(pts[:, 0] > 1) & (pts[:, 0] < w - 2) & (pts[:, 1] > 1) & (pts[:, 1] < h - 2)]
-    if len(off) < 0.25 * len(pts) or len(off) < 20:
-        return None  # the bright region runs along the frame: no curved rim, not a fundus field
-    rim = off
+    Points well inside the first fit (a rim notch) are dropped and the circle refitted, so notches do not pull the
+    rim inwards."""
+    def inner(p):
+        return p[(p[:, 0] > 1) & (p[:, 0] < w - 2) & (p[:, 1] > 1) & (p[:, 1] < h - 2)]
+
+    if len(inner(pts)) < 0.25 * len(pts):
+        return None
+    cand = rim = inner(rim)
+    if len(rim) < 20:
+        return None
     for _ in range(2):
         x, y = rim[:, 0], rim[:, 1]
         (c0, c1, c2), *_ = np.linalg.lstsq(np.column_stack([x, y, np.ones_like(x)]), x * x + y * y, rcond=None)
@@ -98,10 +107,10 @@ def _fit_circle(pts: np.ndarray, w: int, h: int) -> tuple[float, float, float] |
         if r2 <= 0:
             return None
         r = math.sqrt(r2)
-        keep = np.hypot(off[:, 0] - cx, off[:, 1] - cy) > r - max(2.0, 0.01 * r)
+        keep = np.hypot(cand[:, 0] - cx, cand[:, 1] - cy) > r - max(2.0, 0.01 * r)
         if keep.sum() < 20:
             break
-        rim = off[keep]
+        rim = cand[keep]
     return float(cx), float(cy), float(r)
 
 

@@ -164,9 +164,9 @@ def _train_and_score(clf: Classifier, rows, test_rows, cfg: DownstreamRecipe, ck
 
     t = cfg.training
     device = ("cuda" if torch.cuda.is_available() else "cpu") if t.device == "auto" else t.device
-    torch.manual_seed(t.seed)
     path = resolve(clf.model, option=f"classifiers[{clf.name}].model")
     labels = {"num_labels": cfg.num_labels, "problem_type": "single_label_classification"}
+    torch.manual_seed(t.seed)  # after resolve: building a tiny model on a cold cache draws from the global RNG
     if clf.pretrained:  # a new head for our classes; the backbone keeps its weights
         model = AutoModelForImageClassification.from_pretrained(path, ignore_mismatched_sizes=True, **labels)
     else:

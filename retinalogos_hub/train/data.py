@@ -51,9 +51,14 @@ def load_rows(cfg: DataSection):
             if cfg.split not in ds:
                 raise InputError(f"data.dataset: {ref} has splits {', '.join(ds)}, not data.split={cfg.split!r}")
             ds = ds[cfg.split]
+    elif ref.is_dir() and (ref / "README.md").is_file():  # a Hub-layout folder (push-dataset --local-dir)
+        ds = datasets.load_dataset(str(ref), split=cfg.split)
+    elif cfg.dataset.startswith((".", "/", "~")) or cfg.dataset.count("/") > 1 or ref.is_dir():
+        raise InputError(f"data.dataset: {cfg.dataset} is not a dataset directory (no state.json from save_to_disk); "
+                         "pass the output dir of `retinalogos caption` or `retinalogos purify`")
     else:
         try:
-            ds = datasets.load_dataset(str(ref) if ref.is_dir() else cfg.dataset, split=cfg.split)
+            ds = datasets.load_dataset(cfg.dataset, split=cfg.split)
         except (FileNotFoundError, ConnectionError, ValueError) as e:
             raise OfflineError(
                 f"data.dataset: {cfg.dataset!r} is not a dataset dir and could not be loaded from the Hub ({type(e).__name__})",

@@ -91,7 +91,7 @@ class FlowMatchingRecipe:
 
     def setup(self) -> None:
         from accelerate import Accelerator
-        from accelerate.utils import ProjectConfiguration, set_seed
+        from accelerate.utils import DistributedType, ProjectConfiguration, set_seed
 
         cfg = self.cfg
         # 1. Accelerator (mixed precision, accumulation, trackers) and the resolved config. accelerate keeps both
@@ -109,13 +109,14 @@ class FlowMatchingRecipe:
         if self.acc.is_main_process:
             dump_config(cfg, self.out / "config.yaml")
             log.info("resolved recipe written to %s", self.out / "config.yaml")
-        # 2. Model components; text encoder and VAE are frozen and only used to fill the cache
+        # 2. Data rows first (a bad dataset fails before a 2B model loads), then the model components; the text
+        # encoder and the VAE are frozen and only fill the cache
+        rows = load_rows(cfg.data)
         self.pipe = self.backbone.load(cfg.model.base_model)
         self.pipe.set_progress_bar_config(disable=True)
         for module in (self.pipe.vae, self.pipe.text_encoder):
             module.requires_grad_(False).eval()
-        # 3. Data: rows -> cache (main process builds it first, the others read it)
-        rows = load_rows(cfg.data)
+        # 3. Cache: latents + caption embeddings (main process builds it first, the others read it)
         key = cache_key(rows._fingerprint, {
             "base": str(cfg.model.base_model), "backbone": cfg.model.backbone, "res": cfg.data.resolution,
             "aspect": cfg.data.max_aspect, "len": cfg.model.max_sequence_length, "dtype": cfg.data.cache_dtype,
@@ -160,6 +161,7 @@ class FlowMatchingRecipe:
             self.ema = EMAModel(self.params, decay=cfg.ema.decay, update_after_step=cfg.ema.update_after_step)
             self.ema.to(self.acc.device)
         self.transformer, self.optimizer, self.lr_scheduler = self.acc.prepare(transformer, optimizer, scheduler)
+        self._sharded = self.acc.distributed_type == DistributedType.FSDP
         self.noise = NoiseRng(cfg.train.seed + self.acc.process_index)
         for obj in (self.batches.pos, self.noise, *([self.ema] if self.ema else [])):
             self.acc.register_for_checkpointing(obj)
@@ -279,8 +281,11 @@ class FlowMatchingRecipe:
 
     @torch.no_grad()
     def validate(self, step: int) -> Path | None:
-        """A grid (rows = prompts, columns = seeds) with fixed prompts and seeds, from the EMA weights when on."""
-        if not self.acc.is_main_process:
+        """A grid (rows = prompts, columns = seeds) with fixed prompts and seeds, from the EMA weights when on.
+
+        Under FSDP every rank must take part in each forward (the shards are gathered per layer), elsewhere only the
+        main process generates; the main process writes the PNG."""
+        if not (self.acc.is_main_process or self._sharded):
             return None
         from PIL import Image
 
@@ -300,6 +305,8 @@ class FlowMatchingRecipe:
         grid = Image.new("RGB", (v.width * len(v.seeds), v.height * len(v.prompts)))
         for i, img in enumerate(images):
             grid.paste(img, ((i % len(v.seeds)) * v.width, (i // len(v.seeds)) * v.height))
+        if not self.acc.is_main_process:
+            return None
         path = self.out / "validation" / f"step-{step:06d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         grid.save(path)
@@ -310,17 +317,23 @@ class FlowMatchingRecipe:
         from . import export
 
         cfg, pipeline_dir, lora_dir = self.cfg, None, None
+        if cfg.model.mode == "full":
+            with self._ema_weights():  # every rank: the full state dict is gathered from FSDP shards collectively
+                state = self.acc.get_state_dict(self.transformer)
+                # a copy: these may share storage with the parameters the EMA swap restores on exit
+                state = {k: v.detach().to("cpu", copy=True) for k, v in (state or {}).items()}
+        if cfg.validation.every == 0 or self.step % cfg.validation.every:
+            self.validate(self.step)
         if self.acc.is_main_process:
             transformer = self.acc.unwrap_model(self.transformer)
             if cfg.model.mode == "full":
-                with self._ema_weights():
-                    pipeline_dir = export.save_pipeline(self.pipe, transformer, self.out / "pipeline")
+                plain = type(transformer).from_config(transformer.config)
+                plain.load_state_dict(state)
+                pipeline_dir = export.save_pipeline(self.pipe, plain, self.out / "pipeline")
             else:
                 lora_dir = export.save_lora(self.pipe, transformer, self.out / "lora").parent
                 if cfg.lora.fuse_export or not self.backbone.loads_lora:
                     pipeline_dir = export.save_pipeline(self.pipe, export.fused(transformer), self.out / "pipeline")
-            if cfg.validation.every == 0 or self.step % cfg.validation.every:
-                self.validate(self.step)
             run = {
                 "backbone": cfg.model.backbone, "base_model": cfg.model.base_model, "dataset": cfg.data.dataset,
                 "recipe": str(self.out / "config.yaml"), "stage": cfg.stage, "mode": cfg.model.mode,
