@@ -1,5 +1,6 @@
 """Curation end to end on miniature source layouts: dedup, exclusions, splits, manifest, resume, shards + merge."""
 
+import io
 import shutil
 import signal
 import subprocess
@@ -258,3 +259,16 @@ def test_every_adapter_layout_curates(tmp_path):
     for source, patient, split, i in zip(ds["source"], ds["patient_id"], ds["split"], ds["id"]):
         splits[f"{source}/{patient}" if patient else i].add(split)
     assert all(len(s) == 1 for s in splits.values())
+
+
+def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path):
+    from retinalogos_hub.curate.process import process
+    from retinalogos_hub.demo.fundus import fundus_image
+
+    grey = np.asarray(fundus_image(200, 150, seed=1).convert("L")).astype(np.uint16) * 256
+    path = tmp_path / "x.png"
+    Image.fromarray(grey).save(path)
+    assert Image.open(path).mode == "I;16"
+    row = process({"id": "t/x", "path": str(path)}, CurateConfig(size=64))
+    assert row["status"] == "ok"
+    assert 20 < np.asarray(Image.open(io.BytesIO(row["image"]))).mean() < 200

@@ -316,6 +316,11 @@ def test_bad_input_fails_clearly(tmp_path):
         run(recipe, ["train.max_stpes=3"])
     with pytest.raises(ConfigError, match="model.mode is 'lora' but the recipe has no lora: section"):
         run(recipe, ["model.mode=lora", "ema=null"])
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        with pytest.raises(ConfigError, match="optim.name=adamw8bit needs bitsandbytes: pip install bitsandbytes"):
+            run(recipe, ["optim.name=adamw8bit"])
     uncaptioned = make_captioned(tmp_path / "curated", n=2, features=schema.CURATED)
     with pytest.raises(InputError, match=r"no 'caption' column .*run `retinalogos caption`"):
         run(recipe, [f"data.dataset={uncaptioned}", f"output_dir={tmp_path / 'a'}"])

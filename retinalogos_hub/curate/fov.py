@@ -128,7 +128,9 @@ def crop_square(rgb: np.ndarray, fov: Fov, size: int) -> np.ndarray:
     ox0, oy0 = min(size - 1, max(0, round((ix0 - x0) * s))), min(size - 1, max(0, round((iy0 - y0) * s)))
     ow = min(size - ox0, max(1, round((ix1 - ix0) * s)))
     oh = min(size - oy0, max(1, round((iy1 - iy0) * s)))
-    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    # INTER_AREA only for real reductions: after a JPEG draft decode the residual factor is in (0.5, 1], where bilinear
+    # is 9x faster than OpenCV's fractional area filter and aliases little
+    interp = cv2.INTER_AREA if s <= 0.5 else cv2.INTER_LINEAR
     out[oy0 : oy0 + oh, ox0 : ox0 + ow] = cv2.resize(rgb[iy0:iy1, ix0:ix1], (ow, oh), interpolation=interp)
     return out
 

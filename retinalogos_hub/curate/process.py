@@ -34,6 +34,10 @@ def decode(data: bytes, size: int) -> np.ndarray:
         im.draft("RGB", (max(1, int(w * k)), max(1, int(h * k))))
     if im.getexif().get(0x0112, 1) != 1:  # honour orientation before the EXIF block is dropped (rare: skip the copy)
         im = ImageOps.exif_transpose(im)
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit/float greyscale: PIL would clip it to white
+        a = np.asarray(im, dtype=np.float32)
+        a = np.clip(a * (255.0 / max(float(a.max()), 1.0)), 0, 255).astype(np.uint8)
+        return np.repeat(a[..., None], 3, axis=2)
     return np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
 
 

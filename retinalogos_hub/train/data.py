@@ -123,14 +123,14 @@ def build_cache(rows, pipe, backbone, cfg: DataSection, max_length: int, cache_d
             emb = emb[0, mask[0].bool()]
             records.append({
                 "id": row.get("id") or str(len(records)), "bucket": b,
-                "latent": latent.numpy().astype(dtype).tobytes(), "latent_shape": list(latent.shape),
-                "text": emb.numpy().astype(dtype).tobytes(), "text_shape": list(emb.shape),
+                "latent": latent.cpu().numpy().astype(dtype).tobytes(), "latent_shape": list(latent.shape),
+                "text": emb.cpu().numpy().astype(dtype).tobytes(), "text_shape": list(emb.shape),
             })
         datasets.Dataset.from_list(records).save_to_disk(str(part))
         log(f"cached part {p + 1}/{n_parts} ({len(records)} rows)")
     # the empty caption (caption dropout), written before `dataset/`, whose state.json marks the cache complete
     emb, mask = backbone.encode_prompts(pipe, [""], max_length)
-    torch.save({"text": emb[0, mask[0].bool()].float(), "buckets": table}, cache_dir / "uncond.pt")
+    torch.save({"text": emb[0, mask[0].bool()].float().cpu(), "buckets": table}, cache_dir / "uncond.pt")
     ds = datasets.concatenate_datasets([datasets.load_from_disk(str(parts_dir / f"part-{p:05d}")) for p in range(n_parts)])
     ds.save_to_disk(str(done))
     shutil.rmtree(parts_dir)  # the concatenated copy is the cache now

@@ -116,6 +116,11 @@ class FlowMatchingRecipe:
         self.pipe.set_progress_bar_config(disable=True)
         for module in (self.pipe.vae, self.pipe.text_encoder):
             module.requires_grad_(False).eval()
+        # encoders on the accelerator; Gemma in bf16 when training in bf16 (as it was trained), the VAE in fp32
+        # (the SDXL VAE overflows in fp16)
+        te_dtype = torch.bfloat16 if cfg.train.mixed_precision == "bf16" else torch.float32
+        self.pipe.text_encoder.to(self.acc.device, te_dtype)
+        self.pipe.vae.to(self.acc.device)
         # 3. Cache: latents + caption embeddings (main process builds it first, the others read it)
         key = cache_key(rows._fingerprint, {
             "base": str(cfg.model.base_model), "backbone": cfg.model.backbone, "res": cfg.data.resolution,
