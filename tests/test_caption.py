@@ -11,7 +11,8 @@ from datasets import Dataset, load_from_disk
 from retinalogos_hub.caption import caption_dataset, merge_shards
 from retinalogos_hub.caption.guard import check
 from retinalogos_hub.caption.prompt import JSON_KEYS, build_prompt, parse_response, reference_lines
-from retinalogos_hub.caption.shards import ShardWriter, parse_shard, read_records
+from retinalogos_hub.caption.shards import ShardWriter, read_records
+from retinalogos_hub.shards import parse_shard
 from retinalogos_hub.caption.template import TemplateCaptioner
 from retinalogos_hub.errors import HubError, InputError
 from retinalogos_hub.schema import CAPTION_FIELD_NAMES, CAPTIONED, CURATED
@@ -160,7 +161,7 @@ def test_shard_writer_commits_every_k_and_cuts_a_torn_tail(tmp_path):
     w2.close()
     records, dups = read_records(tmp_path)
     assert list(records) == ["a", "b", "c", "d"] and dups == 0
-    assert parse_shard("1/4") == (1, 4) and parse_shard(None) == (0, 1)
+    assert parse_shard("1/4") == (1, 4) and parse_shard(None) is None
     for bad in ("4/4", "x/2", "1", "-1/3"):
         with pytest.raises(InputError, match="--shard"):
             parse_shard(bad)

@@ -11,6 +11,7 @@ from datasets import Image
 
 from ..errors import InputError
 from ..schema import CAPTION_COLUMNS, CAPTION_FIELD_NAMES, CAPTIONED, CURATED, require_columns
+from ..shards import parse_shard
 from . import shards as sh
 from .backends import Item, make_backend
 from .guard import check
@@ -58,7 +59,7 @@ def caption_dataset(
     out_dir = Path(out_dir)
     if out_dir.resolve() == Path(in_dir).resolve():
         raise InputError(f"--out {out_dir}: must differ from the input directory")
-    i, n = sh.parse_shard(shard)
+    i, n = parse_shard(shard) or (0, 1)
     template(prompt_version)  # an unknown version fails before any work
     shards_dir = out_dir / "shards"
     settings = {"in_dir": str(Path(in_dir).resolve()), "backend": backend, "model": model, "prompt_version": prompt_version,

@@ -16,22 +16,6 @@ from ..errors import InputError
 MANIFEST = "run.json"
 
 
-def parse_shard(spec: str | tuple[int, int] | None) -> tuple[int, int]:
-    """'i/N' (0-based) -> (i, N); None -> (0, 1)."""
-    if spec is None:
-        return 0, 1
-    if isinstance(spec, tuple):
-        i, n = spec
-    else:
-        try:
-            i, n = (int(x) for x in str(spec).split("/"))
-        except ValueError:
-            raise InputError(f"--shard {spec!r}: expected i/N with integers, e.g. 0/4") from None
-    if n < 1 or not 0 <= i < n:
-        raise InputError(f"--shard {i}/{n}: need 0 <= i < N (shards are 0-based)")
-    return i, n
-
-
 def check_manifest(shards_dir: Path, settings: dict, *, write: bool = True) -> None:
     """Fail if an earlier job in this directory used other settings; else record them (when `write`)."""
     path = Path(shards_dir) / MANIFEST

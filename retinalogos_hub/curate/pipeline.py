@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..shards import parse_shard, shard_of  # noqa: F401  (parse_shard re-exported for the CLI)
 from ..errors import InputError, SourceError
 from ..schema import CURATED, make_id
 from ..sources import get_source, make_config
@@ -58,16 +59,6 @@ class CurateResult:
         return self.out / "manifest.parquet"
 
 
-def parse_shard(text: str | None) -> tuple[int, int] | None:
-    """'i/N' -> (i, N), 0 <= i < N."""
-    if text is None:
-        return None
-    i, sep, n = str(text).partition("/")
-    if not (sep and i.strip().isdigit() and n.strip().isdigit() and 0 <= int(i) < int(n)):
-        raise InputError(f"--shard {text!r}: expected i/N with 0 <= i < N, e.g. 0/4")
-    return int(i), int(n)
-
-
 def parse_sources(specs: Sequence[str]) -> list[tuple[str, Path]]:
     """['NAME=PATH', ...] -> [(name, Path)], as given on the command line."""
     out = []
@@ -77,11 +68,6 @@ def parse_sources(specs: Sequence[str]) -> list[tuple[str, Path]]:
             raise InputError(f"--source {spec!r}: expected NAME=PATH, e.g. --source eyepacs=/data/eyepacs")
         out.append((name.strip(), Path(root.strip()).expanduser()))
     return out
-
-
-def shard_of(row_id: str, n: int) -> int:
-    """Stable shard of an id (does not depend on Python's hash seed or on the input order)."""
-    return int.from_bytes(hashlib.sha256(row_id.encode()).digest()[:8], "big") % n
 
 
 def curate(
