@@ -145,6 +145,11 @@ def _coerce(tp, value, key: str, errors: list[str]):
         return value
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str):
+        try:  # YAML 1.1 reads `3e-3` (no dot) as a string
+            return float(value)
+        except ValueError:
+            pass
     if tp is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)  # a YAML `revision: 1` is still a string
     if isinstance(tp, type) and isinstance(value, tp) and not (tp is int and isinstance(value, bool)):

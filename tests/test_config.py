@@ -34,6 +34,7 @@ def test_yaml_plus_overrides(tmp_path):
     p = write(tmp_path, "output_dir: out\noptim:\n  lr: 1e-4\nmax_steps: 10\n")
     cfg = load_config(Recipe, p, ["optim.lr=0.5", "max_steps=3", "mixed_precision=bf16", "resume=latest"])
     assert cfg == Recipe("out", Optim(0.5), "bf16", 3, "latest")
+    assert load_config(Recipe, p, ["optim.lr=3e-3"]).optim.lr == 0.003  # YAML 1.1 reads 3e-3 as a string
     assert isinstance(cfg.optim.lr, float)
 
 

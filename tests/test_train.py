@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import datasets
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -90,6 +91,33 @@ def test_buckets_are_an_area_budget():
     assert table[nearest_bucket(3168, 4752, table)] == (416, 624)
     px = _to_pixels(fundus_image(90, 60), (48, 32))
     assert px.shape == (3, 32, 48) and px.min() >= -1 and px.max() <= 1
+
+
+def test_cache_parts_are_shared_by_processes_and_match_one_process(tmp_path, monkeypatch):
+    from retinalogos_hub.train import data as D
+
+    monkeypatch.setattr(D, "CACHE_PART_ROWS", 2)  # 6 rows -> 3 parts
+    cfg = load_config(TrainConfig, TINY / "lumina-next" / "step1_pretrain_full.yaml",
+                      [f"data.dataset={make_captioned(tmp_path / 'captioned')}"]).data
+    rows, backbone = D.load_rows(cfg), backbones.get("lumina-next")
+    pipe = backbone.load("tiny:lumina-next")
+    single = D.build_cache(rows, pipe, backbone, cfg, 256, tmp_path / "single")
+
+    class Stop(Exception):
+        pass
+
+    def stop():
+        raise Stop
+
+    with pytest.raises(Stop):  # process 1 of 2 encodes its share, then would wait for process 0
+        D.build_cache(rows, pipe, backbone, cfg, 256, tmp_path / "shared", rank=1, world=2, barrier=stop)
+    assert sorted(p.name for p in (tmp_path / "shared" / "parts").iterdir()) == ["part-00001"]
+    shared = D.build_cache(rows, pipe, backbone, cfg, 256, tmp_path / "shared", rank=0, world=2)
+    assert shared["id"] == single["id"] == [f"idrid/{i}" for i in range(6)]
+    assert shared["bucket"] == single["bucket"] and shared["text_shape"] == single["text_shape"]
+    for a, b in zip(shared["latent"], single["latent"]):
+        assert np.allclose(np.frombuffer(a, np.float32), np.frombuffer(b, np.float32), atol=1e-6)
+    assert not (tmp_path / "shared" / "parts").exists() and (tmp_path / "shared" / "uncond.pt").is_file()
 
 
 # --- the chain, per backbone ------------------------------------------------------------------------------------------

@@ -21,7 +21,8 @@ import torch
 from ..errors import InputError, OfflineError
 from .config import DataSection
 
-CACHE_PART_ROWS = 256  # rows per cache part: the unit of resumable work when the cache build is killed
+CACHE_PART_ROWS = 256  # rows per cache part: the unit of resumable (and multi-process) work when building the cache
+ENCODE_BATCH = 16  # rows per text-encoder / VAE call while caching
 
 
 def buckets(area_side: int, multiple: int, max_aspect: float) -> list[tuple[int, int]]:
@@ -98,43 +99,63 @@ def _to_pixels(img, size: tuple[int, int]) -> torch.Tensor:
     return torch.from_numpy(arr).permute(2, 0, 1)
 
 
-def build_cache(rows, pipe, backbone, cfg: DataSection, max_length: int, cache_dir: Path, log=print):
-    """Encode every row once (latent + caption embedding) into `cache_dir`; returns the cached dataset."""
+def build_cache(rows, pipe, backbone, cfg: DataSection, max_length: int, cache_dir: Path, *, rank: int = 0,
+                world: int = 1, barrier=lambda: None, log=print):
+    """Encode every row once (latent + caption embedding) into `cache_dir`; returns the cached dataset.
+
+    With several processes, process `rank` encodes parts rank, rank + world, ...; `barrier` waits for all of them
+    before process 0 joins the parts."""
     import datasets
 
     done = cache_dir / "dataset"
     if (done / "state.json").exists():
         return datasets.load_from_disk(str(done))
     table = buckets(cfg.resolution, backbone.multiple(pipe), cfg.max_aspect)
-    dtype = np.dtype(cfg.cache_dtype)
     parts_dir = cache_dir / "parts"
     n_parts = math.ceil(len(rows) / CACHE_PART_ROWS)
-    for p in range(n_parts):
+    for p in range(rank, n_parts, world):
         part = parts_dir / f"part-{p:05d}"
         if (part / "state.json").exists():
             continue  # resumed: this part was finished before the kill
-        chunk = rows.select(range(p * CACHE_PART_ROWS, min(len(rows), (p + 1) * CACHE_PART_ROWS)))
-        records = []
-        for row in chunk:
-            img = row["image"]
-            b = nearest_bucket(img.width, img.height, table)
-            latent = backbone.encode_images(pipe, _to_pixels(img, table[b])[None])[0]
-            emb, mask = backbone.encode_prompts(pipe, [row["caption"] or ""], max_length)
-            emb = emb[0, mask[0].bool()]
-            records.append({
-                "id": row.get("id") or str(len(records)), "bucket": b,
-                "latent": latent.cpu().numpy().astype(dtype).tobytes(), "latent_shape": list(latent.shape),
-                "text": emb.cpu().numpy().astype(dtype).tobytes(), "text_shape": list(emb.shape),
-            })
+        first = p * CACHE_PART_ROWS
+        chunk = rows.select(range(first, min(len(rows), first + CACHE_PART_ROWS)))
+        records = _encode(chunk, first, pipe, backbone, table, max_length, np.dtype(cfg.cache_dtype))
         datasets.Dataset.from_list(records).save_to_disk(str(part))
         log(f"cached part {p + 1}/{n_parts} ({len(records)} rows)")
-    # the empty caption (caption dropout), written before `dataset/`, whose state.json marks the cache complete
-    emb, mask = backbone.encode_prompts(pipe, [""], max_length)
-    torch.save({"text": emb[0, mask[0].bool()].float().cpu(), "buckets": table}, cache_dir / "uncond.pt")
-    ds = datasets.concatenate_datasets([datasets.load_from_disk(str(parts_dir / f"part-{p:05d}")) for p in range(n_parts)])
-    ds.save_to_disk(str(done))
-    shutil.rmtree(parts_dir)  # the concatenated copy is the cache now
+    barrier()
+    if rank == 0:
+        # the empty caption (caption dropout), written before `dataset/`, whose state.json marks the cache complete
+        emb, mask = backbone.encode_prompts(pipe, [""], max_length)
+        torch.save({"text": emb[0, mask[0].bool()].float().cpu(), "buckets": table}, cache_dir / "uncond.pt")
+        parts = [datasets.load_from_disk(str(parts_dir / f"part-{p:05d}")) for p in range(n_parts)]
+        datasets.concatenate_datasets(parts).save_to_disk(str(done))
+        shutil.rmtree(parts_dir)  # the concatenated copy is the cache now
+    barrier()
     return datasets.load_from_disk(str(done))
+
+
+def _encode(chunk, first: int, pipe, backbone, table, max_length: int, dtype) -> list[dict]:
+    """Cache records for `chunk`, ENCODE_BATCH rows per text-encoder call and per bucket per VAE call."""
+    records = []
+    for start in range(0, len(chunk), ENCODE_BATCH):
+        sub = chunk[start : start + ENCODE_BATCH]
+        images = sub["image"]
+        emb, mask = backbone.encode_prompts(pipe, [c or "" for c in sub["caption"]], max_length)
+        bucket = [nearest_bucket(img.width, img.height, table) for img in images]
+        latents: list = [None] * len(images)
+        for b in sorted(set(bucket)):
+            idx = [i for i, x in enumerate(bucket) if x == b]
+            encoded = backbone.encode_images(pipe, torch.stack([_to_pixels(images[i], table[b]) for i in idx]))
+            for i, latent in zip(idx, encoded):
+                latents[i] = latent.cpu().numpy().astype(dtype)
+        for i, latent in enumerate(latents):
+            text = emb[i, mask[i].bool()].cpu().numpy().astype(dtype)  # the caption's tokens, padding dropped
+            records.append({
+                "id": sub["id"][i] if "id" in sub else str(first + start + i), "bucket": bucket[i],
+                "latent": latent.tobytes(), "latent_shape": list(latent.shape),
+                "text": text.tobytes(), "text_shape": list(text.shape),
+            })
+    return records
 
 
 @dataclass

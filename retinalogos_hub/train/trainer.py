@@ -121,14 +121,15 @@ class FlowMatchingRecipe:
         te_dtype = torch.bfloat16 if cfg.train.mixed_precision == "bf16" else torch.float32
         self.pipe.text_encoder.to(self.acc.device, te_dtype)
         self.pipe.vae.to(self.acc.device)
-        # 3. Cache: latents + caption embeddings (main process builds it first, the others read it)
+        # 3. Cache: latents + caption embeddings, each process encoding its share of the parts
         key = cache_key(rows._fingerprint, {
             "base": str(cfg.model.base_model), "backbone": cfg.model.backbone, "res": cfg.data.resolution,
             "aspect": cfg.data.max_aspect, "len": cfg.model.max_sequence_length, "dtype": cfg.data.cache_dtype,
         })
         cache_dir = Path(cfg.data.cache_dir or self.out / "cache") / key
-        with self.acc.main_process_first():
-            cache = build_cache(rows, self.pipe, self.backbone, cfg.data, cfg.model.max_sequence_length, cache_dir, log.info)
+        cache = build_cache(rows, self.pipe, self.backbone, cfg.data, cfg.model.max_sequence_length, cache_dir,
+                            rank=self.acc.process_index, world=self.acc.num_processes,
+                            barrier=self.acc.wait_for_everyone, log=log.info)
         uncond = torch.load(cache_dir / "uncond.pt")["text"]
         self.train_rows = len(cache)
         self.batches = Batches(cache, uncond, cfg.train.batch_size, cfg.train.seed, self.acc.process_index,
