@@ -31,7 +31,8 @@ def quality_score(square: np.ndarray, fov: Fov) -> float:
     coverage = float(np.clip(fov.visible, 0.0, 1.0))
     # 2. illumination: mean brightness in a useful band without clipped highlights, and evenness (a coarse map of the field, low spread is good)
     mean = float(lum[field].mean())
-    saturated = float((img[field].max(axis=1) >= 250).mean())
+    # brightest channel per pixel via OpenCV: numpy's max(axis=1) over 3 channels was 2 ms, most of the score's time
+    saturated = float((cv2.max(cv2.max(img[..., 0], img[..., 1]), img[..., 2])[field] >= 250).mean())
     level = float(np.clip(min(mean / 0.25, (0.8 - mean) / 0.2), 0.0, 1.0)) * max(0.0, 1.0 - 2.0 * saturated)
     coarse = cv2.resize(lum, (16, 16), interpolation=cv2.INTER_AREA)[cv2.resize(inner.astype(np.uint8), (16, 16)) > 0]
     evenness = float(np.clip(1.0 - (coarse.std() / max(coarse.mean(), 1e-3) - 0.25), 0.0, 1.0)) if coarse.size else 0.0
