@@ -32,23 +32,17 @@ def _tiny_vae(**extra):
     )
 
 
-def _tiny_gemma(vocab_size: int):
-    from transformers import GemmaConfig, GemmaModel
+def _tiny_gemma(vocab_size: int, version: int = 1):
+    """A 2-layer Gemma (Lumina-Next) or Gemma-2 (Lumina2, Sana) text encoder."""
+    import transformers
 
-    cfg = GemmaConfig(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=1,
-        head_dim=8,
-        max_position_embeddings=512,
-        pad_token_id=0,
-        bos_token_id=2,
-        eos_token_id=1,
+    common = dict(
+        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=1, head_dim=8, max_position_embeddings=512, pad_token_id=0, bos_token_id=2, eos_token_id=1,
     )
-    return GemmaModel(cfg)
+    if version == 1:
+        return transformers.GemmaModel(transformers.GemmaConfig(**common))
+    return transformers.Gemma2Model(transformers.Gemma2Config(**common, sliding_window=512))
 
 
 def build_lumina_next(out_dir: Path, seed: int = 0) -> None:
@@ -82,26 +76,6 @@ def build_lumina_next(out_dir: Path, seed: int = 0) -> None:
     pipe.save_pretrained(out_dir)
 
 
-def _tiny_gemma2(vocab_size: int):
-    from transformers import Gemma2Config, Gemma2Model
-
-    cfg = Gemma2Config(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=1,
-        head_dim=8,
-        max_position_embeddings=512,
-        sliding_window=512,
-        pad_token_id=0,
-        bos_token_id=2,
-        eos_token_id=1,
-    )
-    return Gemma2Model(cfg)
-
-
 def build_lumina2(out_dir: Path, seed: int = 0) -> None:
     """Lumina-Image-2.0 family: Lumina2Transformer2DModel + Gemma-2 + AutoencoderKL (shift_factor is required)."""
     from diffusers import FlowMatchEulerDiscreteScheduler, Lumina2Pipeline, Lumina2Transformer2DModel
@@ -128,7 +102,7 @@ def build_lumina2(out_dir: Path, seed: int = 0) -> None:
         transformer=transformer,
         scheduler=FlowMatchEulerDiscreteScheduler(),
         vae=_tiny_vae(shift_factor=0.0),
-        text_encoder=_tiny_gemma2(len(tokenizer)),
+        text_encoder=_tiny_gemma(len(tokenizer), version=2),
         tokenizer=tokenizer,
     )
     pipe.save_pretrained(out_dir)
@@ -175,7 +149,7 @@ def build_sana(out_dir: Path, seed: int = 0) -> None:
         transformer=transformer,
         scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
         vae=vae,
-        text_encoder=_tiny_gemma2(len(tokenizer)),
+        text_encoder=_tiny_gemma(len(tokenizer), version=2),
         tokenizer=tokenizer,
     )
     pipe.save_pretrained(out_dir)
