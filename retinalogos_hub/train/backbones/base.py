@@ -8,6 +8,7 @@ Each backbone file maps that to its own model timestep and output sign, read fro
 
 from __future__ import annotations
 
+import abc
 import functools
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from ...errors import ConfigError
 from ...models import resolve
 
 
-class Backbone:
+class Backbone(abc.ABC):
     name: str
     pipeline_cls: str  # diffusers class name, also what model_index.json names
     loads_lora: bool  # pipe.load_lora_weights exists for this family
@@ -61,8 +62,9 @@ class Backbone:
         """Image sides must be multiples of this: the VAE downsample times the transformer patch size."""
         return int(pipe.vae_scale_factor * pipe.transformer.config.patch_size)
 
+    @abc.abstractmethod
     def predict(self, transformer, x: torch.Tensor, sigma: torch.Tensor, emb: torch.Tensor, mask: torch.Tensor):
-        raise NotImplementedError
+        """The velocity noise - x0 at noise level sigma, in this family's own timestep and sign convention."""
 
     def enable_gradient_checkpointing(self, transformer) -> None:
         transformer.enable_gradient_checkpointing()
