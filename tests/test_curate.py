@@ -272,3 +272,20 @@ def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path):
     row = process({"id": "t/x", "path": str(path)}, CurateConfig(size=64))
     assert row["status"] == "ok"
     assert 20 < np.asarray(Image.open(io.BytesIO(row["image"]))).mean() < 200
+
+
+def test_small_field_is_decoded_finer_not_upsampled(tmp_path, monkeypatch):
+    # the JPEG draft scale is picked by the short side; a field well inside it must come from a finer decode
+    from retinalogos_hub.curate import process as proc
+    from retinalogos_hub.curate.fov import crop_square, detect_fov
+    from retinalogos_hub.demo.fundus import fundus_image
+
+    path = tmp_path / "small_field.jpg"
+    fundus_image(512, 384, seed=3, fov=0.6).save(path, quality=95)
+    shapes, decode = [], proc.decode
+    monkeypatch.setattr(proc, "decode", lambda data, side: shapes.append((out := decode(data, side))[0].shape) or out)
+    row = proc.process({"id": "t/x", "path": str(path)}, CurateConfig(size=128))
+    assert row["status"] == "ok" and shapes == [(192, 256, 3), (384, 512, 3)]  # 1/2 draft (field 115 px), then full
+    full = np.asarray(Image.open(path).convert("RGB"))
+    ref = crop_square(full, detect_fov(full), 128).astype(int)  # same field: the FOV was carried to the finer decode
+    assert np.abs(np.asarray(Image.open(io.BytesIO(row["image"]))).astype(int) - ref).mean() < 4

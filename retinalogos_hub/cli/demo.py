@@ -20,6 +20,6 @@ def demo(
     from ..demo.run import run_demo
 
     res = run_demo(workdir, patients=patients, seed=seed)
-    table("retinalogos demo", ["stage", "output", "rows/steps", "seconds"],
+    table(f"retinalogos demo ({res.workdir})", ["stage", "output", "rows/steps", "seconds"],
           [[s.name, s.output, s.count, s.seconds] for s in res.stages])
     result("Demo finished", summary=res.workdir / "summary.json", samples=res.summary["samples_png"])

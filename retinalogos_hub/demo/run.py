@@ -41,6 +41,22 @@ def recipes_root() -> Path:
     return here if here.is_dir() else Path(str(resources.files("retinalogos_hub") / "recipes"))
 
 
+def demo_sources(raw: Path, patients: int, seed: int) -> list[tuple[str, Path]]:
+    """EyePACS (both eyes per patient, all five grades), APTOS 2019 and IDRiD on their real layouts. One EyePACS
+    photo is also planted in IDRiD, as happens across public sets: curation must keep one copy, the IDRiD one,
+    because IDRiD's licence (CC BY 4.0) lets the published dataset carry its pixels."""
+    import shutil
+
+    from .layouts import write_layout
+
+    eyepacs = write_layout("eyepacs", raw / "eyepacs", n=2 * patients, seed=seed, size=160)
+    aptos = write_layout("aptos", raw / "aptos", n=patients, seed=seed + 1, size=160)
+    idrid = write_layout("idrid", raw / "idrid", n=4, seed=seed + 2, size=160)
+    shared = sorted((eyepacs / "train").glob("*.jpeg"))[0]
+    shutil.copyfile(shared, sorted(idrid.rglob("a. Training Set/*.jpg"))[0])
+    return [("eyepacs", eyepacs), ("aptos", aptos), ("idrid", idrid)]
+
+
 def quiet_progress_bars() -> None:
     """The demo prints one summary table; the libraries' per-call progress bars would bury it."""
     import datasets
@@ -48,6 +64,7 @@ def quiet_progress_bars() -> None:
     import transformers
 
     datasets.disable_progress_bars()
+    diffusers.utils.logging.set_verbosity_error()  # the tiny Gemma tokenizer truncates long captions at 256 tokens
     diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.disable_progress_bar()
 
@@ -57,8 +74,6 @@ def run_demo(workdir: Path, *, patients: int = 6, seed: int = 0) -> DemoResult:
     from .. import curate, caption, hub, train
     from ..hub.model import push_model
     from ..generate import family_kwargs
-    from .layouts import write_layout
-
     quiet_progress_bars()
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -67,17 +82,12 @@ def run_demo(workdir: Path, *, patients: int = 6, seed: int = 0) -> DemoResult:
     def timed(name, fn, output, count):
         t = time.perf_counter()
         out = fn()
-        res.stages.append(Stage(name, str(output), count(out), round(time.perf_counter() - t, 1)))
+        res.stages.append(Stage(name, str(Path(output).relative_to(workdir)), count(out), round(time.perf_counter() - t, 1)))
         return out
 
-    # 1. Miniature public layouts: EyePACS (both eyes per patient, all five grades) and APTOS 2019.
+    # 1. Miniature public layouts (EyePACS, APTOS 2019, IDRiD), one image shared by two of them.
     raw = workdir / "raw"
-    sources = timed(
-        "sources",
-        lambda: [("eyepacs", write_layout("eyepacs", raw / "eyepacs", n=2 * patients, seed=seed, size=160)),
-                 ("aptos", write_layout("aptos", raw / "aptos", n=patients, seed=seed + 1, size=160))],
-        raw, lambda s: f"{len(s)} sources",
-    )
+    sources = timed("sources", lambda: demo_sources(raw, patients, seed), raw, lambda s: f"{len(s)} sources")
     # 2-4. Data stages.
     cur = timed("curate", lambda: curate.curate(sources, workdir / "curated"), workdir / "curated",
                 lambda r: f"{r.kept} kept / {r.excluded} excluded / {r.duplicates} dup")
@@ -86,12 +96,12 @@ def run_demo(workdir: Path, *, patients: int = 6, seed: int = 0) -> DemoResult:
     pub = timed("push-dataset", lambda: hub.push_dataset(cap.out, "retinalogos/demo-fundus", local_dir=workdir / "hub-dataset"),
                 workdir / "hub-dataset", lambda r: f"{r.rows} rows, {len(r.configs)} configs")
     # 5. Three-step training: step 1 (low res, full) -> step 2 purify -> step 3 (high res from step 1's EMA weights).
-    recipes = recipes_root() / "tiny" / "lumina-next"
+    recipes = recipes_root() / "demo"
     runs = workdir / "runs"
     chain = timed(
         "train 1->2->3",
         lambda: train.run(recipes / "pipeline.yaml", [f"dataset={cap.out}", f"output_dir={runs / 'pipeline'}"]),
-        runs / "pipeline", lambda r: f"{sum(s.global_step for s in r.steps.values())} steps",
+        runs / "pipeline", lambda r: ", ".join(f"{k} {s.global_step} steps, loss {s.final_loss:.3f}" for k, s in r.steps.items()),
     )
     step1 = chain.steps["step1"]
     lora = timed(
@@ -99,7 +109,7 @@ def run_demo(workdir: Path, *, patients: int = 6, seed: int = 0) -> DemoResult:
         lambda: train.run(recipes / "step3_hires_sft_lora.yaml",
                           [f"data.dataset={runs / 'pipeline' / 'step2'}", f"output_dir={runs / 'step3-lora'}",
                            f"model.base_model={step1.pipeline_dir}"]),
-        runs / "step3-lora", lambda r: f"{r.global_step} steps",
+        runs / "step3-lora", lambda r: f"{r.global_step} steps, loss {r.final_loss:.3f}",
     )
     pipeline_dirs = {"step1": str(step1.pipeline_dir), "step3": str(chain.pipeline_dir), "step3_lora": str(lora.pipeline_dir)}
     # 6. Publish the step-3 model as a Hub model repo folder (card, gallery, no checkpoints).
