@@ -57,3 +57,12 @@ def test_library_error_is_one_line_and_debug_shows_traceback(tmp_path):
     assert "unknown key 'learning_rat'" in p.stderr and "valid keys:" in p.stderr
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**__import__("os").environ, "RETINALOGOS_DEBUG": "1"})
     assert p.returncode == 1 and "Traceback" in p.stderr and "ConfigError" in p.stderr
+
+
+def test_recipes_and_card_templates_ship_inside_the_package():
+    from retinalogos_hub import SHIPPED
+
+    for rel in ("recipes/demo/pipeline.yaml", "recipes/lumina-next/pipeline.yaml",
+                "dataset_cards/dataset_card.md.j2", "model_cards/model_card.md.j2"):
+        assert (SHIPPED / rel).is_file(), rel
+    assert '"_shipped/**/*"' in (ROOT / "pyproject.toml").read_text()  # so a wheel carries them too

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
+
+from .. import SHIPPED
 
 RECIPES = "recipes/tiny/lumina-next"
 PROMPTS = (
@@ -33,12 +34,6 @@ class DemoResult:
     workdir: Path
     stages: list[Stage] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
-
-
-def recipes_root() -> Path:
-    """recipes/ of a source checkout; fall back to the copy packaged with the library."""
-    here = Path(__file__).resolve().parents[2] / "recipes"
-    return here if here.is_dir() else Path(str(resources.files("retinalogos_hub") / "recipes"))
 
 
 def demo_sources(raw: Path, patients: int, seed: int) -> list[tuple[str, Path]]:
@@ -96,7 +91,7 @@ def run_demo(workdir: Path, *, patients: int = 6, seed: int = 0) -> DemoResult:
     pub = timed("push-dataset", lambda: hub.push_dataset(cap.out, "retinalogos/demo-fundus", local_dir=workdir / "hub-dataset"),
                 workdir / "hub-dataset", lambda r: f"{r.rows} rows, {len(r.configs)} configs")
     # 5. Three-step training: step 1 (low res, full) -> step 2 purify -> step 3 (high res from step 1's EMA weights).
-    recipes = recipes_root() / "demo"
+    recipes = SHIPPED / "recipes" / "demo"
     runs = workdir / "runs"
     chain = timed(
         "train 1->2->3",

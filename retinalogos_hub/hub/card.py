@@ -17,12 +17,12 @@ from datasets.info import DatasetInfosDict
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from .. import SHIPPED
 from ..sources.licenses import license_for
 from .export import DEFAULT_CONFIG, SPLITS, Export, data_files
 
-ROOT = Path(__file__).resolve().parents[2]
-DATASET_TEMPLATE = ROOT / "dataset_cards" / "dataset_card.md.j2"
-MODEL_TEMPLATE = ROOT / "model_cards" / "model_card.md.j2"
+DATASET_TEMPLATE = SHIPPED / "dataset_cards" / "dataset_card.md.j2"
+MODEL_TEMPLATE = SHIPPED / "model_cards" / "model_card.md.j2"
 CHART = "assets/label_distribution.png"
 GATING_TEXT = (
     "These are medical images with clinical labels. Although the sources are de-identified public datasets, by "
