@@ -41,7 +41,12 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: typing.
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {item!r} is not key=value (e.g. optim.lr=1e-4)")
-        _set_dotted(data, key.strip(), yaml.safe_load(raw) if raw.strip() else None)
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML ({str(e).splitlines()[0]}); "
+                              f"quote it, e.g. {key}='\"...\"'") from None
+        _set_dotted(data, key.strip(), value)
     errors: list[str] = []
     obj = _build(cls, data, "", errors)
     if errors:

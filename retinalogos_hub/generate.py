@@ -231,8 +231,8 @@ class _Generator:
 
 
 def family_kwargs(pipe) -> dict:
-    """Per-family arguments (FIELD-NOTES §3): keep captions verbatim, honour the exact size, and skip Sana's long
-    system instruction when the text encoder is too short to hold it (tiny models)."""
+    """Per-family arguments (FIELD-NOTES §3): keep captions verbatim, honour the exact size, and encode captions
+    without Sana's long system instruction, exactly as training encoded them (train/backbones/sana.py)."""
     params = inspect.signature(pipe.__call__).parameters
     kwargs = {}
     if "clean_caption" in params:  # needs bs4/ftfy and would rewrite clinical text
@@ -240,9 +240,7 @@ def family_kwargs(pipe) -> dict:
     if "use_resolution_binning" in params:
         kwargs["use_resolution_binning"] = False
     if "complex_human_instruction" in params:
-        max_pos = getattr(getattr(pipe.text_encoder, "config", None), "max_position_embeddings", 0)
-        if max_pos < 1024:
-            kwargs["complex_human_instruction"] = None
+        kwargs["complex_human_instruction"] = None
     return kwargs
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Literal, Sequence
 
 from .config import dump_config, load_config
-from .errors import InputError, OfflineError
+from .errors import HubError, InputError, OfflineError
 from .models import resolve
 from .schema import CAPTIONED, PURIFIED, require_columns
 
@@ -126,28 +126,33 @@ def parse_verdict(text: str) -> tuple[bool | None, str]:
 
 
 class ClipScorer:
-    def __init__(self, cfg: ClipConfig):
-        import torch
+    """Image-caption cosine similarity of any CLIP-family model; shared by purify and `evaluate clip-score`."""
+
+    def __init__(self, model: str, *, option: str = "clip.model", device: str = "cpu"):
         from transformers import AutoModel, AutoProcessor
 
-        path = resolve(cfg.model, option="clip.model")
-        self.model = AutoModel.from_pretrained(path).eval()
+        path = resolve(model, option=option)
+        self.model = AutoModel.from_pretrained(path).eval().to(device)
         self.processor = AutoProcessor.from_pretrained(path)
-        self.torch = torch
+        self.device = device
+        self.max_len = getattr(self.model.config.text_config, "max_position_embeddings", 77)
 
-    def __call__(self, images: list, captions: list[str]) -> list[float]:
-        torch = self.torch
-        max_len = getattr(self.model.config.text_config, "max_position_embeddings", 77)
+    def cosine(self, images: list, captions: list[str]):
+        """(N,) float tensor on the CPU; captions beyond the text window are truncated."""
+        import torch
+
         inputs = self.processor(text=captions, images=[im.convert("RGB") for im in images], return_tensors="pt",
                                 padding="max_length" if "siglip" in self.model.config.model_type else True,
-                                truncation=True, max_length=max_len)
+                                truncation=True, max_length=self.max_len).to(self.device)
         with torch.inference_mode():
             img = self.model.get_image_features(pixel_values=inputs["pixel_values"])
             txt = self.model.get_text_features(**{k: v for k, v in inputs.items() if k != "pixel_values"})
         img = img if torch.is_tensor(img) else img.pooler_output  # transformers 5 returns an output object
         txt = txt if torch.is_tensor(txt) else txt.pooler_output
-        sim = torch.nn.functional.cosine_similarity(img.float(), txt.float(), dim=-1)
-        return [round(float(s), 6) for s in sim]
+        return torch.nn.functional.cosine_similarity(img.float(), txt.float(), dim=-1).cpu()
+
+    def __call__(self, images: list, captions: list[str]) -> list[float]:
+        return [round(float(s), 6) for s in self.cosine(images, captions)]
 
 
 class LMJudge:
@@ -220,6 +225,9 @@ class OpenAIJudge:
             except openai.APIConnectionError:
                 raise OfflineError(f"judge.base_url {self.cfg.base_url} is unreachable",
                                    hint="start the server (e.g. `vllm serve MODEL`) or use judge.backend=lm with a local model") from None
+            except openai.AuthenticationError as e:  # its text can echo part of the key: not printed
+                raise HubError(f"judge.base_url {self.cfg.base_url} refused the API key (HTTP {e.status_code})",
+                               hint=f"set {self.cfg.api_key_env} to a key this server accepts") from None
             keep, reason = parse_verdict(reply.choices[0].message.content or "")
             if keep is None:
                 out.append((False, f"judge answer not KEEP/DROP: {reason!r}"))
@@ -257,7 +265,7 @@ def _chunk(ds, start: int, end: int, cfg: PurifyConfig, clip: ClipScorer, judge)
                 reasons.append(f"clip: alignment {scores[i]:.3f} < {cfg.keep.min_clip_score:g}")
             if cfg.keep.guard:
                 reasons += [f"guard: {issue}" for issue in check(row["caption"], row)]
-            if judge is not None and cfg.keep.judge and not judged[i][0]:
+            if judge is not None and not judged[i][0]:
                 reasons.append(judged[i][1] if judged[i][1].startswith("judge") else f"judge: {judged[i][1]}")
             verdicts.append({"purify_score": scores[i], "purify_keep": not reasons, "purify_reason": "; ".join(reasons) or None})
     return verdicts
@@ -289,8 +297,10 @@ def purify(in_dir: Path, recipe: Path, out_dir: Path, overrides: Sequence[str] =
 
     # 2. Score the missing chunks (models load only when there is work).
     if todo:
-        clip = ClipScorer(cfg.clip)
-        judge = None if cfg.judge.backend == "none" else (LMJudge(cfg.judge, cfg.keep.judge_margin) if cfg.judge.backend == "lm" else OpenAIJudge(cfg.judge))
+        clip = ClipScorer(cfg.clip.model)
+        judge = None  # not loaded (nor asked) when its verdict would be ignored
+        if cfg.keep.judge and cfg.judge.backend != "none":
+            judge = LMJudge(cfg.judge, cfg.keep.judge_margin) if cfg.judge.backend == "lm" else OpenAIJudge(cfg.judge)
         for k in todo:
             verdicts = _chunk(ds, k * cfg.chunk_rows, min((k + 1) * cfg.chunk_rows, len(ds)), cfg, clip, judge)
             tmp = work / f"chunk-{k:06d}.json.tmp"

@@ -104,6 +104,11 @@ def test_guard_catches_contradictions(caption, row, expect):
     assert any(expect in i for i in issues), issues
 
 
+def test_guard_reports_a_normal_fundus_claim_once():
+    row = dict(dr_grade=2, diseases=["diabetic retinopathy", "glaucoma"])
+    assert check("A normal fundus.", row) == ["dr_grade 2 but the caption calls the fundus normal / lesion-free"]
+
+
 @pytest.mark.parametrize("caption,row", [
     ("No haemorrhages, microaneurysms or exudates are seen.", dict(dr_grade=0)),
     ("Haemorrhages are absent and exudates are not seen.", dict(dr_grade=0)),

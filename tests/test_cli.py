@@ -59,6 +59,22 @@ def test_library_error_is_one_line_and_debug_shows_traceback(tmp_path):
     assert p.returncode == 1 and "Traceback" in p.stderr and "ConfigError" in p.stderr
 
 
+def test_error_text_with_brackets_is_printed_verbatim(tmp_path, monkeypatch, capsys):
+    """Messages quote values like `[left]` and paths like `a[/b]`: rich must not eat them or fail on them."""
+    from retinalogos_hub import cli
+    from retinalogos_hub.errors import InputError
+
+    def boom():
+        raise InputError("row eyepacs/[left] in /tmp/a[/b]: bad", hint="see [docs]")
+
+    monkeypatch.setattr(cli, "app", boom)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1
+    assert "row eyepacs/[left] in /tmp/a[/b]: bad" in err and "hint: see [docs]" in err
+
+
 def test_recipes_and_card_templates_ship_inside_the_package():
     from retinalogos_hub import SHIPPED
 

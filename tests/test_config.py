@@ -55,6 +55,8 @@ def test_override_type_checked(tmp_path):
         load_config(Recipe, p, ["mixed_precision=fp8"])
     with pytest.raises(ConfigError, match="not key=value"):
         load_config(Recipe, p, ["max_steps"])
+    with pytest.raises(ConfigError, match=r"override 'output_dir=\[runs': the value is not valid YAML .*quote it"):
+        load_config(Recipe, p, ["output_dir=[runs"])
 
 
 def test_missing_required_and_bad_yaml(tmp_path):

@@ -61,8 +61,14 @@ def test_downstream_end_to_end_and_resume(tmp_path, fundus, monkeypatch):
     from retinalogos_hub.evaluate import downstream as mod
 
     monkeypatch.setattr(mod, "_train_and_score", lambda *a, **k: pytest.fail("retrained a finished run"))
-    again = downstream(RECIPES / "tiny.yaml", [f"data.real={real}", f"data.synthetic={tmp_path / 'synth'}", f"output_dir={out}"])
+    again = downstream(RECIPES / "tiny.yaml", args[4:])
     assert again.metrics == report["metrics"]
+
+    # other settings in the same output_dir: trained afresh, never answered with the earlier results
+    retrained = []
+    monkeypatch.setattr(mod, "_train_and_score", lambda *a, **k: retrained.append(1) or {"accuracy": 0.0, "f1": 0.0, "qwk": 0.0})
+    downstream(RECIPES / "tiny.yaml", [*args[4:-1], "training.epochs=2"])
+    assert len(retrained) == 4
 
 
 def test_training_resumes_from_its_epoch_checkpoint(tmp_path, fundus, monkeypatch):

@@ -63,6 +63,22 @@ def test_turing_round_trip(kit, tmp_path):
     assert report["structures"]["lesions"]["real"] is None and report["summary"]["synthetic judged real %"] == 75.0
 
 
+def test_sheet_images_carry_no_camera_metadata(tmp_path, fundus):
+    """A real JPEG's ICC profile / EXIF would tell real from synthetic in a blinded sheet."""
+    from PIL import Image, ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x0110] = "FundusCam 9000"
+    for name in ("real", "fake"):
+        (tmp_path / name).mkdir()
+        fundus(48, seed=1).save(tmp_path / name / "a.jpg", icc_profile=icc, exif=exif.tobytes())
+    kit = turing_kit([str(tmp_path / "real")], [str(tmp_path / "fake")], tmp_path / "kit", n_real=1, n_fake=1)
+    for png in (kit.sheet / "images").iterdir():
+        data = png.read_bytes()
+        assert b"iCCP" not in data and b"eXIf" not in data and b"FundusCam" not in data
+
+
 def test_turing_bad_answers(kit, tmp_path):
     good = _fill(kit, tmp_path / "g.csv", lambda c, real: "real", lambda real: 3)
     text = good.read_text()

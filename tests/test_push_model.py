@@ -66,6 +66,8 @@ def test_push_model_round_trip_and_card_snippet_runs(hub_server, run_dir, tmp_pa
     assert meta["datasets"] == ["my-lab/cfp"] and "base_model" not in meta  # tiny:... is not a Hub id
     assert "| fid | 123.4568 |" in card.text and "![gallery/step-000004.png](gallery/step-000004.png)" in card.text
     assert "output_dir:" in card.text  # the recipe is in the card
+    for text in (card.text, (down / "training_config.yaml").read_text()):  # the trainer's local paths are not
+        assert str(run_dir) not in text and "run (local)" in text
 
     (snippet,) = python_blocks(card.text)
     assert 'from_pretrained("my-lab/retinalogos-tiny")' in snippet and "clean_caption=False" in snippet
@@ -96,3 +98,17 @@ def test_bad_run_dir_and_offline(run_dir, tmp_path):
     shutil.rmtree(run_dir / "pipeline")
     with pytest.raises(InputError, match="was not exported"):
         push_model(run_dir, "my-lab/x", local_dir=tmp_path / "o")
+
+
+def test_local_dir_that_is_not_a_staged_repo_is_refused(run_dir, tmp_path):
+    keep = tmp_path / "mine"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("not a repo")
+    with pytest.raises(InputError, match="not empty"):
+        push_model(run_dir, "my-lab/x", local_dir=keep)
+    assert (keep / "notes.txt").is_file()
+    with pytest.raises(InputError, match="holds the run directory"):
+        push_model(run_dir, "my-lab/x", local_dir=tmp_path)
+    assert (run_dir / "run.json").is_file()
+    push_model(run_dir, "my-lab/x", local_dir=tmp_path / "repo")
+    push_model(run_dir, "my-lab/x", local_dir=tmp_path / "repo")  # its own staging is replaced

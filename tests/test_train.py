@@ -374,6 +374,17 @@ def test_trains_on_a_hub_layout_dataset_folder(tmp_path):
     assert json.loads((res.output_dir / "run.json").read_text())["train_rows"] == 4
 
 
+def test_hub_export_without_images_names_the_row(tmp_path):
+    from retinalogos_hub.hub import push_dataset
+
+    ds = datasets.load_from_disk(str(make_captioned(tmp_path / "captioned", n=2)))
+    ds.map(lambda r: {"redistributable": False}).save_to_disk(str(tmp_path / "closed"))  # published without pixels
+    pushed = push_dataset(tmp_path / "closed", "org/fundus", local_dir=tmp_path / "hub")
+    with pytest.raises(InputError, match=r"data.dataset: row idrid/0 has no image; .*attach-images"):
+        run(TINY / "lumina-next" / "step1_pretrain_lora.yaml", [
+            f"data.dataset={pushed.local_dir}", f"output_dir={tmp_path / 'run'}", "train.max_steps=1", *QUIET])
+
+
 def test_cli_reports_one_line_error(tmp_path, monkeypatch, capsys):
     from retinalogos_hub.cli import main
 

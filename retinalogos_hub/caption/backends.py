@@ -134,7 +134,10 @@ class OpenAIBackend:
             kwargs["response_format"] = {"type": "json_schema", "json_schema": {"name": "fundus_caption", "schema": self.schema}}
         try:
             resp = self.client.chat.completions.create(**kwargs)
-        except (openai.APIConnectionError, openai.AuthenticationError, openai.NotFoundError) as e:
+        except openai.AuthenticationError as e:  # its text can echo part of the key: not printed
+            raise HubError(f"{self.base_url} refused the API key (HTTP {e.status_code})",
+                           hint="set OPENAI_API_KEY to a key this server accepts") from None
+        except (openai.APIConnectionError, openai.NotFoundError) as e:
             # the server went away or refuses us: stop the job (committed rows stay; a rerun resumes)
             raise HubError(f"{self.base_url}: {type(e).__name__}: {e}") from None
         except openai.APIStatusError as e:  # this row's request was refused (e.g. image too large): flag the row

@@ -127,7 +127,7 @@ def check(caption: str, row: dict) -> list[str]:
 
     # 5. Other labelled diseases vs "normal fundus".
     others = [d for d in (row.get("diseases") or []) if d not in ("diabetic retinopathy", "normal")]
-    if others and mentions(text, NORMAL_CLAIMS)[0] and not any("normal fundus" in i for i in issues):
+    if others and mentions(text, NORMAL_CLAIMS)[0] and not any("calls the fundus normal" in i for i in issues):
         issues.append(f"labelled {', '.join(others)} but the caption calls the fundus normal")
     return issues
 

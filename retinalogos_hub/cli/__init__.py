@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import sys
 
+from rich.markup import escape
+
 from ..errors import RetinalogosError
 from ._app import app, err_console
 
@@ -22,7 +24,8 @@ def main() -> None:
     except RetinalogosError as e:
         if os.environ.get("RETINALOGOS_DEBUG") == "1":
             raise
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        # escaped: messages quote values such as `[left]` or paths with `[/...]`, which rich would eat or choke on
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         if e.hint:
-            err_console.print(f"[dim]hint: {e.hint}[/]", highlight=False, soft_wrap=True)
+            err_console.print(f"[dim]hint: {escape(e.hint)}[/]", highlight=False, soft_wrap=True)
         sys.exit(1)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(
@@ -22,9 +22,9 @@ err_console = Console(stderr=True)
 
 def result(title: str, **fields: Any) -> None:
     """Print a command's result as `title` + key: value lines (one place, so every command looks the same)."""
-    console.print(f"[bold green]{title}[/]")
+    console.print(f"[bold green]{escape(title)}[/]")
     for k, v in fields.items():
-        console.print(f"  {k}: {v}")
+        console.print(f"  {k}: {escape(str(v))}")  # values are data (paths, ids), never markup
 
 
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
@@ -32,9 +32,5 @@ def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     for c in columns:
         t.add_column(c)
     for r in rows:
-        t.add_row(*[str(x) for x in r])
+        t.add_row(*[escape(str(x)) for x in r])
     console.print(t)
-
-
-def as_json(obj: Any) -> None:
-    console.print_json(json.dumps(obj, default=str))

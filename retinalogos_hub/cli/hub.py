@@ -7,21 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import InputError
 from ._app import app, result, table
 from ._options import InDir, OutDir, Overrides, Private, RepoId, Token
 
 LocalDir = Annotated[Optional[Path], typer.Option("--local-dir", help="Write the repo folder here instead of uploading.", show_default=False)]
-
-
-def _sources(values: list[str]) -> list[tuple[str, Path]]:
-    pairs = []
-    for v in values:
-        name, sep, root = v.partition("=")
-        if not sep or not name or not root:
-            raise InputError(f"--source {v!r} is not NAME=PATH (e.g. --source eyepacs=/data/eyepacs)")
-        pairs.append((name.strip(), Path(root)))
-    return pairs
 
 
 @app.command("purify")
@@ -66,9 +55,10 @@ def attach_images_cmd(
     out: OutDir,
 ) -> None:
     """Put back the images a source's licence kept out of the published dataset, from your own copy of that source."""
+    from ..curate import parse_sources
     from ..hub.attach import attach_images
 
-    pairs = _sources(source)
+    pairs = parse_sources(source)
     res = attach_images(export_dir, pairs, out)
     table("attach-images", ["source", "attached", "not found", "failed"],
           [[s, res.attached.get(s, 0), len(res.missing.get(s, [])), len(res.failed.get(s, []))] for s, _ in pairs])

@@ -49,11 +49,11 @@ def _rgb(im: Image.Image) -> np.ndarray:
     """An RGB image as an HxWx3 array. np.asarray(im) goes through im.tobytes() (packs Pillow's 4-byte pixels in
     64 KB chunks, then joins them: ~1 ms per EyePACS draft); the Arrow export is a zero-copy view of those 4-byte
     pixels, and one OpenCV pass drops the pad byte."""
-    try:
-        px = pa.array(im)  # fixed_size_list<uint8>[4] over Pillow's own buffer
-    except ValueError:  # big images are stored in several memory blocks: no single view exists
+    try:  # fixed_size_list<uint8>[4] over Pillow's own buffer
+        px = pa.array(im).flatten().to_numpy(zero_copy_only=True).reshape(im.height, im.width, 4)
+    except Exception:  # no single-buffer export (a big image lives in several memory blocks; Pillow < 11.2): copy
         return np.asarray(im)
-    return cv2.cvtColor(px.values.to_numpy(zero_copy_only=True).reshape(im.height, im.width, 4), cv2.COLOR_RGBA2RGB)
+    return cv2.cvtColor(px, cv2.COLOR_RGBA2RGB)
 
 
 def process(rec: dict, cfg: CurateConfig) -> dict:

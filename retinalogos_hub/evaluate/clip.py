@@ -14,7 +14,6 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError
-from ..models import resolve
 from .images import open_images
 from .report import Report, Table, write_report
 
@@ -28,11 +27,6 @@ class ClipResult:
     truncated: int
 
 
-def _embedding(output) -> torch.Tensor:
-    # transformers 5 returns a model output whose pooler_output is the projected embedding; 4.x returned the tensor
-    return output if isinstance(output, torch.Tensor) else output.pooler_output
-
-
 def clip_score(
     data: str | Path,
     model: str,
@@ -43,17 +37,14 @@ def clip_score(
     device: str = "cpu",
 ) -> ClipResult:
     """Score every (image, `caption_column`) row of the dataset directory `data` with the CLIP model `model`."""
-    from transformers import AutoProcessor, CLIPModel
+    from ..purify import ClipScorer
 
     images = open_images(data, option="--data")
     if not images.is_dataset:
         raise InputError(f"--data {images.path}: an image folder has no captions; pass a dataset directory with an image and a {caption_column!r} column")
     if caption_column not in images.columns:
         raise InputError(f"--data {images.path}: no {caption_column!r} column (columns: {', '.join(images.columns)}); pick one with --caption-column")
-    path = resolve(model, option="--model")
-    clip = CLIPModel.from_pretrained(path).eval().to(device)
-    processor = AutoProcessor.from_pretrained(path)
-    max_len = clip.config.text_config.max_position_embeddings
+    clip = ClipScorer(model, option="--model", device=device)
     texts = images.column(caption_column)
     if any(not t for t in texts):
         bad = next(i for i, t in enumerate(texts) if not t)
@@ -63,14 +54,8 @@ def clip_score(
     for start in range(0, len(images), batch_size):
         idx = range(start, min(start + batch_size, len(images)))
         batch_texts = [texts[i] for i in idx]
-        truncated += sum(len(ids) > max_len for ids in processor.tokenizer(batch_texts)["input_ids"])
-        inputs = processor(text=batch_texts, images=[images.image(i) for i in idx], return_tensors="pt", padding=True,
-                           truncation=True, max_length=max_len).to(device)
-        with torch.inference_mode():
-            img = _embedding(clip.get_image_features(pixel_values=inputs["pixel_values"]))
-            txt = _embedding(clip.get_text_features(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]))
-        cos = torch.nn.functional.cosine_similarity(img.float(), txt.float(), dim=-1)
-        scores.append(cos.clamp(min=0).cpu())
+        truncated += sum(len(ids) > clip.max_len for ids in clip.processor.tokenizer(batch_texts)["input_ids"])
+        scores.append(clip.cosine([images.image(i) for i in idx], batch_texts).clamp(min=0))
     s = torch.cat(scores)
     result = ClipResult(Path(out), float(s.mean()), float(s.std()) if len(s) > 1 else 0.0, len(s), truncated)
     _report(result, images, texts, s, model)

@@ -7,6 +7,7 @@ Every finished (classifier, training set) run is saved to OUTPUT_DIR/runs/*.json
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass, field
@@ -98,18 +99,21 @@ def downstream(recipe: Path, overrides: Sequence[str] = ()) -> DownstreamResult:
     sets = {"real": [(real, i) for i in train_idx], "real+synthetic": [(real, i) for i in train_idx] + [(synth, i) for i in synth_idx]}
     test_rows = [(test, i) for i in test_idx]
 
-    # 2. Train and score every (classifier, training set); finished runs are read back.
+    # 2. Train and score every (classifier, training set); finished runs of the same settings and data are read
+    # back (the file name carries their digest, so a changed recipe or dataset trains afresh instead of reusing).
+    settings = {**asdict(cfg), "output_dir": None, "data_fingerprints": [real.fingerprint, test.fingerprint, synth.fingerprint]}
     metrics: dict[str, dict[str, dict[str, float]]] = {}
     for clf in cfg.classifiers:
         for name, rows in sets.items():
-            run_file = out / "runs" / f"{_slug(clf.name)}--{_slug(name)}.json"
+            key = hashlib.sha256(json.dumps([settings, asdict(clf), name], sort_keys=True, default=str).encode()).hexdigest()[:10]
+            run_file = out / "runs" / f"{_slug(clf.name)}--{_slug(name)}--{key}.json"
             if run_file.is_file():
                 scores = json.loads(run_file.read_text())["metrics"]
             else:
                 ckpt = run_file.with_suffix(".ckpt.pt")
                 scores = _train_and_score(clf, rows, test_rows, cfg, ckpt)
                 run_file.write_text(json.dumps({"classifier": asdict(clf), "train_set": name, "rows": len(rows), "metrics": scores}))
-                ckpt.unlink()
+                ckpt.unlink(missing_ok=True)  # none when training.epochs is 0
             metrics.setdefault(clf.name, {})[name] = scores
     result = DownstreamResult(out, metrics, {"real train": len(train_idx), "synthetic": len(synth_idx), "test": len(test_idx)})
     _report(result, cfg, synth, synth_idx)

@@ -28,13 +28,13 @@ class ImageSet:
         if isinstance(item, Path):
             try:
                 with Image.open(item) as im:
-                    return im.convert("RGB")
+                    return _pixels(im)
             except OSError as e:
                 raise InputError(f"{item}: not a readable image ({e})") from None
         if item["image"] is None:
             raise InputError(f"{self.path}: row {i} ({item.get('id') or i}) has no image; re-attach the images of "
                              "sources whose licence kept them out (retinalogos attach-images)")
-        return item["image"].convert("RGB")
+        return _pixels(item["image"])
 
     def row(self, i: int) -> dict:
         item = self._items[i]
@@ -63,6 +63,14 @@ class ImageSet:
         if self.is_dataset:
             return self._items._fingerprint
         return ";".join(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in self._items)
+
+
+def _pixels(im: Image.Image) -> Image.Image:
+    """RGB pixels only: `convert` keeps `info` (ICC profile, EXIF, dpi), which a saved copy would carry along, e.g. a
+    camera ICC profile on the real images of a blinded Turing sheet."""
+    rgb = im.convert("RGB")
+    rgb.info.clear()
+    return rgb
 
 
 def parse_named(spec: str | Path) -> tuple[str, Path]:

@@ -61,6 +61,34 @@ def _is_hub_id(ref: str) -> bool:
         return False
 
 
+def _public(ref) -> str:
+    """A model/dataset reference as published: Hub ids and tiny:<name> as they are, local paths by name only."""
+    ref = str(ref)
+    return ref if _is_hub_id(ref) or ref.startswith("tiny:") else f"{Path(ref).name} (local)"
+
+
+def _public_recipe(text: str) -> dict:
+    """The resolved recipe with the training machine's paths reduced to names (they mean nothing to a reader)."""
+    recipe = yaml.safe_load(text) or {}
+    for section, key in ((None, "output_dir"), ("model", "base_model"), ("data", "dataset"), ("data", "cache_dir")):
+        holder = recipe if section is None else recipe.get(section)
+        if isinstance(holder, dict) and holder.get(key) is not None:
+            holder[key] = _public(holder[key])
+    return recipe
+
+
+def _staging_dir(out: Path, run_dir: Path) -> Path:
+    """`out`, emptied for a fresh staging: refused when it holds the run or files this command did not stage."""
+    if out.resolve() == run_dir.resolve() or out.resolve() in run_dir.resolve().parents:
+        raise InputError(f"--local-dir {out} holds the run directory {run_dir}; choose a new folder")
+    if out.exists() and any(out.iterdir()) and not (out / "training_config.yaml").is_file():
+        raise InputError(f"--local-dir {out} is not empty and was not staged by push-model; choose a new or empty folder")
+    if out.exists():
+        shutil.rmtree(out)  # the staged repo is exactly what this run publishes, nothing left from an earlier run
+    out.mkdir(parents=True)
+    return out
+
+
 def _copy_pipeline(src: Path, dst: Path) -> None:
     for path in sorted(src.rglob("*")):
         rel = path.relative_to(src)
@@ -110,10 +138,7 @@ def push_model(run_dir: Path, repo_id: str, *, local_dir: Path | None = None, pr
     run = read_run(run_dir)
     if local_dir is None:
         check_reachable()
-    out = Path(local_dir) if local_dir is not None else hf_home_exports() / "models" / repo_id.replace("/", "--")
-    if out.exists():
-        shutil.rmtree(out)  # the staged repo is exactly what this run publishes, nothing left from an earlier run
-    out.mkdir(parents=True)
+    out = _staging_dir(Path(local_dir) if local_dir is not None else hf_home_exports() / "models" / repo_id.replace("/", "--"), run_dir)
 
     # 1. Weights: the pipeline at the root (from_pretrained(repo_id) works), the LoRA beside it.
     has_pipeline = (run_dir / "pipeline" / "model_index.json").is_file()
@@ -132,8 +157,8 @@ def push_model(run_dir: Path, repo_id: str, *, local_dir: Path | None = None, pr
         (out / "gallery").mkdir(exist_ok=True)
         (out / "gallery" / png.name).write_bytes(strip_metadata(png.read_bytes()))
         gallery.append(f"gallery/{png.name}")
-    recipe = (run_dir / "config.yaml").read_text()
-    (out / "training_config.yaml").write_text(recipe)
+    recipe = yaml.safe_dump(_public_recipe((run_dir / "config.yaml").read_text()), sort_keys=False).strip()
+    (out / "training_config.yaml").write_text(recipe + "\n")
 
     # 3. The card.
     backbone = get_backbone(run["backbone"])
@@ -150,8 +175,7 @@ def push_model(run_dir: Path, repo_id: str, *, local_dir: Path | None = None, pr
            if LICENSES.get(run["backbone"]) == "other" and _is_hub_id(run["base_model"]) else {}),
     )
     final_loss = run.get("final_loss")
-    shown = {k: run[k] if _is_hub_id(str(run[k])) or str(run[k]).startswith("tiny:") else f"{Path(str(run[k])).name} (local)"
-             for k in ("base_model", "dataset")}  # local paths of the training machine are not published
+    shown = {k: _public(run[k]) for k in ("base_model", "dataset", "recipe") if k in run}  # no local paths published
     card = ModelCard.from_template(
         data,
         template_path=MODEL_TEMPLATE,
@@ -159,14 +183,14 @@ def push_model(run_dir: Path, repo_id: str, *, local_dir: Path | None = None, pr
         run={**run, **shown},
         pipeline_class=backbone.pipeline_cls,
         final_loss=f"{final_loss:.4f}" if isinstance(final_loss, float) else final_loss,
-        snippet=usage_snippet(repo_id, run, has_pipeline, dict(backbone.sample_kwargs)),
+        snippet=usage_snippet(repo_id, {**run, **shown}, has_pipeline, dict(backbone.sample_kwargs)),
         has_pipeline=has_pipeline,
         has_lora=lora_path is not None,
         lora_path=lora_path,
         loads_lora=backbone.loads_lora,
         gallery=gallery,
         evaluation=evaluation,
-        recipe=yaml.safe_dump(yaml.safe_load(recipe), sort_keys=False).strip(),
+        recipe=recipe,
     )
     card.save(out / "README.md")
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())

@@ -140,6 +140,10 @@ def _encode(chunk, first: int, pipe, backbone, table, max_length: int, dtype) ->
     for start in range(0, len(chunk), ENCODE_BATCH):
         sub = chunk[start : start + ENCODE_BATCH]
         images = sub["image"]
+        if any(img is None for img in images):  # a licence-stripped Hub export: labels and captions but no pixels
+            bad = sub["id"][[img is None for img in images].index(True)] if "id" in sub else first + start
+            raise InputError(f"data.dataset: row {bad} has no image; put the images back with `retinalogos attach-images` "
+                             "or train on the caption/purify stage directory")
         emb, mask = backbone.encode_prompts(pipe, [c or "" for c in sub["caption"]], max_length)
         bucket = [nearest_bucket(img.width, img.height, table) for img in images]
         latents: list = [None] * len(images)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import abc
 import functools
-from pathlib import Path
 
 import torch
 
@@ -21,6 +20,7 @@ from ...models import resolve
 class Backbone(abc.ABC):
     name: str
     pipeline_cls: str  # diffusers class name, also what model_index.json names
+    transformer_cls: str  # the transformer class `load` checks the checkpoint holds
     loads_lora: bool  # pipe.load_lora_weights exists for this family
     sample_kwargs: dict = {}  # extra pipeline __call__ arguments (tiny-size pitfalls, FIELD-NOTES §3)
     prompt_kwargs: dict = {}  # extra encode_prompt arguments
@@ -37,8 +37,6 @@ class Backbone(abc.ABC):
                 f"(model.backbone is {self.name!r})"
             )
         return pipe
-
-    transformer_cls: str
 
     @torch.no_grad()
     def encode_prompts(self, pipe, captions: list[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,9 +67,6 @@ class Backbone(abc.ABC):
     def enable_gradient_checkpointing(self, transformer) -> None:
         transformer.enable_gradient_checkpointing()
 
-    def lora_state_dict_key_ok(self, key: str) -> bool:
-        return "lora" in key
-
 
 def checkpoint_layers(layers) -> None:
     """Activation checkpointing for models without diffusers' built-in support (wraps each block's forward)."""
@@ -87,7 +82,3 @@ def checkpoint_layers(layers) -> None:
             return _f(*args, **kwargs)
 
         layer.forward = wrapped
-
-
-def pipeline_dir_ok(path: Path) -> bool:
-    return (path / "model_index.json").is_file()
