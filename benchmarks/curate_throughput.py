@@ -1,6 +1,6 @@
 """Curated images/s on EyePACS-sized JPEGs vs a naive baseline, side by side, at 1 and 2 worker processes.
 
-    .venv/bin/python benchmarks/curate_throughput.py [--images 48] [--size 512] [--workdir /tmp/curate-bench]
+    .venv/bin/python benchmarks/curate_throughput.py [--images 48] [--size 512] [--workdir DIR]
 
 Images are generated procedurally at camera sizes (2592x1944 up to 4752x3168, with sensor noise so JPEG sizes are
 realistic) and cached in the workdir. Ours = `retinalogos_hub.curate.process.process` (DCT-domain draft decode, FOV,
@@ -18,6 +18,7 @@ import argparse
 import io
 import multiprocessing as mp
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -99,7 +100,7 @@ def main() -> None:
     ap.add_argument("--dir", type=Path, help="benchmark these JPEGs instead (e.g. real EyePACS files)")
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds; the best of each is reported")
-    ap.add_argument("--workdir", type=Path, default=Path("/tmp/curate-bench"))
+    ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "curate-bench")
     args = ap.parse_args()
     paths = sorted(args.dir.glob("*.jp*g")) if args.dir else make_images(args.workdir, args.images)
     cv2.setNumThreads(1)
