@@ -1,8 +1,11 @@
 """FOV detection, crop and the quality score on procedural fundus images and on non-fundus images."""
 
+import io
+
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from retinalogos_hub.curate.fov import crop_square, detect_fov
 from retinalogos_hub.curate.quality import quality_score
@@ -90,3 +93,87 @@ def test_dark_region_reaching_the_rim(fundus):
     assert f is not None
     assert f.r == pytest.approx(_expected_radius(w, h), rel=0.03)
     assert (f.cx, f.cy) == (pytest.approx(w / 2, abs=4), pytest.approx(h / 2, abs=4))
+
+
+# -- rim notch (EyePACS orientation mark) --------------------------------------------------------------------------
+# fundus_image(notch=True) cuts a small half-disc into the rim at 137.5 degrees (counter-clockwise from 3 o'clock);
+# real EyePACS cameras mark upright photos with a small tab outside the rim instead (square, triangle or half-disc,
+# seen at 35-45 degrees on the shared samples), drawn here by `_tab`.
+CUT_ANGLE = 137.5
+
+
+def _tab(img: np.ndarray, shape: str, deg: float) -> np.ndarray:
+    """`img` with a field-coloured tab (sticking out ~5% of the radius) drawn on the rim at `deg`."""
+    f = detect_fov(img)
+    out, t = img.copy(), np.radians(deg)
+    u, v = np.array([np.cos(t), -np.sin(t)]), np.array([np.sin(t), np.cos(t)])  # outward, along the rim
+    c, s = np.array([f.cx, f.cy]), 0.05 * f.r
+    colour = tuple(int(x) for x in img[tuple(np.round(c + 0.9 * f.r * u).astype(int)[::-1])])
+    base = c + (f.r - s) * u
+    pts = {"square": [base + s * v, base + 2 * s * u + s * v, base + 2 * s * u - s * v, base - s * v],
+           "triangle": [base + 1.2 * s * v, base + 2.2 * s * u - s * v, base - 1.2 * s * v]}.get(shape)
+    if pts is None:
+        cv2.circle(out, tuple(np.round(c + f.r * u).astype(int)), round(s), colour, -1)
+    else:
+        cv2.fillPoly(out, [np.round(np.array(pts)).astype(np.int32)], colour)
+    return out
+
+
+def _jpeg(img: np.ndarray) -> np.ndarray:
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "JPEG", quality=90)
+    return np.asarray(Image.open(buf).convert("RGB"))
+
+
+def _angle_diff(a, b):
+    return abs((a - b + 180) % 360 - 180)
+
+
+@pytest.mark.parametrize("truncate", [0.0, 0.1, 0.2])
+@pytest.mark.parametrize("dark", [False, True])
+def test_rim_cut_found_only_when_present(fundus, truncate, dark):
+    for seed in range(2):
+        found = []
+        for notch in (True, False):
+            img = np.asarray(fundus(640, 480, seed=seed, notch=notch, truncate=truncate, dr_grade=2 * seed))
+            if dark:
+                img = (img.astype(np.float32) * 0.12).astype(np.uint8)
+            f = detect_fov(_jpeg(img))
+            assert f is not None
+            found.append(f.notch)
+        assert found[0] is not None and _angle_diff(found[0], CUT_ANGLE) < 3, (seed, found)
+        assert found[1] is None, (seed, found)
+
+
+@pytest.mark.parametrize("shape", ["square", "triangle", "disc"])
+@pytest.mark.parametrize("truncate,deg", [(0.0, 45), (0.1, 37), (0.2, 30), (0.0, 200)])
+def test_rim_tab_found(fundus, shape, truncate, deg):
+    img = _tab(np.asarray(fundus(648, 486, seed=1, notch=False, truncate=truncate)), shape, deg)
+    for im in (img, (img.astype(np.float32) * 0.15).astype(np.uint8)):
+        f = detect_fov(_jpeg(im))
+        assert f.notch is not None and _angle_diff(f.notch, deg) < 3, f
+
+
+@pytest.mark.parametrize("truncate", [0.02, 0.05, 0.1, 0.2, 0.3])
+def test_no_false_notch_from_truncation(fundus, truncate):
+    # the demo leaves dark rows between the cut and the frame; cropping the rows lets the field run into the frame
+    img = np.asarray(fundus(600, 400, seed=4, notch=False, truncate=truncate, dr_grade=3))
+    for im in (img, img[40:-40], img[:, 60:-60], (img.astype(np.float32) * 0.12).astype(np.uint8)):
+        f = detect_fov(_jpeg(np.ascontiguousarray(im)))
+        assert f is not None and f.notch is None, (im.shape, f)
+
+
+def test_no_false_notch_from_dark_patches_or_clipping(fundus):
+    # a dark field region reaching the rim (a real EyePACS failure mode of thresholds) is wide and deep, not a notch
+    w, h = 384, 288
+    img = (np.asarray(fundus(w, h, seed=5, notch=False)).astype(np.float32) * 0.35).astype(np.uint8)
+    wedge = np.array([[w // 2 - 30, h // 2 - 20], [w // 2 + 30, h // 2 - 20], [w // 2 + 80, h], [w // 2 - 80, h]])
+    cv2.fillPoly(img, [wedge], (2, 2, 2))
+    assert detect_fov(img).notch is None
+    # a circle that touches the left and right frame (the demo clamps the radius) is not a tab on the frame
+    assert detect_fov(np.asarray(fundus(320, 320, seed=1, notch=False, truncate=0.2))).notch is None
+
+
+def test_rim_notch_is_carried_through_scaling(fundus):
+    f = detect_fov(np.asarray(fundus(1296, 972, seed=2, notch=True)))
+    assert f.notch is not None and f.scaled(0.5).notch == f.notch

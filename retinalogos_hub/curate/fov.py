@@ -5,17 +5,35 @@ top and bottom, and some mark orientation with a small notch on the rim. The cir
 field's outline, using only points that are not on the image border (so a truncated circle still yields its true
 centre and radius) and dropping points inside the first fit (so a notch does not pull the rim in). A bright blob that is not disc-shaped (a photo, a document)
 is rejected.
+
+The same pass looks for the orientation mark on the rim (`rim_notch`): EyePACS cameras put a small tab (square,
+triangle or half-disc) just outside the circle of upright images; images taken through a condensing lens are
+rotated 180 degrees and have none. A notch cut into the rim is found too.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import cv2
 import numpy as np
 
 WORK_SIDE = 320  # detection runs on a copy this size (long side): geometry does not need more pixels
+
+# rim-notch search, on the full image (the detection copy's median blur rounds a mark away): rings just outside (a
+# tab) and just inside (a cut) the fitted circle, as fractions of the radius; beyond the fit's error and the rim's
+# blur (<1% of r), within the mark (real EyePACS tabs stick out 3-6% of r)
+NOTCH_OUT = (1.015, 1.025)
+NOTCH_IN = (0.985, 0.975)
+NOTCH_DEEP = 0.9  # a cut is shallow: the field is back at this radius (a dark patch of the field reaches further)
+NOTCH_STEPS = 720  # samples per ring (0.5 degree)
+NOTCH_WIDTH = (1.5, 20.0)  # degrees: the mark's angular extent (rim noise is narrower, a rim misfit far wider)
+_ANGLES = np.arange(NOTCH_STEPS) * (2 * np.pi / NOTCH_STEPS)
+_RADII = np.array([*NOTCH_OUT, *NOTCH_IN, NOTCH_DEEP])[:, None]
+_RING_COS = _RADII * np.cos(_ANGLES)
+_RING_SIN = _RADII * -np.sin(_ANGLES)  # counter-clockwise as seen on screen (image y points down)
 
 
 @dataclass
@@ -35,9 +53,10 @@ class Fov:
     r: float
     visible: float  # fraction of the circle inside the image (1.0 = full circle; <1 = truncated)
     fill: float  # fraction of (circle ∩ image) that is bright field
+    notch: float | None = None  # angle (degrees counter-clockwise from 3 o'clock) of a rim notch; None = none seen
 
     def scaled(self, s: float) -> "Fov":
-        return Fov(self.cx * s, self.cy * s, self.r * s, self.visible, self.fill)
+        return Fov(self.cx * s, self.cy * s, self.r * s, self.visible, self.fill, self.notch)
 
 
 def detect_fov(rgb: np.ndarray, cfg: FovConfig | None = None) -> Fov | None:
@@ -82,7 +101,55 @@ def detect_fov(rgb: np.ndarray, cfg: FovConfig | None = None) -> Fov | None:
     contrast = grey[inside].mean() - (grey[outside].mean() if outside.any() else 0.0)
     if visible < cfg.min_visible or fill < cfg.min_fill or (outside.sum() > 0.02 * sh * sw and contrast < cfg.min_contrast):
         return None
-    return Fov(cx, cy, r, float(min(1.0, visible)), float(fill)).scaled(1 / s)
+    box = np.array(cv2.boundingRect(blob)) / s
+    notch = rim_notch(rgb, cx / s, cy / s, r / s, thr, (box[0], box[1], box[0] + box[2] - 1 / s, box[1] + box[3] - 1 / s))
+    return Fov(cx, cy, r, float(min(1.0, visible)), float(fill), notch).scaled(1 / s)
+
+
+def rim_notch(rgb: np.ndarray, cx: float, cy: float, r: float, threshold: int,
+              field: Sequence[float] | None = None) -> float | None:
+    """Angle in degrees (counter-clockwise from 3 o'clock) of the centre of a notch on the rim of the circle (cx, cy, r)
+    of an RGB image whose field is brighter than `threshold` (max over channels), or None.
+
+    A notch is a short angular run (`NOTCH_WIDTH`) where the field sticks out of the circle (field on both rings just
+    outside it: a tab) or is cut into it (surround on both rings just inside, field again further in), with an
+    ordinary rim on both sides. Samples at the frame are unknown, and so are those beyond a straight edge of the
+    `field` extent (x0, y0, x1, y1) where the circle runs past it: the cut edge of a truncated field is not a notch,
+    nor is a run next to it."""
+    h, w = rgb.shape[:2]
+    fx0, fy0, fx1, fy1 = field if field is not None else (0, 0, w - 1, h - 1)
+    past = margin = max(2.0, 0.02 * r)  # the circle runs this far past an edge that cuts it; the cut edge is blurred
+
+    def span(lo: float, hi: float, c: float, n: int) -> tuple[float, float]:  # the known coordinates along one axis
+        return (lo + margin if c - r < lo - past else 1), (hi - margin if c + r > hi + past else n - 2)
+
+    (x0, x1), (y0, y1) = span(fx0, fx1, cx, w), span(fy0, fy1, cy, h)
+
+    # every ring at once: rows o1, o2 (outside), i1, i2 (inside), deep
+    x = (cx + 0.5 + r * _RING_COS).astype(np.intp)  # +0.5 then truncation: rounding (coordinates are >= 0 where known)
+    y = (cy + 0.5 + r * _RING_SIN).astype(np.intp)
+    unknown = ~((x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)).all(axis=0)
+    at = (np.clip(y, 0, h - 1) * w + np.clip(x, 0, w - 1)) * 3
+    px = np.ascontiguousarray(rgb).reshape(-1)  # a view for decoded images; 3 flat gathers beat one (n, 3) gather
+    o1, o2, i1, i2, deep = np.maximum(np.maximum(px[at], px[at + 1]), px[at + 2]) > threshold
+    ordinary = ~o1 & ~o2 & i1 & i2
+    mark = (o1 & o2 & i1 & i2) | (~o1 & ~o2 & ~i1 & ~i2 & deep)  # a tab | a cut
+    if not mark.any() or ordinary.all():
+        return None
+    # runs of non-ordinary rim between two ordinary samples: a notch is short, lies in the frame and is mostly mark
+    # (its tapering edges are neither pattern)
+    odd = ~ordinary | unknown
+    start = int(np.argmin(odd))  # an ordinary sample: start there so that no run wraps around the end
+    if odd[start]:
+        return None
+    odd, mark, unknown = (np.roll(v, -start) for v in (odd, mark, unknown))
+    edges = np.flatnonzero(np.diff(odd.astype(np.int8))) + 1  # alternate starts and ends of odd runs
+    step = 360.0 / NOTCH_STEPS
+    for a, b in zip(edges[::2], [*edges[1::2], NOTCH_STEPS]):
+        n = int(mark[a:b].sum())
+        if NOTCH_WIDTH[0] <= n * step and (b - a) * step <= NOTCH_WIDTH[1] and 2 * n >= b - a and not unknown[a:b].any():
+            return float(((start + (a + b - 1) / 2) * step) % 360)
+    return None
 
 
 def _fit_circle(pts: np.ndarray, rim: np.ndarray, w: int, h: int) -> tuple[float, float, float] | None:

@@ -34,13 +34,14 @@ from ..sources.base import complete
 from ..sources.licenses import license_for
 from .dedup import Item, find_duplicates
 from .process import THUMB, process
-from .settings import CurateConfig
+from .settings import WORK_VERSION, CurateConfig
 from .splits import assign, patient_key
 from .work import META, ShardWork, shard_dirs
 
 LABELS = ("patient_id", "eye", "dr_grade", "dme", "glaucoma", "diseases", "findings", "age", "sex", "quality")
 MANIFEST = pa.schema([("id", pa.string()), ("path", pa.string()), ("source", pa.string()), ("status", pa.string()),
-                      ("reason", pa.string()), ("duplicate_of", pa.string()), ("split", pa.string())])
+                      ("reason", pa.string()), ("duplicate_of", pa.string()), ("split", pa.string()),
+                      ("orientation", pa.string())])  # what `rotate_unnotched` did to a source's image; null: unchecked
 
 
 @dataclass
@@ -89,6 +90,11 @@ def curate(
         raise SourceError(f"source given twice: {', '.join(sorted({n for n in names if names.count(n) > 1}))}; one --source per name")
     if shard is not None and not 0 <= shard[0] < shard[1]:
         raise InputError(f"shard {shard}: expected (i, N) with 0 <= i < N")
+    for name in cfg.rotate_unnotched:
+        try:
+            get_source(name)
+        except SourceError as e:
+            raise SourceError(f"config rotate_unnotched: {e}") from None
     for name, root in sources:  # cheap checks before anything is written under `out`
         get_source(name)
         license_for(name)
@@ -98,9 +104,10 @@ def curate(
     with work.lock():
         work.check_fingerprint(cfg.fingerprint())
         n_inputs = work.write_inputs(_enumerate(sources, cfg, shard))
-        work.write_state(fingerprint=cfg.fingerprint(), shard=list(work.shard), complete=False)
+        work.write_state(fingerprint=cfg.fingerprint(), version=WORK_VERSION, shard=list(work.shard), complete=False)
         processed = _process_all(work, cfg, workers, progress)
-        work.write_state(fingerprint=cfg.fingerprint(), shard=list(work.shard), complete=True, inputs=n_inputs)
+        work.write_state(fingerprint=cfg.fingerprint(), version=WORK_VERSION, shard=list(work.shard), complete=True,
+                         inputs=n_inputs)
     if shard is not None:
         status = pc.value_counts(pa.concat_tables([pq.read_table(p, columns=["status"]) for p in work.parts()] or
                                                   [pa.table({"status": pa.array([], pa.string())})])["status"])
@@ -130,8 +137,12 @@ def merge(shard_outs: Sequence[Path], out: Path, *, cfg: CurateConfig | None = N
     unfinished = [f"{i}/{n}" for i, st in enumerate(states) if not st.get("complete")]
     if unfinished:
         raise InputError(f"shards {', '.join(unfinished)} did not finish; rerun `retinalogos curate --shard` for them (it resumes)")
+    old = [f"{i}/{n}" for i, st in enumerate(states) if st.get("version") != WORK_VERSION]
+    if old:
+        raise InputError(f"shards {', '.join(old)} were curated by an older version of retinalogos; rerun "
+                         "`retinalogos curate --shard` for every shard into new --out directories")
     if len({st.get("fingerprint") for st in states}) != 1:
-        raise InputError("shards were curated with different image settings (size/format/FOV); rerun them with one config")
+        raise InputError("shards were curated with different image settings (size/format/FOV/orientation); rerun them with one config")
     return _finalize([by_index[i] for i in range(n)], Path(out), cfg, 0)
 
 
@@ -276,7 +287,7 @@ def _finalize(shards: list[ShardWork], out: Path, cfg: CurateConfig, processed: 
     by_patient = assign(canon.values(), links, cfg.splits)
     split_of = {k: by_patient[key] for k, (key, _) in canon.items()}
     # 4. manifest: one row per input file
-    counts = _write_manifest(out, shards, index, statuses, reasons, dups, split_of)
+    counts = _write_manifest(out, shards, index, statuses, reasons, cols["orientation"], dups, split_of)
     # 5. the dataset; inputs = kept + excluded + duplicate, and every kept row is in it exactly once
     rows = _write_dataset(out, parts, split_of)
     if sum(counts.values()) != n_inputs or rows != counts["kept"] or rows != len(split_of):
@@ -319,7 +330,7 @@ def _thumbs(parts: list[Path], ids: set[str]) -> dict[str, np.ndarray]:
     return out
 
 
-def _write_manifest(out, shards, index, statuses, reasons, dups, split_of) -> dict[str, int]:
+def _write_manifest(out, shards, index, statuses, reasons, orientations, dups, split_of) -> dict[str, int]:
     counts = {"kept": 0, "excluded": 0, "duplicate": 0}
     tmp = out / f".manifest.parquet.tmp{os.getpid()}"
     with pq.ParquetWriter(tmp, MANIFEST) as w:
@@ -338,7 +349,8 @@ def _write_manifest(out, shards, index, statuses, reasons, dups, split_of) -> di
                         status, reason, dup = "kept", None, None
                     counts[status] += 1
                     rows.append({**r, "status": status, "reason": reason, "duplicate_of": dup,
-                                 "split": split_of.get(r["id"]) if status == "kept" else None})
+                                 "split": split_of.get(r["id"]) if status == "kept" else None,
+                                 "orientation": orientations[i] if i is not None else None})
                 w.write_table(pa.Table.from_pylist(rows, MANIFEST))
     os.replace(tmp, out / "manifest.parquet")
     return counts

@@ -1,5 +1,6 @@
 """One input file -> one work row: decode (JPEG DCT-domain draft where it applies), FOV crop, resize, quality score,
-dedup hashes, re-encode from pixels (so EXIF and every other metadata block is gone).
+dedup hashes, orientation (sources in `CurateConfig.rotate_unnotched`: no rim notch -> rotated 180 degrees), re-encode
+from pixels (so EXIF and every other metadata block is gone).
 
 Runs inside worker processes; it touches no shared state and never raises for a bad image: an unreadable file or a
 picture with no fundus field becomes an `excluded` row with its reason, and the run goes on.
@@ -23,6 +24,7 @@ from .quality import quality_score
 from .settings import CurateConfig
 
 THUMB = 32  # side of the grey thumbnail that confirms perceptual matches
+UPRIGHT, ROTATED = "upright (rim notch)", "rotated 180 (no rim notch)"  # the `orientation` of checked rows
 
 
 def decode(data: bytes, side: int) -> tuple[np.ndarray, bool]:
@@ -69,7 +71,7 @@ def _row(rec: dict) -> dict:
     """An `excluded` work row with no reason yet; `_process` fills it in."""
     return {"id": rec["id"], "record": json.dumps(rec), "status": "excluded", "reason": None, "image": None,
             "width": None, "height": None, "quality_score": None, "sha256": None, "pixels": None, "phash": None,
-            "thumb": None}
+            "thumb": None, "orientation": None}
 
 
 def _process(rec: dict, cfg: CurateConfig) -> dict:
@@ -96,10 +98,12 @@ def _process(rec: dict, cfg: CurateConfig) -> dict:
         out["reason"] = "no fundus field of view found (not a colour fundus photograph, or blank)"
         return out
     square = crop_square(rgb, fov, cfg.size)
-    grey = inner_grey(square)
+    grey = inner_grey(square)  # hashed as found: a copy of the photo in a source without the notch rule still matches
+    if rec.get("source") in cfg.rotate_unnotched:
+        out["orientation"] = UPRIGHT if fov.notch is not None else ROTATED
     out.update(
         status="ok",
-        image=encode(square, cfg),
+        image=encode(cv2.rotate(square, cv2.ROTATE_180) if out["orientation"] == ROTATED else square, cfg),
         width=cfg.size,
         height=cfg.size,
         quality_score=round(quality_score(square, fov), 4),

@@ -10,7 +10,7 @@ from .dedup import DedupConfig
 from .fov import FovConfig
 from .splits import SplitConfig
 
-WORK_VERSION = 1  # bump when a work row's content changes, so stale work is not reused
+WORK_VERSION = 2  # bump when a work row's content changes, so stale work is not reused (2: orientation)
 
 
 @dataclass
@@ -23,6 +23,9 @@ class CurateConfig:
     dedup: DedupConfig = field(default_factory=DedupConfig)
     splits: SplitConfig = field(default_factory=SplitConfig)
     sources: dict = field(default_factory=dict)  # per-source adapter options, e.g. {eyepacs: {on_bad_files: warn}}
+    # sources whose cameras mark upright photos with a rim notch: a photo without one was taken through a condensing
+    # lens (rotated 180 degrees) and is turned back. Other cameras have no such mark: leave their sources out.
+    rotate_unnotched: list[str] = field(default_factory=lambda: ["eyepacs"])
 
     def __post_init__(self):
         if self.format not in ("jpeg", "png"):
@@ -34,5 +37,6 @@ class CurateConfig:
 
     def fingerprint(self) -> str:
         """Hash of what decides a work row's content: finished work is reused only when it matches."""
-        keys = {"v": WORK_VERSION, "size": self.size, "format": self.format, "q": self.jpeg_quality, "fov": asdict(self.fov)}
+        keys = {"v": WORK_VERSION, "size": self.size, "format": self.format, "q": self.jpeg_quality, "fov": asdict(self.fov),
+                "rotate": sorted(self.rotate_unnotched)}
         return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:16]

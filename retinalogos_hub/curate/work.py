@@ -26,6 +26,7 @@ ROWS = pa.schema([
     ("id", pa.string()), ("record", pa.string()), ("status", pa.string()), ("reason", pa.string()),
     ("image", pa.binary()), ("width", pa.int32()), ("height", pa.int32()), ("quality_score", pa.float32()),
     ("sha256", pa.string()), ("pixels", pa.string()), ("phash", pa.int64()), ("thumb", pa.binary()),
+    ("orientation", pa.string()),
 ])
 META = [n for n in ROWS.names if n not in ("image", "thumb")]  # what the merge needs without pixels
 
@@ -65,7 +66,8 @@ class ShardWork:
         old = self.state().get("fingerprint")
         if old is not None and old != fingerprint and self.parts():
             raise InputError(
-                f"{self.dir}: finished work was made with different image settings (size/format/FOV); "
+                f"{self.dir}: finished work was made with different image settings (size/format/FOV/orientation) or "
+                f"an older version; "
                 f"use a new --out, or delete {self.dir.parent} to start over"
             )
 
