@@ -14,11 +14,16 @@ from .errors import OfflineError, InputError
 TINY_PREFIX = "tiny:"
 
 
-def tiny_cache_dir() -> Path:
+def cache_root() -> Path:
+    """Where retinalogos keeps built tiny models and staged Hub repos: $RETINALOGOS_CACHE or $HF_HOME/retinalogos."""
     base = os.environ.get("RETINALOGOS_CACHE") or os.path.join(
         os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")), "retinalogos"
     )
-    return Path(base) / "tiny"
+    return Path(base)
+
+
+def tiny_cache_dir() -> Path:
+    return cache_root() / "tiny"
 
 
 def resolve(ref: str | os.PathLike, *, option: str = "--model", allow_patterns: list[str] | None = None) -> Path:

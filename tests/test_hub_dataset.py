@@ -196,6 +196,14 @@ def test_bad_input_is_refused(tmp_path, fundus):
         push_dataset(stage(tmp_path, unknown, "d"), "my-lab/x", local_dir=tmp_path / "x")
     with pytest.raises(InputError, match="not a stage directory"):
         push_dataset(tmp_path / "nowhere", "my-lab/x", local_dir=tmp_path / "x")
+    mine = tmp_path / "project"  # a folder whose own data/ must never be replaced by an export
+    (mine / "data").mkdir(parents=True)
+    (mine / "data" / "notes.csv").write_text("keep me")
+    with pytest.raises(InputError, match="not parquet shards of an earlier export"):
+        push_dataset(stage(tmp_path, rows, "e"), "my-lab/x", local_dir=mine)
+    assert (mine / "data" / "notes.csv").read_text() == "keep me"
+    with pytest.raises(InputError, match="is the input stage directory"):
+        push_dataset(stage(tmp_path, rows, "f"), "my-lab/x", local_dir=tmp_path / "f")
 
 
 def test_offline_or_unreachable_push_fails_fast(tmp_path, fundus, monkeypatch):

@@ -247,6 +247,12 @@ def test_bf16_autocast_and_grad_accumulation_run(tmp_path):
         "train.max_steps=2", "train.timestep_sampling=logit_normal", *QUIET])
     assert res.global_step == 2 and 0 < res.final_loss < 10
     assert json.loads((tmp_path / "run" / "run.json").read_text())["mode"] == "lora"
+    # the exported (fused) pipeline samples in its default dtypes: the bf16 text encoder is not what gets saved
+    from diffusers import DiffusionPipeline
+
+    pipe = DiffusionPipeline.from_pretrained(res.pipeline_dir)
+    assert pipe.text_encoder.dtype == pipe.transformer.dtype == torch.float32
+    assert pipe("a fundus", height=32, width=32, num_inference_steps=1, clean_caption=False).images[0].size == (32, 32)
 
 
 # --- the training target points the way each sampler integrates ---------------------------------------------------------

@@ -159,6 +159,9 @@ def _reachable(base_url: str) -> list[str]:
     probe = openai.OpenAI(base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY") or "EMPTY", timeout=1.5, max_retries=0)
     try:
         served = [m.id for m in probe.models.list()]
+    except openai.AuthenticationError as e:  # its text can echo part of the key: not printed
+        raise HubError(f"{base_url} refused the API key (HTTP {e.status_code})",
+                       hint="set OPENAI_API_KEY to a key this server accepts") from None
     except openai.OpenAIError as e:
         raise HubError(f"cannot reach an OpenAI-compatible server at {base_url} ({type(e).__name__}: {e})",
                        hint="start one (e.g. `vllm serve Qwen/Qwen2.5-VL-7B-Instruct`) and pass its URL with --base-url") from None

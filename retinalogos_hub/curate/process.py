@@ -1,6 +1,6 @@
 """One input file -> one work row: decode (JPEG DCT-domain draft where it applies), FOV crop, resize, quality score,
-dedup hashes, orientation (sources in `CurateConfig.rotate_unnotched`: no rim notch -> rotated 180 degrees), re-encode
-from pixels (so EXIF and every other metadata block is gone).
+dedup hashes, orientation (sources in `CurateConfig.rotate_unnotched`: see `orient`), re-encode from pixels (so EXIF
+and every other metadata block is gone).
 
 Runs inside worker processes; it touches no shared state and never raises for a bad image: an unreadable file or a
 picture with no fundus field becomes an `excluded` row with its reason, and the run goes on.
@@ -19,12 +19,17 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .fov import crop_square, detect_fov
+from .fov import DISC_CONFIDENT, Fov, crop_square, detect_fov, disc_side
 from .quality import quality_score
 from .settings import CurateConfig
 
 THUMB = 32  # side of the grey thumbnail that confirms perceptual matches
-UPRIGHT, ROTATED = "upright (rim notch)", "rotated 180 (no rim notch)"  # the `orientation` of checked rows
+# the `orientation` of checked rows: what was decided, and why
+UPRIGHT = "upright (rim notch)"
+ROTATED = "rotated 180 (no rim notch, disc on the wrong side)"
+AGREES = "unchanged (no rim notch, disc on the labelled side)"
+UNSURE = "unchanged (no rim notch, disc side unsure)"
+NO_EYE = "unchanged (no rim notch, eye not labelled)"
 
 
 def decode(data: bytes, side: int) -> tuple[np.ndarray, bool]:
@@ -100,7 +105,7 @@ def _process(rec: dict, cfg: CurateConfig) -> dict:
     square = crop_square(rgb, fov, cfg.size)
     grey = inner_grey(square)  # hashed as found: a copy of the photo in a source without the notch rule still matches
     if rec.get("source") in cfg.rotate_unnotched:
-        out["orientation"] = UPRIGHT if fov.notch is not None else ROTATED
+        out["orientation"] = orient(square, fov, rec.get("eye"))
     out.update(
         status="ok",
         image=encode(cv2.rotate(square, cv2.ROTATE_180) if out["orientation"] == ROTATED else square, cfg),
@@ -112,6 +117,21 @@ def _process(rec: dict, cfg: CurateConfig) -> dict:
         thumb=cv2.resize(grey, (THUMB, THUMB), interpolation=cv2.INTER_AREA).tobytes(),
     )
     return out
+
+
+def orient(square: np.ndarray, fov: Fov, eye: str | None) -> str:
+    """The orientation decision for a photo from a notch-marking camera. A rim notch means upright. No notch would
+    mean taken through a condensing lens (inverted), but small or blurred rims hide the notch and some upright photos
+    have none, so the photo is turned only when its optic disc is clearly on the wrong half for the labelled eye
+    (a standard photo has it on the nasal side: right of centre for a right eye, left for a left eye)."""
+    if fov.notch is not None:
+        return UPRIGHT
+    if eye not in ("left", "right"):
+        return NO_EYE
+    side = disc_side(square)
+    if abs(side) < DISC_CONFIDENT:
+        return UNSURE
+    return AGREES if (side > 0) == (eye == "right") else ROTATED
 
 
 def _pixel_hash(rgb: np.ndarray) -> str:

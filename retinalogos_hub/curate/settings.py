@@ -10,7 +10,7 @@ from .dedup import DedupConfig
 from .fov import FovConfig
 from .splits import SplitConfig
 
-WORK_VERSION = 2  # bump when a work row's content changes, so stale work is not reused (2: orientation)
+WORK_VERSION = 3  # bump when a work row's content changes, so stale work is not reused (2: orientation, 3: disc side)
 
 
 @dataclass
@@ -23,8 +23,9 @@ class CurateConfig:
     dedup: DedupConfig = field(default_factory=DedupConfig)
     splits: SplitConfig = field(default_factory=SplitConfig)
     sources: dict = field(default_factory=dict)  # per-source adapter options, e.g. {eyepacs: {on_bad_files: warn}}
-    # sources whose cameras mark upright photos with a rim notch: a photo without one was taken through a condensing
-    # lens (rotated 180 degrees) and is turned back. Other cameras have no such mark: leave their sources out.
+    # sources whose cameras mark upright photos with a rim notch: a photo without one may have been taken through a
+    # condensing lens (rotated 180 degrees) and is turned back when its optic disc is clearly on the wrong side for
+    # the labelled eye (`process.orient`). Other cameras have no such mark: leave their sources out.
     rotate_unnotched: list[str] = field(default_factory=lambda: ["eyepacs"])
 
     def __post_init__(self):

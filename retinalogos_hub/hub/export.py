@@ -146,6 +146,12 @@ def export_dataset(in_dir: Path, out_dir: Path, *, max_shard_size: str | int = "
     max_bytes = convert_file_size_to_int(max_shard_size)
     features = Features({**ds.features, "image": Image(), **EXPORT_COLUMNS})
     out_dir = Path(out_dir)
+    data = out_dir / "data"
+    if out_dir.resolve() == Path(in_dir).resolve():
+        raise InputError(f"--local-dir {out_dir} is the input stage directory; choose a new folder")
+    if data.is_dir() and any(p.suffix != ".parquet" for p in data.rglob("*") if p.is_file()):
+        # data/ is replaced on every export: only ever one that holds nothing but an earlier export's shards
+        raise InputError(f"--local-dir {out_dir}: {data} holds files that are not parquet shards of an earlier export; choose a new folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".work-") as work:
         # map's cache goes into a scratch folder: the input stage directory is never written to
@@ -153,7 +159,6 @@ def export_dataset(in_dir: Path, out_dir: Path, *, max_shard_size: str | int = "
             _publishable, features=Features({**features, "image": Image(decode=False)}), num_proc=num_proc if num_proc > 1 else None,
             cache_file_name=str(Path(work) / "published.arrow"), desc="strip metadata / licence",
         ).cast_column("image", Image())
-        data = out_dir / "data"
         if data.exists():  # a fresh layout every time: stale shards from a bigger earlier export must not linger
             shutil.rmtree(data)
         groups: dict[tuple[str, str], list[int]] = {}

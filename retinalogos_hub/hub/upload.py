@@ -5,7 +5,6 @@ Tokens are passed to huggingface_hub and never formatted into a message or log l
 
 from __future__ import annotations
 
-import os
 import socket
 from contextlib import contextmanager
 from pathlib import Path
@@ -94,5 +93,6 @@ def upload(folder: Path, repo_id: str, *, repo_type: str, private: bool = False,
 
 
 def hf_home_exports() -> Path:
-    base = os.environ.get("RETINALOGOS_CACHE") or os.path.join(os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")), "retinalogos")
-    return Path(base) / "exports"
+    from ..models import cache_root
+
+    return cache_root() / "exports"

@@ -270,16 +270,6 @@ def image_index(directory: Path, recursive: bool = False) -> dict[str, Path]:
     return index
 
 
-def find_image(directory: Path, stem: str) -> Path | None:
-    """The image file `stem.*` in `directory` (labels often omit or vary the extension)."""
-    for suffix in IMAGE_SUFFIXES + tuple(s.upper() for s in IMAGE_SUFFIXES):
-        p = directory / f"{stem}{suffix}"
-        if p.is_file():
-            return p
-    p = directory / stem
-    return p if p.is_file() else None
-
-
 def iter_images(directory: Path) -> Iterator[Path]:
     for p in sorted(Path(directory).rglob("*")):
         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:

@@ -119,6 +119,7 @@ class FlowMatchingRecipe:
         # encoders on the accelerator; Gemma in bf16 when training in bf16 (as it was trained), the VAE in fp32
         # (the SDXL VAE overflows in fp16)
         te_dtype = torch.bfloat16 if cfg.train.mixed_precision == "bf16" else torch.float32
+        self.te_load_dtype = self.pipe.text_encoder.dtype  # restored for export (see `export`)
         self.pipe.text_encoder.to(self.acc.device, te_dtype)
         self.pipe.vae.to(self.acc.device)
         # 3. Cache: latents + caption embeddings, each process encoding its share of the parts
@@ -331,6 +332,9 @@ class FlowMatchingRecipe:
         if cfg.validation.every == 0 or self.step % cfg.validation.every:
             self.validate(self.step)
         if self.acc.is_main_process:
+            # the text encoder as it was loaded: a bf16 one beside the fp32 transformer makes the exported pipeline
+            # fail to sample in its default dtypes (the prompt embeddings set the latents' dtype)
+            self.pipe.text_encoder.to("cpu", self.te_load_dtype)
             transformer = self.acc.unwrap_model(self.transformer)
             if cfg.model.mode == "full":
                 plain = type(transformer).from_config(transformer.config)
