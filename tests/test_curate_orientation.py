@@ -1,5 +1,6 @@
-"""EyePACS orientation: photos without the rim notch are rotated 180 degrees (per-source setting), and the manifest
-says what was done."""
+"""EyePACS orientation (per-source setting): a rim notch means upright; a photo without one is rotated 180 degrees
+only when its optic disc is clearly on the wrong side for the labelled eye, and the manifest says what was decided
+and why."""
 
 import json
 
@@ -10,29 +11,46 @@ import pytest
 from PIL import Image
 
 from retinalogos_hub.curate import CurateConfig, curate, merge
-from retinalogos_hub.curate.process import ROTATED, UPRIGHT
+from retinalogos_hub.curate.fov import Fov
+from retinalogos_hub.curate.process import AGREES, NO_EYE, ROTATED, UNSURE, UPRIGHT, orient
 from retinalogos_hub.demo.fundus import fundus_image
 from retinalogos_hub.demo.layouts import write_layout
 from retinalogos_hub.errors import InputError, SourceError
 
 CFG = dict(size=128, format="png", commit_every=2)  # PNG: outputs compare pixel for pixel
+CHECKED = (UPRIGHT, ROTATED, AGREES, UNSURE, NO_EYE)
+
+
+def _no_disc(w=640, h=480, seed=0):
+    """A fundus-coloured field with no optic disc (nothing to tell the side by)."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((h, w, 3), np.uint8)
+    cv2.circle(img, (w // 2, h // 2), int(0.46 * h), (190, 90, 40), -1)
+    return Image.fromarray(np.clip(img + rng.normal(0, 4, img.shape) * (img > 0), 0, 255).astype(np.uint8))
 
 
 @pytest.fixture(scope="module")
 def raw(tmp_path_factory):
-    """eyepacs with one upright (notched) and one inverted (no notch) right-eye photo, and aptos with an un-notched
-    photo (APTOS cameras have no notch convention)."""
+    """eyepacs with an upright notched left eye, an inverted (no notch) right eye, an upright un-notched left eye and
+    an un-notched field with no optic disc; aptos with an un-notched photo (APTOS cameras have no notch convention).
+    Each eyepacs photo is drawn for the eye its file name labels."""
     root = tmp_path_factory.mktemp("raw")
     eyepacs = write_layout("eyepacs", root / "eyepacs", n=4, seed=0)
     aptos = write_layout("aptos", root / "aptos", n=2, seed=1)
-    train = sorted((eyepacs / "train").glob("*.jpeg"))
+    train = sorted((eyepacs / "train").glob("*.jpeg"))  # 10_left, 10_right
+    test = sorted((eyepacs / "test").glob("*.jpeg"))  # 16_left, 16_right
+    assert [p.stem.split("_")[1] for p in train + test] == ["left", "right", "left", "right"]
     # big enough that the draft decode for 128 px keeps the small notch (fundus_image's cut is 4% of the radius)
-    fundus_image(640, 480, seed=7, eye="right", notch=True, truncate=0.1).save(train[0], "JPEG", quality=92)
+    fundus_image(640, 480, seed=7, eye="left", notch=True, truncate=0.1).save(train[0], "JPEG", quality=92)
     # taken through a condensing lens: the whole picture turned 180 degrees, and the camera adds no notch
-    fundus_image(640, 480, seed=8, eye="right", notch=False).rotate(180).save(train[1], "JPEG", quality=92)
+    fundus_image(640, 480, seed=3, eye="right", notch=False).rotate(180).save(train[1], "JPEG", quality=92)
+    # upright with no notch (a camera that marks nothing, or a notch too small to see): the disc says it is upright
+    fundus_image(640, 480, seed=0, eye="left", notch=False).save(test[0], "JPEG", quality=92)
+    _no_disc().save(test[1], "JPEG", quality=92)
     plain = sorted((aptos / "train_images").glob("*.png"))[0]
     fundus_image(640, 480, seed=9, eye="right", notch=False).save(plain, "PNG")
-    return {"sources": [("eyepacs", eyepacs), ("aptos", aptos)], "upright": train[0], "inverted": train[1], "plain": plain}
+    return {"sources": [("eyepacs", eyepacs), ("aptos", aptos)], "upright": train[0], "inverted": train[1],
+            "unnotched": test[0], "no_disc": test[1], "plain": plain}
 
 
 def _run(raw, out, **cfg):
@@ -80,7 +98,44 @@ def test_notched_photo_and_other_sources_are_untouched(raw, runs):
     assert all(r["orientation"] is None for r, _ in off.values())  # setting off: nothing checked or turned
     for r, _ in on.values():  # every kept or duplicate EyePACS row says what was done; excluded rows nothing
         checked = r["source"] == "eyepacs" and r["status"] != "excluded"
-        assert (r["orientation"] in (UPRIGHT, ROTATED)) if checked else r["orientation"] is None, r
+        assert (r["orientation"] in CHECKED) if checked else r["orientation"] is None, r
+
+
+def test_unnotched_photo_is_turned_only_against_its_disc(raw, runs):
+    on, off = _outputs(runs[True]), _outputs(runs[False])
+    for key, expected in (("unnotched", AGREES), ("no_disc", UNSURE)):
+        (row, img), (_, img_off) = on[str(raw[key])], off[str(raw[key])]
+        assert row["status"] == "kept" and row["orientation"] == expected, row
+        assert np.array_equal(img, img_off)  # left as taken
+    assert _disc_x(on[str(raw["unnotched"])][1]) < -10  # a left eye's disc, on the left
+
+
+def test_orient_cases(fundus):
+    from retinalogos_hub.curate.fov import crop_square, detect_fov
+
+    def case(img, eye, notch=None, size=128):
+        a = np.asarray(img)
+        f = detect_fov(a)
+        return orient(crop_square(a, f, size), Fov(f.cx, f.cy, f.r, f.visible, f.fill, notch), eye)
+
+    up = fundus(640, 480, seed=0, eye="right", notch=False)
+    assert case(up, "right") == AGREES and case(up.rotate(180), "right") == ROTATED
+    assert case(up, "left") == ROTATED and case(up.rotate(180), "left") == AGREES  # the label decides which is wrong
+    assert case(up.rotate(180), "right", notch=45.0) == UPRIGHT  # a notch wins over the disc
+    assert case(up.rotate(180), None) == NO_EYE
+    assert case(_no_disc(), "right") == UNSURE
+    # too few pixels to tell the disc from a lesion dot: no call, even where the disc is clearly drawn
+    assert case(up.rotate(180), "right", size=64) == UNSURE
+
+
+def test_small_photos_with_missed_notches_stay_upright(tmp_path):
+    """The demo's case: 160 px EyePACS miniatures, all upright, a third drawn without a notch (and notches of a few
+    pixels are easily missed): nothing may be turned."""
+    root = write_layout("eyepacs", tmp_path / "eyepacs", n=12, seed=0, size=160)
+    result = curate([("eyepacs", root)], tmp_path / "out", cfg=CurateConfig(**CFG), progress=False)
+    found = [r["orientation"] for r in pq.read_table(result.out / "manifest.parquet").to_pylist()]
+    assert len(found) == 12 and ROTATED not in found, found
+    assert set(found) <= {UPRIGHT, AGREES, UNSURE} and {AGREES, UNSURE} & set(found)  # un-notched ones, left alone
 
 
 def test_off_means_the_plain_crop(raw, runs):

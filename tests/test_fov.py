@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from retinalogos_hub.curate.fov import crop_square, detect_fov
+from retinalogos_hub.curate.fov import DISC_CONFIDENT, crop_square, detect_fov, disc_side
 from retinalogos_hub.curate.quality import quality_score
 
 
@@ -177,3 +177,36 @@ def test_no_false_notch_from_dark_patches_or_clipping(fundus):
 def test_rim_notch_is_carried_through_scaling(fundus):
     f = detect_fov(np.asarray(fundus(1296, 972, seed=2, notch=True)))
     assert f.notch is not None and f.scaled(0.5).notch == f.notch
+
+
+# -- optic disc side (weighs a missing notch) ----------------------------------------------------------------------
+# fundus_image draws the disc on the nasal side: right of centre for a right eye, left for a left eye
+def _side(img, size=128) -> float:
+    a = np.asarray(img)
+    return disc_side(crop_square(a, detect_fov(a), size))
+
+
+@pytest.mark.parametrize("seed,truncate", [(0, 0.0), (3, 0.1)])
+@pytest.mark.parametrize("eye", ["left", "right"])
+def test_disc_side_finds_the_disc_half(fundus, seed, truncate, eye):
+    img = fundus(640, 480, seed=seed, eye=eye, notch=False, truncate=truncate)
+    sign = 1 if eye == "right" else -1
+    assert sign * _side(img) >= DISC_CONFIDENT  # truncation's black bands add no edges
+    assert -sign * _side(img.rotate(180)) >= DISC_CONFIDENT  # inverted: the other half
+    assert sign * _side(img, size=512) >= DISC_CONFIDENT  # the same call at the stored size
+
+
+def test_disc_side_is_unsure_without_a_disc():
+    rng = np.random.default_rng(0)
+    img = np.zeros((480, 640, 3), np.uint8)
+    cv2.circle(img, (320, 240), 220, (190, 90, 40), -1)
+    img = np.clip(img + rng.normal(0, 4, img.shape) * (img > 0), 0, 255).astype(np.uint8)
+    assert abs(_side(img)) < DISC_CONFIDENT
+    assert disc_side(np.zeros((128, 128, 3), np.uint8)) == 0.0  # a blank square: no call
+
+
+def test_small_lesioned_photos_are_never_confidently_wrong(fundus):
+    # demo-sized photos (160 px): thick vessels and lesion dots rival a small disc; the call may be unsure, never wrong
+    for seed in range(12):
+        for eye, sign in (("left", -1), ("right", 1)):
+            assert sign * _side(fundus(160, 107, seed=seed, eye=eye, notch=False, dr_grade=seed % 5)) > -DISC_CONFIDENT

@@ -282,3 +282,20 @@ def test_strip_metadata_png_and_other_formats(fundus):
     clean = strip_metadata(tiff.getvalue())
     assert clean[:8] == b"\x89PNG\r\n\x1a\n" and b"scanner 42" not in clean
     assert Image.open(io.BytesIO(clean)).convert("RGB").tobytes() == img.tobytes()
+
+
+def test_private_sources_publish_no_patient_metadata(tmp_path, fundus):
+    rows = make_rows(fundus, n=4, sources=("table", "eyepacs"))
+    for r in rows:
+        r["findings"] = "MRN 0042-17: report by Dr X"
+    res = push_dataset(stage(tmp_path, rows), "my-lab/ehr", local_dir=tmp_path / "export")
+    out = load_dataset(str(res.local_dir), "all", split="train").to_list() + \
+        load_dataset(str(res.local_dir), "all", split="validation").to_list() + \
+        load_dataset(str(res.local_dir), "all", split="test").to_list()
+    by_source = {s: [r for r in out if r["source"] == s] for s in ("table", "eyepacs")}
+    assert by_source["table"] and by_source["eyepacs"]
+    for r in by_source["table"]:  # the owner's own records: nothing that could identify a patient
+        assert (r["patient_id"], r["age"], r["sex"], r["findings"], r["image"]) == (None, None, None, None, None)
+        assert r["caption"] and r["dr_grade"] is not None  # labels and captions still published
+    for r in by_source["eyepacs"]:  # public sources keep their (already public) fields
+        assert r["patient_id"] is not None and r["findings"] == "MRN 0042-17: report by Dr X"

@@ -48,6 +48,7 @@ DISC_REACH = 0.85  # of the radius: the disc lies inside it; rim reflexes and th
 # |disc_side| from here on is a clear call: upright photos seen on the wrong side reach 1.5 (small procedural ones
 # with lesions; real ones stay on their side), inverted real EyePACS photos 3.9 and 11
 DISC_CONFIDENT = 2.5
+DISC_MIN_RADIUS = 40  # px of field radius: below it the disc is a few pixels, no bigger than lesion dots (no call)
 _DISC_CIRCLE = None  # circle and reach masks of the grid, made on first use
 
 

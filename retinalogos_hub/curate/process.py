@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .fov import DISC_CONFIDENT, Fov, crop_square, detect_fov, disc_side
+from .fov import DISC_CONFIDENT, DISC_MIN_RADIUS, Fov, crop_square, detect_fov, disc_side
 from .quality import quality_score
 from .settings import CurateConfig
 
@@ -128,6 +128,8 @@ def orient(square: np.ndarray, fov: Fov, eye: str | None) -> str:
         return UPRIGHT
     if eye not in ("left", "right"):
         return NO_EYE
+    if min(fov.r, square.shape[0] / 2) < DISC_MIN_RADIUS:  # too few pixels to tell the disc from a lesion
+        return UNSURE
     side = disc_side(square)
     if abs(side) < DISC_CONFIDENT:
         return UNSURE

@@ -5,6 +5,7 @@ default config `all` whose data files are every source's shards (a glob, so the 
 `README.md` (card with `configs` and `dataset_info`, see `card.py`) and `assets/` (charts). `load_dataset(dir, "all")`
 and `load_dataset(dir, "<source>")` read it offline.
 
+Private (EHR) sources, marked in the licence table, publish no patient_id, age, sex or findings.
 Licences: rows whose `redistributable` is false keep every label and caption but no image (image = None);
 `image_origin` says where to obtain it (the licence table's url) and `retinalogos attach-images` puts it back from the
 user's own copy. Every published image is re-encoded without EXIF, ICC, XMP or text chunks.
@@ -131,13 +132,18 @@ def _mode_size(im: PILImage.Image) -> tuple[str, tuple[int, int]]:
     return ("RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB" if im.mode not in ("L", "I;16") else im.mode), im.size
 
 
+# Patient metadata of private (EHR) sources: a medical record number or a free-text report must never reach the Hub.
+PRIVATE_FIELDS = ("patient_id", "age", "sex", "findings")
+
+
 def _publishable(row: dict) -> dict:
     lic = license_for(row["source"])
     image = row["image"]
+    private = dict.fromkeys(PRIVATE_FIELDS) if lic.private else {}
     if not (row["redistributable"] and lic.redistributable) or image is None:
-        return {"image": None, "image_origin": lic.url}
+        return {"image": None, "image_origin": lic.url, **private}
     data = image["bytes"] if image.get("bytes") is not None else Path(image["path"]).read_bytes()
-    return {"image": {"bytes": strip_metadata(data), "path": None}, "image_origin": None}
+    return {"image": {"bytes": strip_metadata(data), "path": None}, "image_origin": None, **private}
 
 
 def export_dataset(in_dir: Path, out_dir: Path, *, max_shard_size: str | int = "500MB", num_proc: int = 1) -> Export:

@@ -16,6 +16,7 @@ class License:
     redistributable: bool  # may the images be re-hosted on the Hub?
     url: str  # where a user obtains the images
     citation: str
+    private: bool = False  # an owner's own records (EHR): patient fields are never published
 
 
 LICENSES: dict[str, License] = {
@@ -135,7 +136,7 @@ LICENSES: dict[str, License] = {
         "IEEE Trans Biomed Eng. 2012;59(9):2538-2548.",
     ),
     # private / EHR tables: the owner's terms apply; never re-hosted unless the owner changes this entry
-    "table": License("data owner's terms", False, "", "Cite the data owner's publication or data-use agreement."),
+    "table": License("data owner's terms", False, "", "Cite the data owner's publication or data-use agreement.", private=True),
     "synthetic": License(  # images made by `retinalogos generate`: the generating model's card states its terms
         "see the generating model's card", True, "https://arxiv.org/abs/2505.12887",
         "Ning et al. RetinaLogos: Fine-Grained Synthesis of High-Resolution Retinal Images Through Captions. MICCAI 2025.",
