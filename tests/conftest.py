@@ -27,3 +27,32 @@ def fundus():
     return fundus_image
 
 from hub_server import hub_server  # noqa: E402,F401  (loopback Hub fixture, see tests/hub_server.py)
+
+
+@pytest.fixture
+def refusing_server():
+    """An OpenAI-compatible endpoint that answers every request with 401 and echoes the Authorization header back,
+    as real servers do; yields its base URL. Tests assert our errors never print the key."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Refuse(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def _refuse(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            data = json.dumps({"error": {"message": f"Incorrect API key provided: {self.headers['Authorization']}"}}).encode()
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = _refuse
+
+    server = HTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/v1"
+    server.shutdown()

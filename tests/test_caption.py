@@ -225,32 +225,10 @@ def test_unreachable_server_fails_fast_before_any_work(curated, tmp_path):
     assert not (tmp_path / "o" / "shards").exists() or not any((tmp_path / "o" / "shards").iterdir())
 
 
-def test_server_refusing_the_key_never_prints_it(curated, tmp_path, monkeypatch):
-    import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
-    class Refuse(BaseHTTPRequestHandler):
-        def log_message(self, *a):
-            pass
-
-        def do_GET(self):
-            data = json.dumps({"error": {"message": f"Incorrect API key: {self.headers['Authorization']}"}}).encode()
-            self.send_response(401)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-    server = HTTPServer(("127.0.0.1", 0), Refuse)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+def test_server_refusing_the_key_never_prints_it(curated, tmp_path, monkeypatch, refusing_server):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-456")
-    try:
-        with pytest.raises(HubError, match="refused the API key") as err:
-            caption_dataset(curated, tmp_path / "o", backend="openai", base_url=f"http://127.0.0.1:{server.server_port}/v1",
-                            progress=False)
-    finally:
-        server.shutdown()
+    with pytest.raises(HubError, match="refused the API key") as err:
+        caption_dataset(curated, tmp_path / "o", backend="openai", base_url=refusing_server, progress=False)
     assert "sk-secret-456" not in str(err.value)
 
 

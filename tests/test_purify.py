@@ -172,35 +172,13 @@ def test_openai_compatible_judge(tmp_path, fundus, monkeypatch):
             assert r["purify_keep"]
 
 
-def test_openai_judge_refusing_the_key_never_prints_it(tmp_path, fundus, monkeypatch):
-    import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
+def test_openai_judge_refusing_the_key_never_prints_it(tmp_path, fundus, monkeypatch, refusing_server):
     from retinalogos_hub.errors import HubError
 
-    class Refuse(BaseHTTPRequestHandler):
-        def log_message(self, *a):
-            pass
-
-        def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
-            data = json.dumps({"error": {"message": f"Incorrect API key provided: {self.headers['Authorization']}"}}).encode()
-            self.send_response(401)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-    server = HTTPServer(("127.0.0.1", 0), Refuse)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("JUDGE_KEY", "sk-secret-123")
-    try:
-        with pytest.raises(HubError, match="refused the API key") as err:
-            purify(captioned(tmp_path, fundus, n=2), RECIPE, tmp_path / "out",
-                   ["judge.backend=openai", f"judge.base_url=http://127.0.0.1:{server.server_port}/v1", "judge.api_key_env=JUDGE_KEY"])
-    finally:
-        server.shutdown()
+    with pytest.raises(HubError, match="refused the API key") as err:
+        purify(captioned(tmp_path, fundus, n=2), RECIPE, tmp_path / "out",
+               ["judge.backend=openai", f"judge.base_url={refusing_server}", "judge.api_key_env=JUDGE_KEY"])
     assert "sk-secret-123" not in str(err.value) and "JUDGE_KEY" in err.value.hint
 
 
