@@ -316,3 +316,14 @@ def _xlsx_rows(path: Path) -> list[list]:
     rows = [["" if v is None else v for v in r] for r in wb.worksheets[0].iter_rows(values_only=True)]
     wb.close()
     return rows
+
+
+def test_records_outside_the_schema_vocabulary_fail_naming_the_file():
+    from retinalogos_hub.errors import InputError
+    from retinalogos_hub.sources.base import complete
+
+    assert complete({"path": "a.png", "dr_grade": 4, "eye": "left"})["dr_grade"] == 4
+    with pytest.raises(InputError, match=r"a\.png: dr_grade 5 is not an ICDR grade 0-4"):
+        complete({"path": "a.png", "dr_grade": 5})
+    with pytest.raises(InputError, match=r"b\.png: eye 'L' is not"):
+        complete({"path": "b.png", "eye": "L"})

@@ -73,6 +73,11 @@ def complete(rec: dict) -> Record:
     graded labels imply (DR grade >= 1, DME, glaucoma), so captions and filters see one consistent vocabulary."""
     out = {k: rec.get(k) for k in RECORD_KEYS}
     out["path"] = str(out["path"])
+    # the schema's vocabulary: an adapter that lets a source code through (DDR's 5, a "L"/"R" column) fails here
+    if out["dr_grade"] not in (None, 0, 1, 2, 3, 4):
+        raise InputError(f"{out['path']}: dr_grade {out['dr_grade']!r} is not an ICDR grade 0-4 or None")
+    if out["eye"] not in (None, "left", "right"):
+        raise InputError(f"{out['path']}: eye {out['eye']!r} is not 'left', 'right' or None")
     out["diseases"] = derived_diseases(rec.get("diseases") or [], out["dr_grade"], out["dme"], out["glaucoma"])
     return out  # type: ignore[return-value]
 

@@ -47,12 +47,13 @@ def records(cfg: Config) -> Iterator[Record]:
             left, right = to_int(row["left_eye_DR_Level"], where), to_int(row["right_eye_DR_Level"], where)
             eye = "left" if left is not None else "right" if right is not None else None
             quality = to_int(col(row, QUALITY), where)
+            grade = left if left is not None else right
             yield {
                 "path": str(path),
                 "source_id": path.stem,
                 "patient_id": row["patient_id"].strip() or path.parent.name,
                 "eye": eye,
-                "dr_grade": left if left is not None else right,
-                "quality": None if quality is None else ("good" if quality else "reject"),
+                "dr_grade": None if grade == 5 else grade,  # 5: ungradable
+                "quality": "reject" if grade == 5 else None if quality is None else ("good" if quality else "reject"),
                 "split": split,
             }
