@@ -163,7 +163,7 @@ def test_loopback_round_trip(hub_server, tmp_path, fundus):
     local = push_dataset(stage(tmp_path, rows), "my-lab/cfp-test", local_dir=tmp_path / "local")
     res = push_dataset(stage(tmp_path, rows), "my-lab/cfp-test", gated=True, token=hub_server.token)
     repo = hub_server.repo("dataset", "my-lab/cfp-test")
-    assert res.url.endswith("/datasets/my-lab/cfp-test") and repo.gated == "auto"
+    assert res.url.endswith("datasets/my-lab/cfp-test") and repo.gated == "auto"
     uploads = [p for m, p in hub_server.requests if m == "PUT" and p.startswith("/_lfs/")]
     assert uploads  # parquet shards and the chart went through LFS
     down = snapshot_download("my-lab/cfp-test", repo_type="dataset", local_dir=tmp_path / "down", token=hub_server.token)

@@ -164,7 +164,7 @@ def test_openai_compatible_judge(tmp_path, fundus, monkeypatch):
     finally:
         server.shutdown()
     ds = load_from_disk(str(res.out))
-    assert seen and all(p.endswith("/chat/completions") and auth == "Bearer sk-test" and m == "served-judge" for p, auth, m in seen)
+    assert seen and all(p.endswith("chat/completions") and auth == "Bearer sk-test" and m == "served-judge" for p, auth, m in seen)
     for r in ds:
         if r["caption"].startswith("A normal fundus"):
             assert not r["purify_keep"] and r["purify_reason"] == "judge: caption denies the graded retinopathy"
