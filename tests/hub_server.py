@@ -184,20 +184,21 @@ class _Handler(BaseHTTPRequestHandler):
         return files
 
     # ---- routing --------------------------------------------------------------------------------------------------
+    # URL paths without their leading slash (matched against url.path[1:])
     ROUTES = [
-        ("GET", r"/api/whoami-v2", "whoami"),
-        ("POST", r"/api/repos/create", "create_repo"),
-        ("POST", r"/api/validate-yaml", "validate_yaml"),
-        ("PUT", r"/api/(?P<t>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)/settings", "settings"),
-        ("GET", r"/api/(?P<t>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)(?:/revision/(?P<rev>[^/]+))?", "repo_info"),
-        ("GET", r"/api/(?P<t>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/]+)(?:/(?P<path>.+))?", "tree"),
-        ("POST", r"/api/(?P<t>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)/paths-info/(?P<rev>[^/]+)", "paths_info"),
-        ("POST", r"/api/(?P<t>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)/preupload/(?P<rev>[^/]+)", "preupload"),
-        ("POST", r"/api/(?P<t>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)/commit/(?P<rev>[^/]+)", "commit"),
-        ("POST", r"/(?P<prefix>datasets/|spaces/)?(?P<repo>[^/]+/[^/]+)\.git/info/lfs/objects/batch", "lfs_batch"),
-        ("PUT", r"/_lfs/(?P<oid>[0-9a-f]{64})", "lfs_put"),
-        ("POST", r"/_lfs/verify", "lfs_verify"),
-        ("GET", r"/(?P<prefix>datasets/|spaces/)?(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)", "resolve"),
+        ("GET", r"api/whoami-v2", "whoami"),
+        ("POST", r"api/repos/create", "create_repo"),
+        ("POST", r"api/validate-yaml", "validate_yaml"),
+        ("PUT", r"api/(?P<t>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)/settings", "settings"),
+        ("GET", r"api/(?P<t>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)(?:/revision/(?P<rev>[^/]+))?", "repo_info"),
+        ("GET", r"api/(?P<t>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/]+)(?:/(?P<path>.+))?", "tree"),
+        ("POST", r"api/(?P<t>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)/paths-info/(?P<rev>[^/]+)", "paths_info"),
+        ("POST", r"api/(?P<t>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)/preupload/(?P<rev>[^/]+)", "preupload"),
+        ("POST", r"api/(?P<t>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)/commit/(?P<rev>[^/]+)", "commit"),
+        ("POST", r"(?P<prefix>datasets/|spaces/)?(?P<repo>[^/]+/[^/]+)\.git/info/lfs/objects/batch", "lfs_batch"),
+        ("PUT", r"_lfs/(?P<oid>[0-9a-f]{64})", "lfs_put"),
+        ("POST", r"_lfs/verify", "lfs_verify"),
+        ("GET", r"(?P<prefix>datasets/|spaces/)?(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)", "resolve"),
     ]
 
     def _dispatch(self):
@@ -205,7 +206,7 @@ class _Handler(BaseHTTPRequestHandler):
         method = "GET" if self.command == "HEAD" else self.command
         self.hub.requests.append((self.command, url.path))
         for m, pattern, name in self.ROUTES:
-            match = re.fullmatch(pattern, url.path)
+            match = re.fullmatch(pattern, url.path[1:])
             if m == method and match:
                 with self.hub.lock:
                     return getattr(self, "do_" + name)(parse_qs(url.query), **match.groupdict())
