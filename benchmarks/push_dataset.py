@@ -23,7 +23,7 @@ from PIL import Image
 from retinalogos_hub.demo.fundus import fundus_image
 from retinalogos_hub.hub.export import export_dataset
 from retinalogos_hub.schema import CAPTIONED, CAPTION_FIELD_NAMES
-from retinalogos_hub.sources import licenses
+from retinalogos_hub import licenses
 
 
 def make_stage(path: Path, rows: int, size: int, open_share: float) -> Path:

@@ -1,7 +1,9 @@
 """YAML recipes as frozen dataclasses: the YAML is the single source of truth, `a.b=value` overrides go on top.
 
 Every key must be a dataclass field (unknown keys are named with a suggestion and the valid keys); every value is
-type-checked against its field; all problems are reported in one ConfigError.
+type-checked against its field; all problems are reported in one ConfigError. Stage configs are frozen and carry no
+defaults of their own: a class that names `DEFAULT_RECIPE` (a path under `recipes/`) is read from that shipped recipe
+when no file is given, so the YAML stays the single source of truth.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ T = TypeVar("T")
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: typing.Sequence[str] = (), data: dict | None = None) -> T:
     """Build `cls` from a YAML file (or a dict) plus `key.sub=value` overrides (the override wins)."""
+    if path is None and data is None and getattr(cls, "DEFAULT_RECIPE", None):
+        path = shipped_recipe(cls.DEFAULT_RECIPE)  # type: ignore[attr-defined]
     where = str(path) if path is not None else cls.__name__
     if data is None:
         if path is None:
@@ -52,6 +56,13 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: typing.
     if errors:
         raise ConfigError(f"{where}: " + "; ".join(errors))
     return obj
+
+
+def shipped_recipe(rel: str) -> Path:
+    """A recipe shipped with the package, by its path under `recipes/`."""
+    from . import SHIPPED
+
+    return SHIPPED / "recipes" / rel
 
 
 def config_to_dict(cfg: Any) -> dict:

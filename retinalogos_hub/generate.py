@@ -9,7 +9,6 @@ A dataset run is resumable: the plan and finished images live in `OUT/_work/` un
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import logging
 import shutil
@@ -205,13 +204,14 @@ class _Generator:
         from diffusers import DiffusionPipeline
 
         from .models import resolve
+        from .pipelines import call_kwargs
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         self.pipe = DiffusionPipeline.from_pretrained(resolve(model, option="--model"), dtype=dtype).to(self.device)
         self.pipe.set_progress_bar_config(disable=True)
         self.sampling = sampling
-        self.kwargs = family_kwargs(self.pipe)
+        self.kwargs = call_kwargs(self.pipe)
 
     def __call__(self, rows: list[dict]):
         import torch
@@ -228,20 +228,6 @@ class _Generator:
             output_type="pil",
             **self.kwargs,
         ).images
-
-
-def family_kwargs(pipe) -> dict:
-    """Per-family arguments (FIELD-NOTES §3): keep captions verbatim, honour the exact size, and encode captions
-    without Sana's long system instruction, exactly as training encoded them (train/backbones/sana.py)."""
-    params = inspect.signature(pipe.__call__).parameters
-    kwargs = {}
-    if "clean_caption" in params:  # needs bs4/ftfy and would rewrite clinical text
-        kwargs["clean_caption"] = False
-    if "use_resolution_binning" in params:
-        kwargs["use_resolution_binning"] = False
-    if "complex_human_instruction" in params:
-        kwargs["complex_human_instruction"] = None
-    return kwargs
 
 
 def _plan_prompts(prompts: Sequence[str], ids: list[str]) -> list[dict]:
@@ -321,7 +307,7 @@ def _digest(obj) -> str:
 def _save(rows: list[dict], paths: list[Path], out: Path) -> None:
     from datasets import Dataset, Features
 
-    from .sources.licenses import license_for
+    from .licenses import license_for
 
     lic = license_for(SOURCE)
     features = Features({**CAPTIONED, **SYNTHETIC_COLUMNS})

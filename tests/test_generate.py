@@ -159,10 +159,10 @@ def test_shipped_conditions_load():
 def test_generate_other_families(tmp_path, model):
     from diffusers import DiffusionPipeline
 
-    from retinalogos_hub.generate import family_kwargs
+    from retinalogos_hub.pipelines import call_kwargs
     from retinalogos_hub.models import resolve
 
-    kwargs = family_kwargs(DiffusionPipeline.from_pretrained(resolve(model)))
+    kwargs = call_kwargs(DiffusionPipeline.from_pretrained(resolve(model)))
     if model == "tiny:sana":  # FIELD-NOTES §3: exact tiny sizes, no long system instruction for a tiny encoder
         assert kwargs["use_resolution_binning"] is False and kwargs["complex_human_instruction"] is None
     out = tmp_path / "x.png"

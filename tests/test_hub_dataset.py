@@ -16,7 +16,7 @@ from retinalogos_hub.errors import HubError, InputError, LicenseError
 from retinalogos_hub.hub import push_dataset
 from retinalogos_hub.hub.card import python_blocks
 from retinalogos_hub.schema import CAPTIONED, CAPTION_FIELD_NAMES, make_id
-from retinalogos_hub.sources import licenses
+from retinalogos_hub import licenses
 
 SOURCES = ("eyepacs", "aptos", "openfundus")  # openfundus: a test-only re-hostable source (CC BY 4.0)
 

@@ -12,7 +12,7 @@ from retinalogos_hub.demo.layouts import WRITERS, write_layout
 from retinalogos_hub.errors import ConfigError, InputError, SourceError
 from retinalogos_hub.sources import REGISTRY, describe, get_source, make_config
 from retinalogos_hub.sources.base import RECORD_KEYS, complete, load
-from retinalogos_hub.sources.licenses import LICENSES
+from retinalogos_hub.licenses import LICENSES
 
 DR, DME, AMD = "diabetic retinopathy", "diabetic macular edema", "amd"
 

@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from retinalogos_hub import schema
 from retinalogos_hub.cli._app import app
 from retinalogos_hub.config import load_config
+from retinalogos_hub.pipelines import call_kwargs
 from retinalogos_hub.demo.fundus import fundus_image
 from retinalogos_hub.errors import ConfigError, InputError, OfflineError
 from retinalogos_hub.train import PipelineConfig, TrainConfig, backbones, run
@@ -179,10 +180,10 @@ GENERATE = r"""
 import json, sys, torch
 torch.set_num_threads(1)
 from diffusers import DiffusionPipeline
-from retinalogos_hub.train import backbones
+from retinalogos_hub.pipelines import call_kwargs
 for bb, pipe_dir, lora_dir in json.loads(sys.argv[1]):
-    kw = backbones.get(bb).sample_kwargs
     pipe = DiffusionPipeline.from_pretrained(pipe_dir)
+    kw = call_kwargs(pipe)
     pipe.set_progress_bar_config(disable=True)
     def gen():
         return pipe(prompt="A colour fundus photograph of the left eye.", num_inference_steps=2, height=32, width=64,
@@ -283,7 +284,7 @@ def test_overfit_one_image_moves_generation_toward_it(bb, tmp_path):
         pipe.set_progress_bar_config(disable=True)
         z = pipe(prompt="A colour fundus photograph of the right eye.", num_inference_steps=20, guidance_scale=1.0,
                  height=32, width=32, output_type="latent", generator=torch.Generator().manual_seed(5),
-                 **backbone.sample_kwargs).images
+                 **call_kwargs(pipe)).images
         return ((z - x0) ** 2).mean().item()
 
     before, after = error(base), error(DiffusionPipeline.from_pretrained(res.pipeline_dir))

@@ -31,7 +31,7 @@ from ..errors import InputError, SourceError
 from ..schema import CURATED, make_id
 from ..sources import get_source, make_config
 from ..sources.base import complete
-from ..sources.licenses import license_for
+from ..licenses import license_for
 from .dedup import Item, find_duplicates
 from .process import THUMB, process
 from .settings import WORK_VERSION, CurateConfig

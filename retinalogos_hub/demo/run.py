@@ -68,7 +68,7 @@ def run_demo(workdir: Path, *, patients: int = 6, seed: int = 0) -> DemoResult:
     # Imports are local: the demo composes every stage, the stages never import each other.
     from .. import curate, caption, hub, train
     from ..hub.model import push_model
-    from ..generate import family_kwargs
+    from ..pipelines import call_kwargs
     quiet_progress_bars()
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -112,7 +112,7 @@ def run_demo(workdir: Path, *, patients: int = 6, seed: int = 0) -> DemoResult:
                   workdir / "hub-model", lambda r: f"{len(r.files)} files")
     # 7. Reload every exported pipeline with plain diffusers and sample a grid.
     grid = workdir / "samples.png"
-    timed("generate", lambda: sample_grid(list(pipeline_dirs.values()), PROMPTS, grid, family_kwargs, seed=seed), grid,
+    timed("generate", lambda: sample_grid(list(pipeline_dirs.values()), PROMPTS, grid, call_kwargs, seed=seed), grid,
           lambda _: f"{len(pipeline_dirs) * len(PROMPTS)} images")
 
     res.summary = {
@@ -130,7 +130,7 @@ def run_demo(workdir: Path, *, patients: int = 6, seed: int = 0) -> DemoResult:
     return res
 
 
-def sample_grid(pipeline_dirs, prompts, out_png: Path, family_kwargs, *, seed: int = 0, size: int = 64) -> Path:
+def sample_grid(pipeline_dirs, prompts, out_png: Path, call_kwargs, *, seed: int = 0, size: int = 64) -> Path:
     """One row per pipeline, one column per prompt, each reloaded with plain `DiffusionPipeline.from_pretrained`."""
     import torch
     from diffusers import DiffusionPipeline
@@ -142,6 +142,6 @@ def sample_grid(pipeline_dirs, prompts, out_png: Path, family_kwargs, *, seed: i
         pipe.set_progress_bar_config(disable=True)
         for prompt in prompts:
             images += pipe(prompt, height=size, width=size, num_inference_steps=8,
-                           generator=torch.Generator().manual_seed(seed), **family_kwargs(pipe)).images
+                           generator=torch.Generator().manual_seed(seed), **call_kwargs(pipe)).images
     make_image_grid(images, rows=len(pipeline_dirs), cols=len(prompts)).save(out_png)
     return out_png

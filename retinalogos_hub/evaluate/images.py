@@ -9,7 +9,7 @@ from typing import Sequence
 from PIL import Image
 
 from ..errors import InputError
-from ..sources.base import iter_images
+from ..images import iter_images
 
 
 @dataclass

@@ -18,7 +18,7 @@ from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from .. import SHIPPED
-from ..sources.licenses import license_for
+from ..licenses import license_for
 from .export import DEFAULT_CONFIG, SPLITS, Export, data_files
 
 DATASET_TEMPLATE = SHIPPED / "dataset_cards" / "dataset_card.md.j2"

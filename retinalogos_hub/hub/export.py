@@ -28,7 +28,7 @@ from PIL import Image as PILImage
 
 from ..errors import InputError
 from ..schema import CAPTIONED, require_columns
-from ..sources.licenses import license_for
+from ..licenses import license_for
 
 DEFAULT_CONFIG = "all"
 SPLITS = ("train", "validation", "test")

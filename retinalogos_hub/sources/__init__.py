@@ -8,7 +8,7 @@ import importlib
 from types import ModuleType
 
 from ..errors import SourceError
-from .licenses import license_for
+from ..licenses import license_for
 
 # name -> module under retinalogos_hub.sources (one line per adapter)
 REGISTRY: dict[str, str] = {

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, TypedDict
 
 from ..errors import InputError, SourceError
+from ..images import IMAGE_SUFFIXES, image_index, iter_images  # noqa: F401  (re-exported for the adapters)
 from .vocab import derived_diseases
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".ppm", ".gif")
 
 
 class Record(TypedDict, total=False):
@@ -261,24 +261,6 @@ def split_of(text: str | None) -> str | None:
     t = (text or "").strip().lower()
     return {"train": "train", "training": "train", "val": "validation", "valid": "validation",
             "validation": "validation", "test": "test", "testing": "test"}.get(t)
-
-
-def image_index(directory: Path, recursive: bool = False) -> dict[str, Path]:
-    """name, stem and lower-cased forms -> image path, from one directory listing (a stat per row is slow at 100k)."""
-    index: dict[str, Path] = {}
-    if not Path(directory).is_dir():
-        return index
-    for p in sorted(Path(directory).rglob("*") if recursive else Path(directory).iterdir()):
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
-            for k in (p.name, p.stem, p.name.lower(), p.stem.lower()):
-                index.setdefault(k, p)
-    return index
-
-
-def iter_images(directory: Path) -> Iterator[Path]:
-    for p in sorted(Path(directory).rglob("*")):
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
-            yield p
 
 
 def load(module, cfg: SourceConfig):

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from ..config import dump_config
 from ..errors import ConfigError, InputError
+from ..pipelines import call_kwargs
 from . import backbones
 from .config import TrainConfig
 from .data import Batches, build_cache, cache_key, load_rows, pad_texts
@@ -305,7 +306,7 @@ class FlowMatchingRecipe:
             images = [
                 pipe(prompt=p, num_inference_steps=v.num_inference_steps, guidance_scale=v.guidance_scale,
                      height=v.height, width=v.width, generator=torch.Generator().manual_seed(s),
-                     **self.backbone.sample_kwargs).images[0]
+                     **call_kwargs(pipe)).images[0]
                 for p in v.prompts for s in v.seeds
             ]
         transformer.train()

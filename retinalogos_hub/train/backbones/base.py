@@ -22,7 +22,6 @@ class Backbone(abc.ABC):
     pipeline_cls: str  # diffusers class name, also what model_index.json names
     transformer_cls: str  # the transformer class `load` checks the checkpoint holds
     loads_lora: bool  # pipe.load_lora_weights exists for this family
-    sample_kwargs: dict = {}  # extra pipeline __call__ arguments (tiny-size pitfalls, FIELD-NOTES §3)
     prompt_kwargs: dict = {}  # extra encode_prompt arguments
     unused_params: tuple[str, ...] = ()  # declared by the model but never used in forward: kept frozen for DDP
 

@@ -18,7 +18,6 @@ class LuminaNext(Backbone):
     pipeline_cls = "LuminaPipeline"
     transformer_cls = "LuminaNextDiT2DModel"
     loads_lora = False  # LuminaPipeline has no LoRA loader: LoRA runs export a fused pipeline
-    sample_kwargs = {"clean_caption": False}
     prompt_kwargs = {"clean_caption": False}
     unused_params = ("pad_token",)  # LuminaNextDiT2DModel.forward never reads it; DDP fails on gradient-less params
 

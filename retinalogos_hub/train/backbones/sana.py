@@ -16,8 +16,6 @@ class Sana(Backbone):
     pipeline_cls = "SanaPipeline"
     transformer_cls = "SanaTransformer2DModel"
     loads_lora = True
-    # no resolution binning (it snaps tiny sizes to 512+ buckets) and no complex human instruction (long system text)
-    sample_kwargs = {"use_resolution_binning": False, "complex_human_instruction": None, "clean_caption": False}
     prompt_kwargs = {"complex_human_instruction": None, "clean_caption": False}
 
     def multiple(self, pipe) -> int:

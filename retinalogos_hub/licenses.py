@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import LicenseError
+from .errors import LicenseError
 
 
 @dataclass(frozen=True)
@@ -149,5 +149,5 @@ def license_for(source: str) -> License:
         return LICENSES[source]
     except KeyError:
         raise LicenseError(
-            f"source {source!r} has no licence entry in retinalogos_hub/sources/licenses.py; add one before publishing"
+            f"source {source!r} has no licence entry in retinalogos_hub/licenses.py; add one before publishing"
         ) from None
