@@ -16,3 +16,7 @@ Private = Annotated[bool, typer.Option("--private", help="Create the Hub repo as
 Token = Annotated[Optional[str], typer.Option("--token", help="Hub token (default: HF_TOKEN or the saved login). Never printed.", show_default=False)]
 Overrides = Annotated[Optional[list[str]], typer.Argument(help="Recipe overrides, key.sub=value.", show_default=False)]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed.")]
+Model = Annotated[str, typer.Option("--model", "-m", help="Hub id, local directory or tiny:<name>.")]
+Device = Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 (default: cuda when available).", show_default=False)]
+Recipe = Annotated[Path, typer.Option("--recipe", "-r", help="Recipe YAML under recipes/ (the single source of truth; key=value overrides go on top).")]
+OptionalRecipe = Annotated[Optional[Path], typer.Option("--recipe", "-r", help="Recipe YAML (default: the shipped one named in --help); key=value overrides go on top.", show_default=False)]
