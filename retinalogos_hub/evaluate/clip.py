@@ -37,7 +37,7 @@ def clip_score(
     device: str = "cpu",
 ) -> ClipResult:
     """Score every (image, `caption_column`) row of the dataset directory `data` with the CLIP model `model`."""
-    from ..purify import ClipScorer
+    from ..scorers import ClipScorer
 
     images = open_images(data, option="--data")
     if not images.is_dataset:
