@@ -103,6 +103,7 @@ def _build(cls, data: dict, prefix: str, errors: list[str]):
             suggestion = f" (did you mean {prefix + close[0]!r}?)" if close else ""
             errors.append(f"unknown key {prefix + str(key)!r}{suggestion}; valid keys: {', '.join(prefix + k for k in fields)}")
     kwargs = {}
+    before = len(errors)
     for name, f in fields.items():
         full = prefix + name
         if name in data:
@@ -112,6 +113,8 @@ def _build(cls, data: dict, prefix: str, errors: list[str]):
                 kwargs[name] = _build(hints[name], {}, full + ".", errors)
             else:
                 errors.append(f"missing required key {full!r}")
+    if len(errors) > before:  # a section already failed: validating the whole would only add noise
+        return None
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as e:

@@ -3,21 +3,25 @@
 `generate(model, out, ...)` writes one PNG (`out` ends in .png/.jpg) or a HF dataset directory in `schema.CAPTIONED` +
 `schema.SYNTHETIC_COLUMNS` (source "synthetic", split "train"), which `push-dataset` publishes like any other stage.
 Every image has its own seed (`sampling.seed + index`), so any row can be regenerated alone, whatever the batch size.
-A dataset run is resumable: the plan and finished images live in `OUT/_work/` until the dataset is saved.
+
+The recipe (`GenerateConfig`, default `recipes/generate/conditions.yaml`) holds the sampling settings and the label
+conditions; with `prompts` only its sampling settings are used. A dataset run follows the stage-output contract
+(`stage.py`): finished images are committed to `OUT/.work/generate/`, which is bound to the plan and the settings (a
+rerun with other settings is refused, naming them), and `OUT/retinalogos.json` records the resolved config.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import io
 import logging
-import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
+from . import stage
+from .config import load_config
 from .errors import ConfigError, InputError
 from .schema import CAPTION_FIELD_NAMES, CAPTIONED, SYNTHETIC_COLUMNS, make_id
 
@@ -28,44 +32,58 @@ SOURCE = "synthetic"
 DR_LESIONS = ("microaneurysms", "haemorrhages", "hard exudates", "cotton-wool spots", "neovascularisation")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Sampling:
-    height: int = 512
-    width: int = 512
-    num_inference_steps: int = 50  # the paper samples with 50 Euler steps at CFG 4.0
-    guidance_scale: float = 4.0
-    batch_size: int = 4
-    seed: int = 0
+    height: int  # px
+    width: int
+    num_inference_steps: int
+    guidance_scale: float
+    batch_size: int  # images per pipeline call (per-image seeds: the images do not depend on it)
+    seed: int  # image i gets seed + i
 
     def __post_init__(self):
         if self.height < 8 or self.width < 8 or self.batch_size < 1 or self.num_inference_steps < 1:
             raise ValueError("sampling: height/width >= 8, batch_size >= 1 and num_inference_steps >= 1 are required")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Conditions:
     """Distributions over labels; each synthetic image gets one label set drawn from them."""
 
-    dr_grade: dict = field(default_factory=lambda: {0: 1.0})  # ICDR grade -> weight
-    eye: dict = field(default_factory=lambda: {"left": 0.5, "right": 0.5})  # side -> weight
-    glaucoma: float = 0.0  # probability
-    dme: float = 0.0  # probability, among images with dr_grade >= 1
-    lesions: dict = field(default_factory=dict)  # lesion -> probability, among images with dr_grade >= 1
-    sampling: Sampling = field(default_factory=Sampling)
+    dr_grade: dict  # ICDR grade -> weight
+    eye: dict  # side -> weight
+    glaucoma: float  # probability
+    dme: float  # probability, among images with dr_grade >= 1
+    lesions: dict  # lesion -> probability, among images with dr_grade >= 1
 
     def __post_init__(self):
-        # an override `dr_grade.3=0.5` arrives with a string key
-        self.dr_grade = {int(g) if isinstance(g, str) and g.isdigit() else g: w for g, w in self.dr_grade.items()}
-        if not self.dr_grade or any(g not in range(5) or not _weight(w) for g, w in self.dr_grade.items()):
-            raise ValueError(f"dr_grade must map ICDR grades 0-4 to weights >= 0, got {self.dr_grade}")
+        for name in ("dr_grade", "eye", "lesions"):
+            if not isinstance(getattr(self, name), dict):
+                raise ValueError(f"{name} must be a mapping, got {getattr(self, name)!r}")
+        # an override `conditions.dr_grade.3=0.5` arrives with a string key
+        grades = {int(g) if isinstance(g, str) and g.isdigit() else g: w for g, w in self.dr_grade.items()}
+        object.__setattr__(self, "dr_grade", grades)
+        if not grades or any(g not in range(5) or not _weight(w) for g, w in grades.items()):
+            raise ValueError(f"dr_grade must map ICDR grades 0-4 to weights >= 0, got {grades}")
         if not self.eye or any(e not in ("left", "right") or not _weight(w) for e, w in self.eye.items()):
             raise ValueError(f"eye must map 'left'/'right' to weights >= 0, got {self.eye}")
-        for name, p in [("glaucoma", self.glaucoma), ("dme", self.dme), *(("lesions." + k, v) for k, v in self.lesions.items())]:
+        lesions = [("lesions." + k, v) for k, v in self.lesions.items()]
+        for name, p in [("glaucoma", self.glaucoma), ("dme", self.dme), *lesions]:
             if not (_weight(p) and p <= 1):
                 raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}")
         unknown = set(self.lesions) - set(DR_LESIONS)
         if unknown:
             raise ValueError(f"unknown lesion(s) {sorted(unknown)}; known: {', '.join(DR_LESIONS)}")
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """`retinalogos generate`'s recipe: how to sample, and (without prompts) which labels to draw."""
+
+    DEFAULT_RECIPE: ClassVar[str] = "generate/conditions.yaml"
+
+    conditions: Conditions
+    sampling: Sampling
 
 
 def _weight(w) -> bool:
@@ -78,6 +96,7 @@ class GenerateResult:
     rows: int
     seeds: list[int]
     resumed: int = 0  # images found finished from an interrupted run
+    provenance: Path | None = None  # OUT/retinalogos.json (datasets only)
 
 
 def read_prompts(path: Path | None) -> list[str]:
@@ -125,7 +144,7 @@ def generate(
     *,
     prompts: Sequence[str] = (),
     prompts_file: Path | None = None,
-    conditions: Path | None = None,
+    recipe: Path | None = None,
     n: int | None = None,
     captions_from: Path | None = None,
     overrides: Sequence[str] = (),
@@ -133,67 +152,65 @@ def generate(
 ) -> GenerateResult:
     """Generate one image (`out` = FILE.png) or a labelled synthetic dataset (`out` = DIR).
 
-    Give `prompts` / `prompts_file` (free text, one per line; cycled to `n` images) or `conditions` (a YAML of
-    `Conditions`; `n` label sets are drawn and captioned by the template captioner, or by real captions of matching
-    rows from `captions_from`).
-    `overrides` (`sampling.num_inference_steps=20`, ...) apply to the conditions file or the default `Conditions`.
+    Give `prompts` / `prompts_file` (free text, one per line; cycled to `n` images), or neither: then `n` label sets
+    are drawn from the recipe's `conditions` and captioned by the template captioner, or by real captions of matching
+    rows from `captions_from`. `recipe` (default: the shipped `recipes/generate/conditions.yaml`) and `overrides`
+    (`sampling.num_inference_steps=20`, ...) give the sampling settings. `device`: default cuda when available.
     """
-    from .config import load_config
-
     out = Path(out)
-    prompts = [*prompts, *read_prompts(prompts_file)]
-    if bool(prompts) == bool(conditions):
-        raise InputError("give either --prompt/--prompts-file or --conditions (exactly one)")
-    if conditions and not Path(conditions).is_file():
-        raise InputError(f"--conditions {conditions}: file not found (example: recipes/generate/conditions.yaml)")
-    cond = load_config(Conditions, conditions, overrides)
+    inline, prompts = list(prompts), [*prompts, *read_prompts(prompts_file)]
+    cfg = load_config(GenerateConfig, recipe, overrides)
     single = out.suffix.lower() in IMAGE_SUFFIXES
+    if not prompts and single:
+        raise InputError(f"--out {out}: label conditions write a dataset; pass a directory (or --prompt for one image)")
+    if not prompts and n is None:
+        raise InputError("--n: give the number of images to draw from the recipe's conditions (or give --prompt)")
+    if prompts and captions_from:
+        raise InputError("--captions-from captions images drawn from label conditions; drop it or drop --prompt")
     n = n or (1 if single else len(prompts))
     if n < 1 or (single and n != 1):
         raise InputError(f"--n {n}: an image file --out {out} takes exactly one image; pass a directory for a dataset")
-    if single and conditions:
-        raise InputError(f"--conditions writes a dataset: pass a directory as --out, not {out}")
 
     # 1. The plan: one row per image (labels, caption, prompt, seed), fixed before any pixel is made.
     # ids are fixed first (the template captioner seeds its wording per id); the tag keeps runs apart when merged
-    tag = _digest([model, _plan_settings(cond), list(prompts), n, str(captions_from)])[:10]
-    ids = [f"{tag}-{i:06d}" for i in range(n)]
-    rows = _plan_prompts(prompts, ids) if prompts else _plan_conditions(cond, ids, captions_from)
+    settings = _plan_settings(model, cfg, prompts, n, captions_from)
+    ids = [f"{stage.fingerprint(settings)[:10]}-{i:06d}" for i in range(n)]
+    rows = _plan_prompts(prompts, ids) if prompts else _plan_conditions(cfg, ids, captions_from)
     for i, row in enumerate(rows):
-        row["seed"] = cond.sampling.seed + i
+        row["seed"] = cfg.sampling.seed + i
         row["model"] = model
     if single:
-        image = _Generator(model, cond.sampling, device)([rows[0]])[0]
-        out.parent.mkdir(parents=True, exist_ok=True)
-        image.save(out)  # a fresh PIL image: no EXIF or text chunks to strip
+        image = _Generator(model, cfg.sampling, device)([rows[0]])[0]
+        # a fresh PIL image: no EXIF or text chunks to strip
+        stage.atomic_write(out, _encode(image, "PNG" if out.suffix.lower() == ".png" else "JPEG"))
         return GenerateResult(out, 1, [rows[0]["seed"]])
 
-    # 2. Resume: the plan is the contract; a changed plan in the same --out is refused rather than mixed.
-    work = out / "_work"
-    fingerprint = _digest([model, _plan_settings(cond), rows])[:16]
-    plan_file = work / "plan.json"
-    if plan_file.exists() and json.loads(plan_file.read_text())["fingerprint"] != fingerprint:
-        raise InputError(f"{out}: holds an unfinished run with other settings; pass a new --out or delete {work}")
-    (work / "images").mkdir(parents=True, exist_ok=True)
-    plan_file.write_text(json.dumps({"fingerprint": fingerprint, "model": model, "sampling": asdict(cond.sampling)}))
-    paths = [work / "images" / f"{i:06d}.png" for i in range(len(rows))]
-    todo = [i for i, p in enumerate(paths) if not p.exists()]
+    # 2. Resume: the work folder is bound to the plan; a changed plan in the same --out is refused rather than mixed.
+    record = {"n": n, "prompts": inline or None, "sampling": asdict(cfg.sampling),
+              "conditions": None if prompts else asdict(cfg.conditions)}
+    run = stage.start("generate", out, record, model=model, prompts_file=prompts_file, captions_from=captions_from)
+    work = stage.WorkDir(out, "generate")
+    with work.lock("generate"):
+        work.bind({**settings, "plan": stage.fingerprint(rows)},
+                  hint=f"rerun with the same settings to resume, or pass a new --out (or delete {work.dir})")
+        done = {p.name for p in work.committed("*.png")}
+        todo = [i for i in range(len(rows)) if _image_name(i) not in done]
 
-    # 3. Batched generation; each finished image is renamed into place, so a kill loses at most one batch.
-    if todo:
-        gen = _Generator(model, cond.sampling, device)
-        for start in range(0, len(todo), cond.sampling.batch_size):
-            batch = todo[start : start + cond.sampling.batch_size]
-            for i, image in zip(batch, gen([rows[i] for i in batch])):
-                tmp = paths[i].with_suffix(".tmp")
-                image.save(tmp, format="PNG")
-                tmp.replace(paths[i])
-            log.info("generated %d/%d", len(rows) - len(todo) + start + len(batch), len(rows))
+        # 3. Batched generation; each image is committed atomically, so a kill loses at most one batch.
+        if todo:
+            gen = _Generator(model, cfg.sampling, device)
+            for start in range(0, len(todo), cfg.sampling.batch_size):
+                batch = todo[start : start + cfg.sampling.batch_size]
+                for i, image in zip(batch, gen([rows[i] for i in batch])):
+                    work.commit(_image_name(i), _encode(image, "PNG"))
+                log.info("generated %d/%d", len(rows) - len(todo) + start + len(batch), len(rows))
 
-    # 4. The dataset, in the captioned schema plus the synthetic columns.
-    _save(rows, paths, out)
-    shutil.rmtree(work)
-    return GenerateResult(out, len(rows), [r["seed"] for r in rows], resumed=len(rows) - len(todo))
+        # 4. The dataset, in the captioned schema plus the synthetic columns; then the provenance.
+        _save(rows, work, out)
+        work.remove()
+    resumed = len(rows) - len(todo)
+    provenance = run.finish(images=len(rows), resumed=resumed)
+    return GenerateResult(out, len(rows), [r["seed"] for r in rows], resumed=resumed, provenance=provenance)
 
 
 class _Generator:
@@ -230,31 +247,46 @@ class _Generator:
         ).images
 
 
+def _plan_settings(model: str, cfg: GenerateConfig, prompts: Sequence[str], n: int, captions_from: Path | None) -> dict:
+    """What decides the images, flat so a changed one is named: everything but the batch size (per-image seeds make
+    batching irrelevant), and the conditions only when they are used."""
+    settings: dict[str, Any] = {"model": model, "n": n}
+    settings.update({f"sampling.{k}": v for k, v in asdict(cfg.sampling).items() if k != "batch_size"})
+    if prompts:
+        settings["prompts"] = stage.fingerprint(list(prompts))
+    else:
+        settings.update({f"conditions.{k}": v for k, v in asdict(cfg.conditions).items()})
+        settings["captions_from"] = stage.folder_fingerprint(captions_from) if captions_from else None
+    return settings
+
+
 def _plan_prompts(prompts: Sequence[str], ids: list[str]) -> list[dict]:
     rows = []
     for i, source_id in enumerate(ids):
         prompt = prompts[i % len(prompts)]
         rows.append(
-            {"id": make_id(SOURCE, source_id), "source_id": source_id, "eye": None, "dr_grade": None, "dme": None, "glaucoma": None, "diseases": [], "findings": None,
-             "caption": prompt, "caption_fields": dict.fromkeys(CAPTION_FIELD_NAMES), "caption_model": "prompt",
+            {"id": make_id(SOURCE, source_id), "source_id": source_id, "eye": None, "dr_grade": None, "dme": None,
+             "glaucoma": None, "diseases": [], "findings": None, "caption": prompt,
+             "caption_fields": dict.fromkeys(CAPTION_FIELD_NAMES), "caption_model": "prompt",
              "caption_prompt_version": None, "caption_consistent": None, "caption_issues": [], "prompt": prompt}
         )
     return rows
 
 
-def _plan_conditions(cond: Conditions, ids: list[str], captions_from: Path | None) -> list[dict]:
+def _plan_conditions(cfg: GenerateConfig, ids: list[str], captions_from: Path | None) -> list[dict]:
     from .caption.guard import check
     from .caption.template import TemplateCaptioner
 
-    rows = sample_labels(cond, len(ids), cond.sampling.seed)
-    captioner = TemplateCaptioner(seed=cond.sampling.seed)
-    real = _RealCaptions(captions_from, cond.sampling.seed) if captions_from else None
+    seed = cfg.sampling.seed
+    rows = sample_labels(cfg.conditions, len(ids), seed)
+    captioner = TemplateCaptioner(seed=seed)
+    real = _RealCaptions(captions_from, seed) if captions_from else None
     for row, source_id in zip(rows, ids):
         row["id"], row["source_id"] = make_id(SOURCE, source_id), source_id
         found = real.pick(row) if real else None
         if found:
             row["caption"], row["caption_fields"] = found
-            row["caption_model"] = f"real:{captions_from.name}"
+            row["caption_model"] = f"real:{Path(captions_from).name}"
         else:
             row["caption"], row["caption_fields"] = captioner.caption(row)
             row["caption_model"] = "template"
@@ -293,18 +325,17 @@ class _RealCaptions:
         return group[int(self.rng.integers(len(group)))] if group else None
 
 
-def _plan_settings(cond: Conditions) -> dict:
-    """What decides the images: everything but the batch size (per-image seeds make batching irrelevant)."""
-    settings = asdict(cond)
-    del settings["sampling"]["batch_size"]
-    return settings
+def _image_name(i: int) -> str:
+    return f"{i:06d}.png"
 
 
-def _digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+def _encode(image, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt)
+    return buf.getvalue()
 
 
-def _save(rows: list[dict], paths: list[Path], out: Path) -> None:
+def _save(rows: list[dict], work: stage.WorkDir, out: Path) -> None:
     from datasets import Dataset, Features
 
     from .licenses import license_for
@@ -315,7 +346,8 @@ def _save(rows: list[dict], paths: list[Path], out: Path) -> None:
     def records():
         from PIL import Image
 
-        for row, path in zip(rows, paths):
+        for i, row in enumerate(rows):
+            path = work.path(_image_name(i))
             with Image.open(path) as im:
                 width, height = im.size
             yield {
@@ -326,5 +358,5 @@ def _save(rows: list[dict], paths: list[Path], out: Path) -> None:
                 "split": "train", "license": lic.license, "redistributable": lic.redistributable, "synthetic": True,
             }
 
-    ds = Dataset.from_generator(records, features=features, cache_dir=str(out / "_work" / "cache"))
-    ds.save_to_disk(str(out))
+    ds = Dataset.from_generator(records, features=features, cache_dir=str(work.path("cache")))
+    stage.save_dataset(ds, out)

@@ -12,75 +12,76 @@ Per row, three verdicts:
 The keep rule and its thresholds live in the recipe (`PurifyConfig`). Every input row is written out with
 `purify_score` (the CLIP alignment), `purify_keep` and `purify_reason` (None when kept, else every failed check).
 
-Resumable: verdicts are committed every `chunk_rows` rows to a work folder beside the output, keyed by a fingerprint of
-the recipe and the input; a killed run picks up at the first missing chunk.
+Resumable: verdicts are committed every `chunk_rows` rows under `OUT/.work/purify/<fingerprint of recipe and input>/`;
+a killed run picks up at the first missing chunk. The result holds `OUT/retinalogos.json` (stage-output contract).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
 import re
-import shutil
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal, Optional, Sequence
 
-from .config import dump_config, load_config
+from . import stage
+from .config import load_config
 from .errors import HubError, InputError, OfflineError
 from .models import resolve
 from .scorers import ClipScorer
 from .schema import CAPTIONED, PURIFIED, require_columns
 
 JUDGE_SYSTEM = "You check captions of colour fundus photographs against the patient's recorded labels."
-JUDGE_PROMPT = (
-    "Labels: {labels}\n"
-    "Caption: {caption}\n"
-    "Does the caption agree with the labels (no contradicted grade, lesion, eye or diagnosis)? "
-    "Answer KEEP if it agrees, otherwise DROP: <short reason>."
-)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ClipConfig:
-    model: str = "tiny:clip"  # Hub id, local path or tiny:clip
-    batch_size: int = 16
+    model: str  # any transformers CLIP/SigLIP: Hub id, local path or tiny:clip (required: no random default)
+    batch_size: int  # image-caption pairs per forward
 
 
-@dataclass
+@dataclass(frozen=True)
 class JudgeConfig:
-    backend: Literal["lm", "openai", "none"] = "lm"
-    model: str = "tiny:lm"  # lm: Hub id / path / tiny:lm; openai: the served model name
-    base_url: str | None = None  # openai backend, e.g. http://localhost:8000/v1
-    api_key_env: str = "OPENAI_API_KEY"  # name of the variable holding the key (the key itself never goes in a recipe)
-    batch_size: int = 8
-    max_new_tokens: int = 48  # openai backend: room for "DROP: reason"
-    prompt: str = JUDGE_PROMPT
+    backend: Literal["lm", "openai", "none"]  # lm: local causal LM, constrained KEEP/DROP; openai: a served model
+    model: str  # lm: Hub id / path / tiny:lm; openai: the served model name
+    base_url: Optional[str]  # openai backend, e.g. http://localhost:8000/v1 (null for lm)
+    api_key_env: str  # name of the variable holding the key (the key itself never goes in a recipe)
+    batch_size: int  # rows per judge call
+    max_new_tokens: int  # openai backend: room for "DROP: reason"
+    prompt: str  # the user message; {labels} and {caption} are filled in per row
 
 
-@dataclass
+@dataclass(frozen=True)
 class KeepRule:
-    min_clip_score: float = 0.2  # cosine similarity; real CLIP on matching fundus captions scores ~0.25-0.35
-    guard: bool = True  # drop rows the caption guard flags
-    judge: bool = True  # drop rows the judge rejects
-    judge_margin: float = 0.0  # lm backend: keep when logp(KEEP) - logp(DROP) >= margin
+    min_clip_score: float  # cosine similarity below which a pair is dropped
+    guard: bool  # drop rows the caption guard flags
+    judge: bool  # drop rows the judge rejects
+    judge_margin: float  # lm backend: keep when logp(KEEP) - logp(DROP) >= margin
 
 
-@dataclass
+@dataclass(frozen=True)
 class PurifyConfig:
-    clip: ClipConfig = field(default_factory=ClipConfig)
-    judge: JudgeConfig = field(default_factory=JudgeConfig)
-    keep: KeepRule = field(default_factory=KeepRule)
-    chunk_rows: int = 256  # rows per committed chunk (what a kill can lose at most)
+    """Step 2's recipe (`recipes/purify/*.yaml`): one recipe serves every backbone, since purification does not depend
+    on the generator."""
+
+    clip: ClipConfig
+    judge: JudgeConfig
+    keep: KeepRule
+    chunk_rows: int  # rows per committed chunk (what a kill can lose at most)
 
     def __post_init__(self):
         if self.chunk_rows < 1:
             raise ValueError(f"chunk_rows must be >= 1, got {self.chunk_rows}")
+        if self.clip.batch_size < 1 or self.judge.batch_size < 1:
+            raise ValueError("clip.batch_size and judge.batch_size must be >= 1")
         if self.judge.backend == "openai" and not self.judge.base_url:
             raise ValueError("judge.backend 'openai' needs judge.base_url (e.g. http://localhost:8000/v1)")
+        missing = [k for k in ("{labels}", "{caption}") if k not in self.judge.prompt]
+        if missing:
+            raise ValueError(f"judge.prompt must contain {' and '.join(missing)}")
 
 
 @dataclass
@@ -207,12 +208,6 @@ class OpenAIJudge:
         return out
 
 
-def _fingerprint(cfg: PurifyConfig, in_dir: Path) -> str:
-    state = json.loads((in_dir / "state.json").read_text()) if (in_dir / "state.json").is_file() else {}
-    key = {"cfg": asdict(cfg), "data": state.get("_fingerprint") or [f["filename"] for f in state.get("_data_files", [])]}
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def _chunk(ds, start: int, end: int, cfg: PurifyConfig, clip: ClipScorer, judge) -> list[dict]:
     from .caption.guard import check
 
@@ -244,14 +239,15 @@ def _chunk(ds, start: int, end: int, cfg: PurifyConfig, clip: ClipScorer, judge)
 
 def purify(in_dir: Path, recipe: Path, out_dir: Path, overrides: Sequence[str] = ()) -> PurifyResult:
     """Score every row of caption stage `in_dir` and write all rows, with verdicts, to `out_dir`."""
-    from datasets import Features, load_from_disk
-
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     cfg = load_config(PurifyConfig, recipe, overrides)
     if not (in_dir / "dataset_info.json").is_file():
         raise InputError(f"{in_dir}: not a stage directory (no dataset_info.json); pass the output of `retinalogos caption`")
     if out_dir.resolve() == in_dir.resolve():
         raise InputError(f"--out {out_dir} is the input directory; choose a new folder")
+    from datasets import Features, load_from_disk
+
+    run = stage.start("purify", out_dir, cfg, captioned=in_dir)
     ds = load_from_disk(str(in_dir))
     require_columns(ds.column_names, list(CAPTIONED), str(in_dir))
     ds = ds.remove_columns([c for c in PURIFIED if c in ds.column_names and c not in CAPTIONED])  # re-purify
@@ -259,41 +255,36 @@ def purify(in_dir: Path, recipe: Path, out_dir: Path, overrides: Sequence[str] =
     if missing:
         raise InputError(f"{in_dir}: {len(missing)} row(s) without a caption (e.g. {ds[missing[0]]['id']}); run `retinalogos caption` first")
 
-    # 1. Resume: committed chunks of this recipe + input are reused as they are.
-    work = out_dir.parent / f".{out_dir.name}.purify-work" / _fingerprint(cfg, in_dir)
-    work.mkdir(parents=True, exist_ok=True)
-    dump_config(cfg, work / "config.yaml")
-    n_chunks = math.ceil(len(ds) / cfg.chunk_rows)
-    todo = [k for k in range(n_chunks) if not (work / f"chunk-{k:06d}.json").is_file()]
+    # 1. Resume: committed chunks of this recipe + input are reused as they are (another recipe works elsewhere).
+    work = stage.WorkDir(out_dir, "purify", stage.fingerprint(cfg, stage.folder_fingerprint(in_dir)))
+    with work.lock("purify run"):
+        n_chunks = math.ceil(len(ds) / cfg.chunk_rows)
+        todo = [k for k in range(n_chunks) if not work.path(f"chunk-{k:06d}.json").is_file()]
 
-    # 2. Score the missing chunks (models load only when there is work).
-    if todo:
-        clip = ClipScorer(cfg.clip.model)
-        judge = None  # not loaded (nor asked) when its verdict would be ignored
-        if cfg.keep.judge and cfg.judge.backend != "none":
-            judge = LMJudge(cfg.judge, cfg.keep.judge_margin) if cfg.judge.backend == "lm" else OpenAIJudge(cfg.judge)
-        for k in todo:
-            verdicts = _chunk(ds, k * cfg.chunk_rows, min((k + 1) * cfg.chunk_rows, len(ds)), cfg, clip, judge)
-            tmp = work / f"chunk-{k:06d}.json.tmp"
-            tmp.write_text(json.dumps(verdicts))
-            os.replace(tmp, work / f"chunk-{k:06d}.json")
+        # 2. Score the missing chunks (models load only when there is work).
+        if todo:
+            clip = ClipScorer(cfg.clip.model)
+            judge = None  # not loaded (nor asked) when its verdict would be ignored
+            if cfg.keep.judge and cfg.judge.backend != "none":
+                judge = LMJudge(cfg.judge, cfg.keep.judge_margin) if cfg.judge.backend == "lm" else OpenAIJudge(cfg.judge)
+            for k in todo:
+                verdicts = _chunk(ds, k * cfg.chunk_rows, min((k + 1) * cfg.chunk_rows, len(ds)), cfg, clip, judge)
+                work.commit(f"chunk-{k:06d}.json", json.dumps(verdicts))
 
-    # 3. Assemble every row with its verdict and write the stage directory.
-    verdicts = [v for k in range(n_chunks) for v in json.loads((work / f"chunk-{k:06d}.json").read_text())]
+        # 3. Assemble every row with its verdict and write the stage directory.
+        verdicts = [v for k in range(n_chunks) for v in json.loads(work.path(f"chunk-{k:06d}.json").read_text())]
     for col in ("purify_score", "purify_keep", "purify_reason"):
         ds = ds.add_column(col, [v[col] for v in verdicts])
     # extra input columns (e.g. synthetic ones) are kept; the new ones are typed as in the schema
     ds = ds.cast(Features({**ds.features, **{c: PURIFIED[c] for c in ("purify_score", "purify_keep", "purify_reason")}}))
-    tmp_out = out_dir.with_name(out_dir.name + f".tmp{os.getpid()}")
-    ds.save_to_disk(str(tmp_out))
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(tmp_out, out_dir)
-    shutil.rmtree(work.parent, ignore_errors=True)
+    stage.save_dataset(ds, out_dir)
+    stage.WorkDir(out_dir, "purify").remove()  # this recipe's work and any other recipe's left here
 
     summary = Counter((s, k, reason_category(r)) for s, k, r in zip(ds["source"], ds["purify_keep"], ds["purify_reason"]))
     rows = [[s, k, r, n] for (s, k, r), n in sorted(summary.items(), key=lambda x: (x[0][0], not x[0][1], x[0][2]))]
     kept = sum(ds["purify_keep"])
+    run.finish(rows=len(ds), kept=kept, dropped=len(ds) - kept,
+               by_reason={f"{s}/{'kept' if k else 'dropped'}/{r}": n for (s, k, r), n in sorted(summary.items(), key=str)})
     return PurifyResult(out_dir, kept, len(ds) - kept, rows)
 
 

@@ -127,10 +127,9 @@ class WorkDir:
         return sorted(self.dir.glob(pattern)) if self.dir.is_dir() else []
 
     def remove(self) -> None:
+        """Delete this work (once its result is in place), and `OUT/.work` itself when nothing else is left in it."""
         shutil.rmtree(self.dir, ignore_errors=True)
-        root = self.out / WORK
-        if root.is_dir() and not any(root.iterdir()):
-            root.rmdir()
+        _prune(self.dir.parent, self.out)
 
 
 def save_dataset(ds, out: str | Path) -> Path:
@@ -147,10 +146,15 @@ def save_dataset(ds, out: str | Path) -> Path:
             os.replace(f, out / f.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-        root = out / WORK
-        if root.is_dir() and not any(root.iterdir()):
-            root.rmdir()
+        _prune(staging.parent, out)
     return out
+
+
+def _prune(folder: Path, out: Path) -> None:
+    """Remove empty folders from `folder` up to (not including) `out`."""
+    while folder != out and out in folder.parents and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
 
 
 def _now() -> str:

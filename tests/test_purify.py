@@ -8,13 +8,15 @@ from pathlib import Path
 import pytest
 from datasets import Dataset, load_from_disk
 
+from retinalogos_hub import __version__
 from retinalogos_hub import purify as purify_mod
 from retinalogos_hub.errors import ConfigError, InputError
 from retinalogos_hub.purify import parse_verdict, purify
 from retinalogos_hub.schema import CAPTIONED, CAPTION_FIELD_NAMES, PURIFIED
+from retinalogos_hub.stage import folder_fingerprint, read_provenance
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPE = ROOT / "recipes" / "tiny" / "lumina-next" / "step2_purify.yaml"
+RECIPE = ROOT / "recipes" / "purify" / "tiny.yaml"
 
 
 def captioned(tmp_path: Path, fundus, n: int = 10) -> Path:
@@ -59,7 +61,14 @@ def test_every_row_kept_with_a_reason_for_each_drop(tmp_path, fundus):
     # summary: kept/dropped by source and reason, adding up to all rows
     assert sum(n for *_, n in res.summary) == 10
     assert {(s, k, r) for s, k, r, _ in res.summary} >= {("eyepacs", False, "guard"), ("aptos", True, "-")}
-    assert not (tmp_path / ".purified.purify-work").exists()
+    assert not (tmp_path / "purified" / ".work").exists()  # the work is gone once the result is in place
+    # provenance: stage, version, the resolved recipe, the input's fingerprint and counts that add up
+    prov = read_provenance(res.out)
+    assert prov["stage"] == "purify" and prov["version"] == __version__
+    assert prov["config"]["clip"]["model"] == "tiny:clip" and prov["config"]["chunk_rows"] == 16
+    assert prov["inputs"]["captioned"]["fingerprint"] == folder_fingerprint(src)
+    assert prov["counts"]["rows"] == 10 and prov["counts"]["kept"] == res.kept
+    assert sum(prov["counts"]["by_reason"].values()) == 10 and prov["started"] <= prov["finished"]
 
 
 def test_recipe_thresholds_decide(tmp_path, fundus):
@@ -89,7 +98,8 @@ def test_killed_run_resumes_without_redoing_chunks(tmp_path, fundus, monkeypatch
     monkeypatch.setattr(purify_mod, "_chunk", dying)
     with pytest.raises(KeyboardInterrupt):
         purify(src, RECIPE, tmp_path / "out", ["chunk_rows=3"])
-    assert calls == [0, 3] and not (tmp_path / "out").exists()
+    assert calls == [0, 3] and not (tmp_path / "out" / "dataset_info.json").exists()  # no half result
+    assert len(list((tmp_path / "out" / ".work" / "purify").glob("*/chunk-*.json"))) == 1
     calls.clear()
     monkeypatch.setattr(purify_mod, "_chunk", lambda ds, start, end, *a: calls.append(start) or real(ds, start, end, *a))
     res = purify(src, RECIPE, tmp_path / "out", ["chunk_rows=3"])
@@ -182,14 +192,20 @@ def test_openai_judge_refusing_the_key_never_prints_it(tmp_path, fundus, monkeyp
     assert "sk-secret-123" not in str(err.value) and "JUDGE_KEY" in err.value.hint
 
 
-def test_every_shipped_step2_recipe_loads():
+def test_one_purify_recipe_serves_every_backbone_and_names_its_model():
+    import yaml
+
     from retinalogos_hub.config import load_config
     from retinalogos_hub.purify import PurifyConfig
 
-    recipes = sorted(ROOT.glob("recipes/**/step2_purify.yaml"))
-    assert len(recipes) == 6
-    for path in recipes:
+    pipelines = sorted(ROOT.glob("recipes/**/pipeline.yaml"))
+    targets = {(p.parent / yaml.safe_load(p.read_text())["steps"]["step2"]).resolve() for p in pipelines}
+    assert targets == {(ROOT / "recipes/purify/default.yaml").resolve(), (ROOT / "recipes/purify/tiny.yaml").resolve()}
+    for path in sorted(ROOT.glob("recipes/purify/*.yaml")):
         cfg = load_config(PurifyConfig, path)
         assert cfg.keep.guard and cfg.judge.backend in ("lm", "openai", "none")
         assert path.read_text().startswith("# retinalogos purify ")
-        assert cfg.clip.model.startswith("tiny:") == ("recipes/tiny/" in path.as_posix())
+        assert cfg.clip.model.startswith("tiny:") == (path.name == "tiny.yaml")
+    # a recipe without a CLIP model is an error, never a random-weight default
+    with pytest.raises(ConfigError, match="missing required key 'clip.model'"):
+        load_config(PurifyConfig, RECIPE, ["clip={batch_size: 4}"])

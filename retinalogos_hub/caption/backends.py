@@ -19,11 +19,9 @@ from dataclasses import dataclass
 from PIL import Image
 
 from ..errors import HubError, InputError
+from .config import CaptionConfig
 from .prompt import json_schema
 from .template import TemplateCaptioner
-
-BACKENDS = ("template", "transformers", "openai")
-DEFAULT_VLM = "Qwen/Qwen2.5-VL-7B-Instruct"
 
 
 @dataclass
@@ -45,12 +43,12 @@ class TemplateBackend:
     needs_image = False
     chunk_size = 256
 
-    def __init__(self, *, seed: int = 0, min_words: int = 80, max_words: int = 200):
+    def __init__(self, cfg: CaptionConfig):
         self.model_name = "template"
-        self.seed, self.min_words, self.max_words = seed, min_words, max_words
+        self.cfg = cfg
 
     def answer(self, items: list[Item], attempt: int = 0) -> list[str | Exception]:
-        captioner = TemplateCaptioner(seed=self.seed + attempt, min_words=self.min_words, max_words=self.max_words)
+        captioner = TemplateCaptioner.from_config(self.cfg, seed_offset=attempt)
         out = []
         for item in items:
             prose, fields = captioner.caption(item.row)
@@ -61,15 +59,23 @@ class TemplateBackend:
 class TransformersBackend:
     needs_image = True
 
-    def __init__(self, model: str | None = None, *, batch_size: int = 8, max_pixels: int | None = None,
-                 max_new_tokens: int = 512, seed: int = 0, device: str | None = None):
+    def __init__(self, cfg: CaptionConfig):
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
+        from ..errors import OfflineError
         from ..models import resolve
 
-        self.model_name = model or DEFAULT_VLM
-        path = resolve(self.model_name, option="--model")
+        tc = cfg.transformers
+        if tc is None:
+            raise InputError("the transformers backend needs the `transformers:` section of the recipe")
+        self.model_name = tc.model
+        try:
+            path = resolve(tc.model, option="transformers.model")
+        except OfflineError as e:  # the recipe key is what to change, not a CLI option
+            raise OfflineError(str(e), hint="download it elsewhere and override transformers.model=/path/to/model "
+                               "(or tiny:<name> for an embedded tiny model)") from None
+        device = tc.device
         if device is None:
             from accelerate import PartialState  # the right GPU per process under `accelerate launch`
 
@@ -79,14 +85,16 @@ class TransformersBackend:
         self.processor = AutoProcessor.from_pretrained(path)
         self.processor.tokenizer.padding_side = "left"  # decoder-only batching: prompts end where generation starts
         self.model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype).to(self.device).eval()
-        self.chunk_size, self.max_pixels, self.max_new_tokens, self.seed = batch_size, max_pixels, max_new_tokens, seed
+        self.chunk_size, self.max_pixels, self.max_new_tokens = tc.batch_size, tc.max_pixels, tc.max_new_tokens
+        self.seed = cfg.seed
 
     def answer(self, items: list[Item], attempt: int = 0) -> list[str | Exception]:
         import torch
 
         from .prompt import messages
 
-        texts = [self.processor.apply_chat_template(messages(i.prompt), add_generation_prompt=True, tokenize=False) for i in items]
+        texts = [self.processor.apply_chat_template(messages(i.prompt), add_generation_prompt=True, tokenize=False)
+                 for i in items]
         images = [fit_pixels(i.image, self.max_pixels) for i in items]
         enc = self.processor(text=texts, images=images, return_tensors="pt", padding=True)
         enc = enc.to(self.device, dtype=self.model.dtype)  # pixel values in the model's dtype (bf16 on GPU); ids stay int
@@ -102,22 +110,24 @@ class TransformersBackend:
 class OpenAIBackend:
     needs_image = True
 
-    def __init__(self, model: str | None = None, *, base_url: str | None = None, concurrency: int = 8,
-                 max_pixels: int | None = None, max_new_tokens: int = 512, seed: int = 0, timeout: float = 300.0,
-                 max_retries: int = 4, guided: bool = True, max_words: int = 200):
+    def __init__(self, cfg: CaptionConfig):
         from openai import OpenAI
 
-        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:8000/v1").rstrip("/")
-        served = _reachable(self.base_url)
-        if model and model not in served:
-            raise InputError(f"--model {model!r} is not served by {self.base_url}; it serves: {', '.join(served)}")
-        self.model_name = model or served[0]
+        oc = cfg.openai
+        if oc is None:
+            raise InputError("the openai backend needs the `openai:` section of the recipe")
+        self.base_url, self.key_env = oc.base_url.rstrip("/"), oc.api_key_env
+        served = _reachable(self.base_url, self.key_env)
+        if oc.model and oc.model not in served:
+            raise InputError(f"openai.model={oc.model!r} is not served by {self.base_url}; it serves: {', '.join(served)}")
+        self.model_name = oc.model or served[0]
         # The client retries connection errors, 408/429/5xx with exponential backoff.
-        self.client = OpenAI(base_url=self.base_url, api_key=os.environ.get("OPENAI_API_KEY") or "EMPTY",
-                             timeout=timeout, max_retries=max_retries)
-        self.chunk_size = max(concurrency * 4, 16)
-        self.concurrency, self.max_pixels, self.max_new_tokens, self.seed = concurrency, max_pixels, max_new_tokens, seed
-        self.schema = json_schema(max_words) if guided else None
+        self.client = OpenAI(base_url=self.base_url, api_key=os.environ.get(self.key_env) or "EMPTY",
+                             timeout=oc.timeout_s, max_retries=oc.max_retries)
+        self.chunk_size = max(oc.concurrency * 4, 16)
+        self.concurrency, self.max_pixels, self.max_new_tokens = oc.concurrency, oc.max_pixels, oc.max_new_tokens
+        self.seed = cfg.seed
+        self.schema = json_schema(cfg.max_words) if oc.guided_json else None
 
     def answer(self, items: list[Item], attempt: int = 0) -> list[str | Exception]:
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
@@ -128,15 +138,17 @@ class OpenAIBackend:
 
         from .prompt import messages
 
-        kwargs = dict(model=self.model_name, messages=messages(item.prompt, data_url(fit_pixels(item.image, self.max_pixels))),
-                      max_tokens=self.max_new_tokens, temperature=0.0 if attempt == 0 else 0.8, seed=self.seed + attempt)
+        image = data_url(fit_pixels(item.image, self.max_pixels))
+        kwargs = dict(model=self.model_name, messages=messages(item.prompt, image), max_tokens=self.max_new_tokens,
+                      temperature=0.0 if attempt == 0 else 0.8, seed=self.seed + attempt)
         if self.schema:
-            kwargs["response_format"] = {"type": "json_schema", "json_schema": {"name": "fundus_caption", "schema": self.schema}}
+            kwargs["response_format"] = {"type": "json_schema",
+                                         "json_schema": {"name": "fundus_caption", "schema": self.schema}}
         try:
             resp = self.client.chat.completions.create(**kwargs)
         except openai.AuthenticationError as e:  # its text can echo part of the key: not printed
             raise HubError(f"{self.base_url} refused the API key (HTTP {e.status_code})",
-                           hint="set OPENAI_API_KEY to a key this server accepts") from None
+                           hint=f"set {self.key_env} to a key this server accepts") from None
         except (openai.APIConnectionError, openai.NotFoundError) as e:
             # the server went away or refuses us: stop the job (committed rows stay; a rerun resumes)
             raise HubError(f"{self.base_url}: {type(e).__name__}: {e}") from None
@@ -152,32 +164,29 @@ def data_url(image: Image.Image) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _reachable(base_url: str) -> list[str]:
+def _reachable(base_url: str, key_env: str) -> list[str]:
     """The served model ids; fails in < 2 s with the URL when the server cannot be reached."""
     import openai
 
-    probe = openai.OpenAI(base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY") or "EMPTY", timeout=1.5, max_retries=0)
+    key = os.environ.get(key_env) or "EMPTY"
+    probe = openai.OpenAI(base_url=base_url, api_key=key, timeout=1.5, max_retries=0)
     try:
         served = [m.id for m in probe.models.list()]
     except openai.AuthenticationError as e:  # its text can echo part of the key: not printed
         raise HubError(f"{base_url} refused the API key (HTTP {e.status_code})",
-                       hint="set OPENAI_API_KEY to a key this server accepts") from None
+                       hint=f"set {key_env} to a key this server accepts") from None
     except openai.OpenAIError as e:
         raise HubError(f"cannot reach an OpenAI-compatible server at {base_url} ({type(e).__name__}: {e})",
-                       hint="start one (e.g. `vllm serve Qwen/Qwen2.5-VL-7B-Instruct`) and pass its URL with --base-url") from None
+                       hint="start one (e.g. `vllm serve Qwen/Qwen2.5-VL-7B-Instruct`) and pass its URL with "
+                       "openai.base_url=http://HOST:PORT/v1") from None
     if not served:
         raise HubError(f"{base_url}/models lists no model")
     return served
 
 
-def make_backend(name: str, *, model: str | None = None, batch_size: int = 8, base_url: str | None = None,
-                 concurrency: int = 8, max_pixels: int | None = None, max_new_tokens: int = 512, seed: int = 0,
-                 min_words: int = 80, max_words: int = 200, device: str | None = None):
-    if name == "template":
-        return TemplateBackend(seed=seed, min_words=min_words, max_words=max_words)
-    if name == "transformers":
-        return TransformersBackend(model, batch_size=batch_size, max_pixels=max_pixels, max_new_tokens=max_new_tokens, seed=seed, device=device)
-    if name == "openai":
-        return OpenAIBackend(model, base_url=base_url, concurrency=concurrency, max_pixels=max_pixels,
-                             max_new_tokens=max_new_tokens, seed=seed, max_words=max_words)
-    raise InputError(f"--backend {name!r}: unknown; choose one of {', '.join(BACKENDS)}")
+BACKENDS = {"template": TemplateBackend, "transformers": TransformersBackend, "openai": OpenAIBackend}
+
+
+def make_backend(cfg: CaptionConfig):
+    """The backend `cfg.backend` names, set up (a model loaded, a server reached) or failing before any work."""
+    return BACKENDS[cfg.backend](cfg)

@@ -15,11 +15,10 @@ from ..errors import InputError
 from ..schema import CAPTION_FIELD_NAMES
 
 PROMPTS_DIR = Path(__file__).with_name("prompts")
-DEFAULT_VERSION = "v1"
 JSON_KEYS = (*CAPTION_FIELD_NAMES, "caption")
 
 
-def json_schema(max_words: int = 200) -> dict:
+def json_schema(max_words: int) -> dict:
     """JSON schema for guided decoding (OpenAI `response_format`, vLLM structured outputs). String lengths are
     bounded (generously, ~10 characters a word) so a runaway generation still closes the object."""
     limit = {k: 10 * max_words if k == "caption" else max(60, 4 * max_words) for k in JSON_KEYS}
@@ -29,6 +28,8 @@ def json_schema(max_words: int = 200) -> dict:
         "required": list(JSON_KEYS),
         "additionalProperties": False,
     }
+
+
 _ICDR = ("no apparent retinopathy", "mild NPDR", "moderate NPDR", "severe NPDR", "proliferative DR")
 
 
@@ -71,9 +72,10 @@ def reference_lines(row: dict) -> list[str]:
     return lines
 
 
-def build_prompt(row: dict, *, version: str = DEFAULT_VERSION, min_words: int = 80, max_words: int = 200) -> str:
+def build_prompt(row: dict, *, version: str, min_words: int, max_words: int) -> str:
     """The user-turn text for `row` (the image goes beside it in the chat message)."""
-    return template(version).render(ref=reference_lines(row) or ["none recorded"], keys=JSON_KEYS, min_words=min_words, max_words=max_words).strip()
+    ref = reference_lines(row) or ["none recorded"]
+    return template(version).render(ref=ref, keys=JSON_KEYS, min_words=min_words, max_words=max_words).strip()
 
 
 def messages(prompt: str, image_url: str | None = None) -> list[dict]:

@@ -1,4 +1,11 @@
-"""`caption_dataset`: curated dataset dir -> captioned dataset dir (schema.CAPTIONED), sharded and resumable."""
+"""`caption_dataset`: curated dataset dir -> captioned dataset dir (schema.CAPTIONED), sharded and resumable.
+
+Work in progress lives in `OUT/.work/caption/` (append-only part files, see `shards`); its state holds the settings
+every job on this output shares, the input and the resolved config. When every row has a caption the parts are
+merged into `OUT` (`stage.save_dataset`) and `OUT/retinalogos.json` records the run. The work folder stays after the
+merge: it is small (captions only), keeps guarding `OUT` against a rerun with other settings, and makes a rerun of
+the same command a no-op.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +16,18 @@ from pathlib import Path
 
 from datasets import Image
 
+from .. import stage
 from ..errors import InputError
 from ..schema import CAPTION_COLUMNS, CAPTION_FIELD_NAMES, CAPTIONED, CURATED, require_columns
 from ..shards import parse_shard
 from . import shards as sh
 from .backends import Item, make_backend
+from .config import CaptionConfig
 from .guard import check
-from .prompt import DEFAULT_VERSION, build_prompt, parse_response, template
+from .prompt import build_prompt, parse_response
 
 LABELS = [c for c in CURATED if c != "image"]
+STAGE = "caption"
 
 
 @dataclass
@@ -28,85 +38,91 @@ class CaptionResult:
     merged: bool  # the dataset in `out` is complete (every shard done)
 
 
-def caption_dataset(
-    in_dir: Path,
-    out_dir: Path,
-    *,
-    backend: str = "template",
-    model: str | None = None,
-    shard: str | tuple[int, int] | None = None,
-    batch_size: int = 8,
-    commit_every: int = 64,
-    regenerate_inconsistent: int = 0,
-    base_url: str | None = None,
-    concurrency: int = 8,
-    min_words: int = 80,
-    max_words: int = 200,
-    seed: int = 0,
-    prompt_version: str = DEFAULT_VERSION,
-    max_pixels: int | None = None,
-    max_new_tokens: int = 512,
-    device: str | None = None,
-    progress: bool = True,
-) -> CaptionResult:
-    """Caption every row of the dataset in `in_dir` (or shard i/N of it) into `out_dir`.
+def caption_dataset(in_dir: Path, out_dir: Path, cfg: CaptionConfig, *, shard: str | tuple[int, int] | None = None,
+                    progress: bool = True) -> CaptionResult:
+    """Caption every row of the dataset in `in_dir` (or shard i/N of it) into `out_dir`, as `cfg` says.
 
-    Results are appended to `out_dir/shards/part-*.jsonl`, committed every `commit_every` rows; a rerun skips ids
-    already there. When every row has a caption the shards are merged into `out_dir` (`load_from_disk`-able).
+    Results are appended to part files in `out_dir/.work/caption/`, committed every `cfg.commit_every` rows; a rerun
+    skips ids already there. When every row has a caption the parts are merged into `out_dir` (`load_from_disk`-able).
     """
-    # 1. Input, settings shared by every job on this output, and this job's rows.
+    # 1. Input, the settings every job on this output shares, and this job's rows.
     ds = _load(in_dir)
     out_dir = Path(out_dir)
     if out_dir.resolve() == Path(in_dir).resolve():
         raise InputError(f"--out {out_dir}: must differ from the input directory")
     i, n = parse_shard(shard) or (0, 1)
-    template(prompt_version)  # an unknown version fails before any work
-    shards_dir = out_dir / "shards"
-    settings = {"in_dir": str(Path(in_dir).resolve()), "backend": backend, "model": model, "prompt_version": prompt_version,
-                "min_words": min_words, "max_words": max_words, "seed": seed}
-    sh.check_manifest(shards_dir, settings, write=False)
+    work = stage.WorkDir(out_dir, STAGE)
+    settings = {"curated": str(Path(in_dir).resolve()), "curated_fingerprint": stage.folder_fingerprint(in_dir),
+                **cfg.settings()}
+    if work.state().get("settings") is not None:
+        work.bind(settings)  # refused before a model is loaded
     mine, (p, n_proc) = _my_indices(len(ds), i, n)
     ids = list(ds["id"])
-    done = sh.done_ids(shards_dir)
+    done = sh.done_ids(work.dir)
     todo = [k for k in mine if ids[k] not in done]
 
     # 2. Caption the remaining rows chunk by chunk; each chunk's records are committed by the writer.
     if todo:
-        be = make_backend(backend, model=model, batch_size=batch_size, base_url=base_url, concurrency=concurrency,
-                          max_pixels=max_pixels, max_new_tokens=max_new_tokens, seed=seed, min_words=min_words,
-                          max_words=max_words, device=device)
-        sh.check_manifest(shards_dir, settings)  # only once the backend is up: a failed start leaves no trace
+        be = make_backend(cfg)
+        work.bind(settings)  # only once the backend is up: a failed start leaves no trace
+        if "config" not in work.state():
+            work.write_state(**work.state(), config=cfg)  # for `caption merge`, which has no recipe
         labels = ds.select_columns(LABELS)
         pixels = ds.select_columns(["image"]).cast_column("image", Image(decode=False))
-        writer = sh.ShardWriter(shards_dir / f"part-{i:05d}-of-{n:05d}-p{p:03d}-of-{n_proc:03d}.jsonl", commit_every)
+        writer = sh.ShardWriter(work.path(f"part-{i:05d}-of-{n:05d}-p{p:03d}-of-{n_proc:03d}.jsonl"), cfg.commit_every)
         with _progress(progress, len(mine), len(mine) - len(todo)) as advance:
             try:
                 for start in range(0, len(todo), be.chunk_size):
                     chunk = todo[start : start + be.chunk_size]
                     rows = labels.select(chunk).to_list()
                     images = [_decode(x) for x in pixels.select(chunk)["image"]] if be.needs_image else [None] * len(rows)
-                    writer.add(_caption_rows(be, rows, images, prompt_version, min_words, max_words, regenerate_inconsistent))
+                    writer.add(_caption_rows(be, rows, images, cfg))
                     advance(len(chunk))
             finally:
                 writer.close()
 
-    # 3. Merge when the whole dataset is captioned (the last shard to finish does it).
+    # 3. Merge when the whole dataset is captioned (the last shard to finish does it), unless already merged.
     _wait_for_everyone(n_proc)
-    records, _ = sh.read_records(shards_dir)
+    records, _ = sh.read_records(work.dir)
     if p == 0 and all(x in records for x in ids):
-        return merge_shards(out_dir)
+        if not todo and work.state().get("merged") == _parts_key(work):
+            counts = stage.read_provenance(out_dir)["counts"]  # a rerun of a finished job: nothing to do
+            return CaptionResult(out_dir, counts["rows"], counts["flagged"], merged=True)
+        try:
+            return merge_shards(out_dir, cfg)
+        except _Busy:
+            pass  # another job is merging the same captions
     flagged = sum(not records[ids[k]]["caption_consistent"] for k in mine)
     return CaptionResult(out_dir, len(mine), flagged, merged=False)
 
 
-def merge_shards(out_dir: Path) -> CaptionResult:
-    """Join the shard files in `out_dir/shards` with the input rows into the dataset `out_dir` (schema.CAPTIONED)."""
+class _Busy(InputError):
+    pass
+
+
+def merge_shards(out_dir: Path, cfg: CaptionConfig | None = None) -> CaptionResult:
+    """Join the part files in `out_dir/.work/caption/` with the input rows into the dataset `out_dir`
+    (schema.CAPTIONED) and write `out_dir/retinalogos.json`. `cfg` is the run's config (default: the one recorded
+    by the first job on this output)."""
     from datasets import Dataset, concatenate_datasets
 
+    from ..config import load_config
+
+    # 1. What the jobs recorded: the input and the config.
     out_dir = Path(out_dir)
-    settings = sh.read_manifest(out_dir)
-    ds = _load(Path(settings["in_dir"]))
-    records, _ = sh.read_records(out_dir / "shards")
+    work = stage.WorkDir(out_dir, STAGE)
+    state = work.state()
+    if "settings" not in state:
+        raise InputError(f"{out_dir}: no caption work here ({work.dir} has no state); run "
+                         f"`retinalogos caption run DIR --out {out_dir} --recipe recipes/caption/<backend>.yaml` first")
+    if cfg is None:
+        cfg = load_config(CaptionConfig, data=state["config"])
+    in_dir = Path(state["settings"]["curated"])
+    run = stage.start(STAGE, out_dir, cfg, curated=in_dir)
+    ds = _load(in_dir)
+
+    # 2. Every row needs its caption.
+    records, _ = sh.read_records(work.dir)
     ids = list(ds["id"])
     missing = [x for x in ids if x not in records]
     if missing:
@@ -114,12 +130,35 @@ def merge_shards(out_dir: Path) -> CaptionResult:
             f"{out_dir}: {len(missing)} of {len(ids)} rows have no caption yet (first: {missing[0]}); "
             f"finish every --shard i/N job, then run `retinalogos caption merge --out {out_dir}`"
         )
-    cols = list(CAPTION_COLUMNS)
-    caps = Dataset.from_dict({c: [records[x][c] for x in ids] for c in cols}, features=CAPTION_COLUMNS)
-    merged = concatenate_datasets([ds.select_columns(list(CURATED)).cast(CURATED), caps], axis=1).cast(CAPTIONED)
-    merged.save_to_disk(str(out_dir))
-    flagged = sum(not c for c in caps["caption_consistent"])
-    return CaptionResult(out_dir, len(merged), flagged, merged=True)
+
+    # 3. The dataset, then the provenance, under the work folder's lock (one merge at a time).
+    try:
+        lock = work.lock("caption merge")
+        lock.__enter__()
+    except InputError as e:
+        raise _Busy(str(e)) from None
+    try:
+        key = _parts_key(work)
+        cols = list(CAPTION_COLUMNS)
+        caps = Dataset.from_dict({c: [records[x][c] for x in ids] for c in cols}, features=CAPTION_COLUMNS)
+        curated = ds.select_columns(list(CURATED)).cast(CURATED)
+        stage.save_dataset(concatenate_datasets([curated, caps], axis=1).cast(CAPTIONED), out_dir)
+        issues = [i for row in caps["caption_issues"] for i in row]
+        flagged = sum(not c for c in caps["caption_consistent"])
+        run.finish(rows=len(ids), flagged=flagged,
+                   unreadable=sum(i.startswith("unreadable image") for i in issues),
+                   malformed=sum(i.startswith("malformed model output") for i in issues),
+                   request_failed=sum(i.startswith("request failed") for i in issues),
+                   models=sorted(set(caps["caption_model"])))
+        work.write_state(**work.state(), merged=key)
+    finally:
+        lock.__exit__(None, None, None)
+    return CaptionResult(out_dir, len(ids), flagged, merged=True)
+
+
+def _parts_key(work: stage.WorkDir) -> str:
+    """What the part files hold (names and committed sizes): a merge is current while it matches."""
+    return stage.fingerprint([(p.name, p.stat().st_size) for p in sh.part_files(work.dir)])
 
 
 def _caption_rows(be, rows: list[dict], images: list, version: str, min_words: int, max_words: int, regen: int) -> list[dict]:

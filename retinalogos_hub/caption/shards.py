@@ -1,50 +1,28 @@
-"""Append-only shard files: one JSON line per captioned row, committed (flush + fsync) every K rows.
+"""Append-only part files: one JSON line per captioned row, committed (flush + fsync) every K rows.
 
-A job killed at any point loses at most the uncommitted rows; a torn last line is cut off when the file is reopened,
-so a restarted job appends cleanly and skips every id already on disk. `OUT/shards/run.json` records the settings
-a resumed or sibling shard job must share.
+They live in the caption work folder `OUT/.work/caption/` (`stage.WorkDir`), one file per writer:
+`part-<shard>-of-<N>-p<process>-of-<processes>.jsonl`. Append-only files rather than one committed file per chunk
+because many writers share the folder at once (every `--shard i/N` job, on as many machines as share the disk, and
+every process under `accelerate launch`): each appends to its own file with no coordination, a commit is one
+`write + fsync` whatever the file's size, and a job killed at any point loses at most its uncommitted rows. A torn
+last line is cut off when the file is reopened, so a restarted job appends cleanly and skips every id already on
+disk. The work folder's state binds the settings every writer must share (`CaptionConfig.settings`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from pathlib import Path
 
 from ..errors import InputError
 
-MANIFEST = "run.json"
-
-
-def check_manifest(shards_dir: Path, settings: dict, *, write: bool = True) -> None:
-    """Fail if an earlier job in this directory used other settings; else record them (when `write`)."""
-    path = Path(shards_dir) / MANIFEST
-    if path.is_file():
-        old = json.loads(path.read_text())
-        diff = [f"{k}={old.get(k)!r} (now {v!r})" for k, v in settings.items() if old.get(k) != v]
-        if diff:
-            raise InputError(
-                f"{path.parent.parent}: already holds captions made with {', '.join(diff)}; "
-                "rerun with the same options to resume, or choose a new --out"
-            )
-        return
-    if not write:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(settings, indent=1))
-    os.replace(tmp, path)
-
-
-def read_manifest(out_dir: Path) -> dict:
-    path = Path(out_dir) / "shards" / MANIFEST
-    if not path.is_file():
-        raise InputError(f"{out_dir}: no caption shards here ({path} missing); run `retinalogos caption DIR --out {out_dir}` first")
-    return json.loads(path.read_text())
+PARTS = "part-*.jsonl"
 
 
 def part_files(shards_dir: Path) -> list[Path]:
-    return sorted(Path(shards_dir).glob("part-*.jsonl"))
+    return sorted(Path(shards_dir).glob(PARTS))
 
 
 def read_records(shards_dir: Path) -> tuple[dict[str, dict], int]:
@@ -71,13 +49,19 @@ def done_ids(shards_dir: Path) -> set[str]:
 class ShardWriter:
     """Appends records to one part file; `add` commits every `commit_every` rows, `close` commits the rest."""
 
-    def __init__(self, path: Path, commit_every: int = 64):
+    def __init__(self, path: Path, commit_every: int):
         if commit_every < 1:
-            raise InputError(f"--commit-every must be >= 1, got {commit_every}")
+            raise InputError(f"commit_every must be >= 1, got {commit_every}")
         self.path, self.commit_every = Path(path), commit_every
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        _cut_torn_tail(self.path)
         self._fh = self.path.open("ab")
+        try:  # one writer per part file: the same shard started twice would interleave its lines
+            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._fh.close()
+            raise InputError(f"{self.path}: another job is captioning this shard; wait for it, or give this one "
+                             "another --shard") from None
+        _cut_torn_tail(self.path)
         self._buffer: list[bytes] = []
 
     def add(self, records: list[dict]) -> None:
@@ -94,7 +78,7 @@ class ShardWriter:
 
     def close(self) -> None:
         self.commit()
-        self._fh.close()
+        self._fh.close()  # also releases the lock
 
 
 def _cut_torn_tail(path: Path) -> None:

@@ -8,6 +8,7 @@ captions vary across rows yet are reproducible. Nothing is said that the labels 
 from __future__ import annotations
 
 import random
+from functools import lru_cache
 
 from ..schema import CAPTION_FIELD_NAMES
 
@@ -22,14 +23,27 @@ DISEASE_NAMES = {"amd": "age-related macular degeneration", "rvo": "retinal vein
 
 
 class TemplateCaptioner:
-    """`TemplateCaptioner(seed=0).caption(row) -> (prose, caption_fields)` for a schema row (a dict of labels)."""
+    """`TemplateCaptioner(seed=0).caption(row) -> (prose, caption_fields)` for a schema row (a dict of labels).
+
+    `min_words` / `max_words` left out are those of the shipped `recipes/caption/template.yaml`, so captions written
+    elsewhere (generate's prompts, test fixtures) are the length the caption stage writes; the YAML holds the numbers.
+    """
 
     name = "template"
 
-    def __init__(self, seed: int = 0, min_words: int = 80, max_words: int = 200):
+    def __init__(self, seed: int, min_words: int | None = None, max_words: int | None = None):
+        if min_words is None or max_words is None:
+            shipped = _shipped_words()
+            min_words = shipped[0] if min_words is None else min_words
+            max_words = shipped[1] if max_words is None else max_words
         if min_words > max_words:
             raise ValueError(f"min_words ({min_words}) must not exceed max_words ({max_words})")
         self.seed, self.min_words, self.max_words = seed, min_words, max_words
+
+    @classmethod
+    def from_config(cls, cfg, seed_offset: int = 0) -> "TemplateCaptioner":
+        """The captioner a `CaptionConfig` asks for (`seed_offset` varies the wording on retries)."""
+        return cls(seed=cfg.seed + seed_offset, min_words=cfg.min_words, max_words=cfg.max_words)
 
     def caption(self, row: dict) -> tuple[str, dict[str, str]]:
         rng = random.Random(f"{self.seed}:{row.get('id')}")
@@ -286,3 +300,11 @@ def _extras(rng, lab: _Labels) -> list[tuple[str, str]]:
         out.append(("optic_disc", "The disc colour is uniform without pallor."))
     rng.shuffle(out)
     return out
+
+
+@lru_cache(maxsize=1)
+def _shipped_words() -> tuple[int, int]:
+    from .config import shipped
+
+    cfg = shipped("template")
+    return cfg.min_words, cfg.max_words

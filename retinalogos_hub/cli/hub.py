@@ -1,4 +1,4 @@
-"""CLI commands for step 2 and publishing: purify, push-dataset, attach-images, push-model."""
+"""CLI commands for publishing: push-dataset, attach-images, push-model (registered on the shared app)."""
 
 from __future__ import annotations
 
@@ -8,24 +8,9 @@ from typing import Annotated, Optional
 import typer
 
 from ._app import app, result, table
-from ._options import InDir, OutDir, Overrides, Private, RepoId, Token
+from ._options import InDir, OutDir, Private, RepoId, Token
 
 LocalDir = Annotated[Optional[Path], typer.Option("--local-dir", help="Write the repo folder here instead of uploading.", show_default=False)]
-
-
-@app.command("purify")
-def purify_cmd(
-    in_dir: InDir,
-    recipe: Annotated[Path, typer.Option("--recipe", help="Step-2 recipe, e.g. recipes/tiny/lumina-next/step2_purify.yaml.")],
-    out: OutDir,
-    overrides: Overrides = None,
-) -> None:
-    """Score every caption-image pair (CLIP alignment, caption guard, LLM judge) and mark it kept or dropped."""
-    from ..purify import purify
-
-    res = purify(in_dir, recipe, out, overrides or ())
-    table("purify: rows by source and reason", ["source", "kept", "reason", "rows"], res.summary)
-    result("Purified", out=res.out, kept=res.kept, dropped=res.dropped)
 
 
 @app.command("push-dataset")
