@@ -29,7 +29,8 @@ def run_dir(tmp_path, fundus) -> Path:
                                                      "model": {"backbone": "lumina-next", "base_model": "tiny:lumina-next", "mode": "full"}}))
     (run / "run.json").write_text(json.dumps({
         "backbone": "lumina-next", "base_model": "tiny:lumina-next", "dataset": "my-lab/cfp", "recipe": str(run / "config.yaml"),
-        "stage": "step3", "mode": "full", "global_step": 4, "final_loss": 0.8123, "train_rows": 12, "resolution": 32}))
+        "stage": "step3", "mode": "full", "global_step": 4, "final_loss": 0.8123, "train_rows": 12, "resolution": 32,
+        "pipeline_class": "LuminaPipeline", "loads_lora": False, "call_kwargs": {"clean_caption": False}}))
     (run / "validation").mkdir()
     for step in (2, 4):
         exif = Image.Exif()

@@ -9,8 +9,10 @@ the same command a no-op.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,8 +67,8 @@ def caption_dataset(in_dir: Path, out_dir: Path, cfg: CaptionConfig, *, shard: s
     if todo:
         be = make_backend(cfg)
         work.bind(settings)  # only once the backend is up: a failed start leaves no trace
-        if "config" not in work.state():
-            work.write_state(**work.state(), config=cfg)  # for `caption merge`, which has no recipe
+        if "config" not in work.state():  # for `caption merge`, which has no recipe
+            work.write_state(**{**work.state(), "config": dataclasses.asdict(cfg)})
         labels = ds.select_columns(LABELS)
         pixels = ds.select_columns(["image"]).cast_column("image", Image(decode=False))
         writer = sh.ShardWriter(work.path(f"part-{i:05d}-of-{n:05d}-p{p:03d}-of-{n_proc:03d}.jsonl"), cfg.commit_every)
@@ -75,7 +77,9 @@ def caption_dataset(in_dir: Path, out_dir: Path, cfg: CaptionConfig, *, shard: s
                 for start in range(0, len(todo), be.chunk_size):
                     chunk = todo[start : start + be.chunk_size]
                     rows = labels.select(chunk).to_list()
-                    images = [_decode(x) for x in pixels.select(chunk)["image"]] if be.needs_image else [None] * len(rows)
+                    images = [None] * len(chunk)
+                    if be.needs_image:
+                        images = [_decode(x) for x in pixels.select(chunk)["image"]]
                     writer.add(_caption_rows(be, rows, images, cfg))
                     advance(len(chunk))
             finally:
@@ -85,7 +89,7 @@ def caption_dataset(in_dir: Path, out_dir: Path, cfg: CaptionConfig, *, shard: s
     _wait_for_everyone(n_proc)
     records, _ = sh.read_records(work.dir)
     if p == 0 and all(x in records for x in ids):
-        if not todo and work.state().get("merged") == _parts_key(work):
+        if not todo and work.state().get("merged") == _parts_key(work) and (out_dir / stage.PROVENANCE).is_file():
             counts = stage.read_provenance(out_dir)["counts"]  # a rerun of a finished job: nothing to do
             return CaptionResult(out_dir, counts["rows"], counts["flagged"], merged=True)
         try:
@@ -97,7 +101,7 @@ def caption_dataset(in_dir: Path, out_dir: Path, cfg: CaptionConfig, *, shard: s
 
 
 class _Busy(InputError):
-    pass
+    """Another job holds the merge lock (it is merging the same captions)."""
 
 
 def merge_shards(out_dir: Path, cfg: CaptionConfig | None = None) -> CaptionResult:
@@ -120,6 +124,8 @@ def merge_shards(out_dir: Path, cfg: CaptionConfig | None = None) -> CaptionResu
     in_dir = Path(state["settings"]["curated"])
     run = stage.start(STAGE, out_dir, cfg, curated=in_dir)
     ds = _load(in_dir)
+    if stage.folder_fingerprint(in_dir) != state["settings"]["curated_fingerprint"]:
+        raise InputError(f"{in_dir}: changed since {out_dir} was captioned from it; caption it again into a new --out")
 
     # 2. Every row needs its caption.
     records, _ = sh.read_records(work.dir)
@@ -132,27 +138,22 @@ def merge_shards(out_dir: Path, cfg: CaptionConfig | None = None) -> CaptionResu
         )
 
     # 3. The dataset, then the provenance, under the work folder's lock (one merge at a time).
-    try:
-        lock = work.lock("caption merge")
-        lock.__enter__()
-    except InputError as e:
-        raise _Busy(str(e)) from None
-    try:
+    with ExitStack() as held:
+        try:
+            held.enter_context(work.lock("caption merge"))
+        except InputError as e:
+            raise _Busy(str(e)) from None
         key = _parts_key(work)
-        cols = list(CAPTION_COLUMNS)
-        caps = Dataset.from_dict({c: [records[x][c] for x in ids] for c in cols}, features=CAPTION_COLUMNS)
+        caps = Dataset.from_dict({c: [records[x][c] for x in ids] for c in CAPTION_COLUMNS}, features=CAPTION_COLUMNS)
         curated = ds.select_columns(list(CURATED)).cast(CURATED)
         stage.save_dataset(concatenate_datasets([curated, caps], axis=1).cast(CAPTIONED), out_dir)
         issues = [i for row in caps["caption_issues"] for i in row]
         flagged = sum(not c for c in caps["caption_consistent"])
-        run.finish(rows=len(ids), flagged=flagged,
-                   unreadable=sum(i.startswith("unreadable image") for i in issues),
+        run.finish(rows=len(ids), flagged=flagged, unreadable=sum(i.startswith("unreadable image") for i in issues),
                    malformed=sum(i.startswith("malformed model output") for i in issues),
                    request_failed=sum(i.startswith("request failed") for i in issues),
                    models=sorted(set(caps["caption_model"])))
-        work.write_state(**work.state(), merged=key)
-    finally:
-        lock.__exit__(None, None, None)
+        work.write_state(**{**work.state(), "merged": key})
     return CaptionResult(out_dir, len(ids), flagged, merged=True)
 
 
@@ -161,16 +162,18 @@ def _parts_key(work: stage.WorkDir) -> str:
     return stage.fingerprint([(p.name, p.stat().st_size) for p in sh.part_files(work.dir)])
 
 
-def _caption_rows(be, rows: list[dict], images: list, version: str, min_words: int, max_words: int, regen: int) -> list[dict]:
+def _caption_rows(be, rows: list[dict], images: list, cfg: CaptionConfig) -> list[dict]:
     """Caption records for `rows`: malformed answers retried once then flagged; inconsistent ones regenerated up to
-    `regen` times; unreadable images flagged. Every row gets exactly one record."""
+    `cfg.regenerate_inconsistent` times; unreadable images flagged. Every row gets exactly one record."""
+    version = cfg.prompt_version
     out: dict[str, dict] = {}
     pending = []
     for row, image in zip(rows, images):
         if isinstance(image, Exception):
             out[row["id"]] = _record(row, be.model_name, version, "", None, [f"unreadable image: {image}"])
         else:
-            pending.append(Item(row, image, build_prompt(row, version=version, min_words=min_words, max_words=max_words)))
+            prompt = build_prompt(row, version=version, min_words=cfg.min_words, max_words=cfg.max_words)
+            pending.append(Item(row, image, prompt))
     bad = {item.row["id"]: 0 for item in pending}
     again = dict(bad)
     attempt = 0
@@ -188,10 +191,11 @@ def _caption_rows(be, rows: list[dict], images: list, version: str, min_words: i
                 if bad[rid] < 2:
                     retry.append(item)
                 else:
-                    out[rid] = _record(item.row, be.model_name, version, "", None, [f"malformed model output (retried once): {e}"])
+                    why = f"malformed model output (retried once): {e}"
+                    out[rid] = _record(item.row, be.model_name, version, "", None, [why])
                 continue
             issues = check(caption, item.row)
-            if issues and again[rid] < regen:
+            if issues and again[rid] < cfg.regenerate_inconsistent:
                 again[rid] += 1
                 retry.append(item)
                 continue
@@ -265,7 +269,8 @@ def _progress(enabled: bool, total: int, completed: int):
     from contextlib import contextmanager
 
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TaskProgressColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TaskProgressColumn, TextColumn,
+                               TimeRemainingColumn)
     from rich.text import Text
 
     class Rate(ProgressColumn):
@@ -274,7 +279,8 @@ def _progress(enabled: bool, total: int, completed: int):
 
     @contextmanager
     def bar():
-        cols = (TextColumn("caption"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(), Rate(), TextColumn("ETA"), TimeRemainingColumn())
+        cols = (TextColumn("caption"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(), Rate(), TextColumn("ETA"),
+                TimeRemainingColumn())
         with Progress(*cols, console=Console(stderr=True), disable=not enabled) as prog:
             task = prog.add_task("caption", total=total, completed=completed)
             yield lambda k: prog.advance(task, k)

@@ -15,7 +15,7 @@ from ..errors import RetinalogosError
 from ._app import app, err_console
 
 # Each module registers its commands on `app` (one file per area of the data path).
-from . import curate, caption, purify, hub, train, evaluate, demo  # noqa: E402,F401
+from . import curate, caption, purify, hub, train, generate, evaluate, demo  # noqa: E402,F401
 
 
 def main() -> None:

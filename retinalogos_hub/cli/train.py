@@ -21,7 +21,7 @@ def train(
 
     Examples: retinalogos train --recipe recipes/tiny/lumina-next/step1_pretrain_full.yaml train.max_steps=8
     """
-    from ..train import run
+    from ..chain import run
 
     out = run(recipe, overrides or [], resume)
     steps = {name: str(r.pipeline_dir or r.lora_dir) for name, r in out.steps.items()}

@@ -16,10 +16,18 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 
-@dataclass
+@dataclass(frozen=True)
 class DedupConfig:
-    phash_distance: int = 8  # max Hamming distance (of 64 bits) for a perceptual candidate
-    min_correlation: float = 0.95  # thumbnail correlation that confirms a candidate
+    """When two images are one (values: `dedup:` in recipes/curate/default.yaml)."""
+
+    phash_distance: int  # max Hamming distance (of 64 bits) between pHashes for a perceptual candidate pair
+    min_correlation: float  # grey-thumbnail Pearson correlation that confirms a candidate pair
+
+    def __post_init__(self):
+        if not 0 <= self.phash_distance <= 64:
+            raise ValueError(f"phash_distance must be in 0..64, got {self.phash_distance}")
+        if not -1.0 <= self.min_correlation <= 1.0:
+            raise ValueError(f"min_correlation must be in -1..1, got {self.min_correlation}")
 
 
 @dataclass(frozen=True)

@@ -52,14 +52,23 @@ DISC_MIN_RADIUS = 40  # px of field radius: below it the disc is a few pixels, n
 _DISC_CIRCLE = None  # circle and reach masks of the grid, made on first use
 
 
-@dataclass
+@dataclass(frozen=True)
 class FovConfig:
-    threshold: int | None = None  # grey level separating field from surround; None = Otsu per image
-    min_threshold: int = 6  # floor for Otsu on near-black images (JPEG noise in the surround)
-    min_area: float = 0.15  # the field must cover at least this fraction of the image
-    min_fill: float = 0.85  # field pixels / (circle ∩ image): below this the bright region is not a disc
-    min_visible: float = 0.7  # (circle ∩ image) / circle: a disc mostly outside the frame is not a fundus field
-    min_contrast: float = 8.0  # mean grey inside minus outside the field (0-255)
+    """How the fundus field is told from its surround (values: `fov:` in recipes/curate/default.yaml)."""
+
+    threshold: int | None  # grey level (0-255) separating field from surround; None = half of Otsu's, per image
+    min_threshold: int  # floor for the per-image threshold on near-black images (JPEG noise in the surround)
+    min_area: float  # the field must cover at least this fraction of the image
+    min_fill: float  # field pixels / (circle ∩ image): below this the bright region is not a disc
+    min_visible: float  # (circle ∩ image) / circle: a disc mostly outside the frame is not a fundus field
+    min_contrast: float  # mean grey inside minus outside the field (0-255)
+
+    def __post_init__(self):
+        if self.threshold is not None and not 0 <= self.threshold <= 255:
+            raise ValueError(f"threshold must be null or in 0..255, got {self.threshold}")
+        for name in ("min_area", "min_fill", "min_visible"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in 0..1, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -75,9 +84,8 @@ class Fov:
         return Fov(self.cx * s, self.cy * s, self.r * s, self.visible, self.fill, self.notch)
 
 
-def detect_fov(rgb: np.ndarray, cfg: FovConfig | None = None) -> Fov | None:
+def detect_fov(rgb: np.ndarray, cfg: FovConfig) -> Fov | None:
     """The fundus circle of an RGB uint8 image, or None when there is no disc-shaped field (not a fundus photo)."""
-    cfg = cfg or FovConfig()
     h, w = rgb.shape[:2]
     s = min(1.0, WORK_SIDE / max(h, w))
     # bilinear is enough for geometry (the median blur below removes the aliasing) and 4x cheaper than INTER_AREA

@@ -19,11 +19,13 @@ SPLITS = ("train", "validation", "test")
 _RANK = {"validation": 1, "test": 2}  # official splits that are kept as published
 
 
-@dataclass
+@dataclass(frozen=True)
 class SplitConfig:
-    validation: float = 0.1  # fraction of patients (without an official split) in validation
-    test: float = 0.1  # fraction in test
-    salt: str = "retinalogos-v1"  # change to draw a different, still deterministic, assignment
+    """Patient-level split fractions (values: `splits:` in recipes/curate/default.yaml)."""
+
+    validation: float  # fraction of patients (those without an official split) drawn into validation
+    test: float  # fraction drawn into test; the rest is train
+    salt: str  # mixed into the patient hash: change it to draw a different, still deterministic, assignment
 
     def __post_init__(self):
         if not (0 <= self.validation and 0 <= self.test and self.validation + self.test < 1):

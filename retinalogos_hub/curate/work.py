@@ -1,25 +1,26 @@
-"""The resumable work store under `OUT/.work/shard-<i>-of-<N>/`.
+"""The resumable work store of one shard: `OUT/.work/curate/shard-<i>-of-<N>/`, a `stage.WorkDir` (its lock, state
+and atomic commits).
 
-- `inputs.parquet`: every input record of the shard (id, source, path, the record as JSON, a pre-exclusion reason).
-- `part-NNNNNN.parquet`: processed work rows, appended `commit_every` rows at a time; each file is written to a
-  temporary name and renamed, so a killed run leaves only whole parts and a rerun redoes at most one batch.
-- `state.json`: the config fingerprint (work from another config is never mixed in) and, once every input has a
-  work row, `complete: true` with the input count, which the merge checks.
+- `inputs.parquet`: every input record of the shard (id, source, path, the record as JSON, a pre-exclusion reason),
+  rewritten by every run.
+- `part-NNNNNN.parquet`: processed work rows, committed `commit_every` rows at a time (atomically: a killed run
+  leaves only whole parts, and a rerun redoes at most one batch).
+- `state.json`: the image settings the work rows were made with (`WorkDir.bind`: work from other settings is never
+  mixed in), the resolved config, the inputs' fingerprint and, once every input has a work row, `complete: true`
+  with the input count, which the merge checks.
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
-import os
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import InputError
+from .. import stage
 
+STAGE = "curate"
 INPUTS = pa.schema([("id", pa.string()), ("source", pa.string()), ("path", pa.string()), ("record", pa.string()),
                     ("reason", pa.string())])
 ROWS = pa.schema([
@@ -29,68 +30,40 @@ ROWS = pa.schema([
     ("orientation", pa.string()),
 ])
 META = [n for n in ROWS.names if n not in ("image", "thumb")]  # what the merge needs without pixels
+PARTS = "part-*.parquet"
 
 
 def tag(shard: tuple[int, int]) -> str:
     return f"shard-{shard[0]}-of-{shard[1]}"
 
 
-class ShardWork:
+class ShardWork(stage.WorkDir):
     def __init__(self, out: Path, shard: tuple[int, int]):
+        super().__init__(out, STAGE, tag(shard))
         self.shard = shard
-        self.dir = Path(out) / ".work" / tag(shard)
-        self.inputs = self.dir / "inputs.parquet"
-        self.state_file = self.dir / "state.json"
-
-    # -- state and locking ------------------------------------------------------------------------------------
-    def lock(self):
-        """Hold an exclusive lock for this shard's directory: two runs appending to one shard would collide."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        fh = open(self.dir / "lock", "w")
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.close()
-            raise InputError(f"{self.dir}: another curate run is writing this shard; wait for it or use another --out") from None
-        for tmp in [*self.dir.glob("*.tmp*"), *self.dir.glob(".*.tmp*")]:  # left by a killed run; never committed
-            tmp.unlink(missing_ok=True)
-        return fh
-
-    def state(self) -> dict:
-        return json.loads(self.state_file.read_text()) if self.state_file.is_file() else {}
-
-    def write_state(self, **state) -> None:
-        _atomic_write(self.state_file, json.dumps(state, indent=1).encode())
-
-    def check_fingerprint(self, fingerprint: str) -> None:
-        old = self.state().get("fingerprint")
-        if old is not None and old != fingerprint and self.parts():
-            raise InputError(
-                f"{self.dir}: finished work was made with different image settings (size/format/FOV/orientation) or "
-                f"an older version; "
-                f"use a new --out, or delete {self.dir.parent} to start over"
-            )
+        self.inputs = self.path("inputs.parquet")
 
     # -- inputs -------------------------------------------------------------------------------------------------
-    def write_inputs(self, rows: Iterable[dict], batch: int = 4096) -> int:
-        """Stream input rows to inputs.parquet (atomically); returns how many were written."""
-        tmp = self.inputs.with_suffix(f".tmp{os.getpid()}")
-        n, buf = 0, []
-        try:
-            with pq.ParquetWriter(tmp, INPUTS) as w:
-                for row in rows:
-                    buf.append(row)
-                    if len(buf) >= batch:
-                        w.write_table(pa.Table.from_pylist(buf, INPUTS))
-                        n, buf = n + len(buf), []
-                if buf or n == 0:
-                    w.write_table(pa.Table.from_pylist(buf, INPUTS))
-                    n += len(buf)
-        except BaseException:
-            tmp.unlink(missing_ok=True)  # a bad label file fails here; leave no half-written inputs
-            raise
-        os.replace(tmp, self.inputs)
-        return n
+    def write_inputs(self, rows: Iterable[dict], batch: int = 4096) -> tuple[int, str]:
+        """Commit the shard's input rows as inputs.parquet; returns (how many, their fingerprint). A bad label file
+        fails while the rows are read, before anything is committed."""
+        sink, n, digests, buf = pa.BufferOutputStream(), 0, [], []
+
+        def flush() -> None:
+            w.write_table(pa.Table.from_pylist(buf, INPUTS))
+            digests.append(stage.fingerprint(buf))
+
+        with pq.ParquetWriter(sink, INPUTS) as w:  # compressed in memory: JSON records shrink ~5x
+            for row in rows:
+                buf.append(row)
+                if len(buf) >= batch:
+                    flush()
+                    n, buf = n + len(buf), []
+            if buf or n == 0:
+                flush()
+                n += len(buf)
+        self.commit(self.inputs.name, sink.getvalue().to_pybytes())
+        return n, stage.fingerprint(digests)
 
     def iter_inputs(self, columns: list[str] | None = None) -> Iterator[dict]:
         for batch in pq.ParquetFile(self.inputs).iter_batches(batch_size=1024, columns=columns):
@@ -98,33 +71,28 @@ class ShardWork:
 
     # -- work rows ----------------------------------------------------------------------------------------------
     def parts(self) -> list[Path]:
-        return sorted(self.dir.glob("part-*.parquet")) if self.dir.is_dir() else []
+        return self.committed(PARTS)
 
     def done_ids(self) -> set[str]:
         return {i for p in self.parts() for i in pq.read_table(p, columns=["id"]).column("id").to_pylist()}
 
-    def commit(self, rows: list[dict]) -> None:
+    def commit_rows(self, rows: list[dict]) -> None:
         parts = self.parts()
         seq = int(parts[-1].stem.split("-")[1]) + 1 if parts else 0
         sink = pa.BufferOutputStream()
         pq.write_table(pa.Table.from_pylist(rows, ROWS), sink)
-        _atomic_write(self.dir / f"part-{seq:06d}.parquet", sink.getvalue().to_pybytes())
+        self.commit(f"part-{seq:06d}.parquet", sink.getvalue().to_pybytes())
+
+    def key(self) -> list:
+        """Changes whenever the inputs or the committed work rows change (parts are immutable once committed)."""
+        return [self.dir.name, self.state().get("inputs_fingerprint"), [(p.name, p.stat().st_size) for p in self.parts()]]
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def shard_dirs(work_roots: Iterable[Path]) -> list[ShardWork]:
-    """Every shard work directory under the given OUT directories' `.work/`."""
-    out = []
-    for root in work_roots:
-        for d in sorted((Path(root) / ".work").glob("shard-*-of-*")):
+def shard_dirs(outs: Iterable[Path]) -> list[ShardWork]:
+    """Every shard work folder under the given OUT directories' `.work/curate/`."""
+    found = []
+    for out in outs:
+        for d in sorted((Path(out) / stage.WORK / STAGE).glob("shard-*-of-*")):
             _, i, _, n = d.name.split("-")
-            out.append(ShardWork(Path(root), (int(i), int(n))))
-    return out
+            found.append(ShardWork(Path(out), (int(i), int(n))))
+    return found

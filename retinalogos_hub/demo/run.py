@@ -66,9 +66,9 @@ def quiet_progress_bars() -> None:
 
 def run_demo(workdir: Path, *, patients: int = 6, seed: int = 0) -> DemoResult:
     # Imports are local: the demo composes every stage, the stages never import each other.
-    from .. import curate, caption, hub, train
+    from .. import caption, curate, hub, train
+    from ..chain import run as run_chain
     from ..hub.model import push_model
-    from ..pipelines import call_kwargs
     quiet_progress_bars()
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -95,7 +95,7 @@ def run_demo(workdir: Path, *, patients: int = 6, seed: int = 0) -> DemoResult:
     runs = workdir / "runs"
     chain = timed(
         "train 1->2->3",
-        lambda: train.run(recipes / "pipeline.yaml", [f"dataset={cap.out}", f"output_dir={runs / 'pipeline'}"]),
+        lambda: run_chain(recipes / "pipeline.yaml", [f"dataset={cap.out}", f"output_dir={runs / 'pipeline'}"]),
         runs / "pipeline", lambda r: ", ".join(f"{k} {s.global_step} steps, loss {s.final_loss:.3f}" for k, s in r.steps.items()),
     )
     step1 = chain.steps["step1"]
@@ -112,7 +112,7 @@ def run_demo(workdir: Path, *, patients: int = 6, seed: int = 0) -> DemoResult:
                   workdir / "hub-model", lambda r: f"{len(r.files)} files")
     # 7. Reload every exported pipeline with plain diffusers and sample a grid.
     grid = workdir / "samples.png"
-    timed("generate", lambda: sample_grid(list(pipeline_dirs.values()), PROMPTS, grid, call_kwargs, seed=seed), grid,
+    timed("generate", lambda: sample_grid(list(pipeline_dirs.values()), PROMPTS, grid, seed=seed), grid,
           lambda _: f"{len(pipeline_dirs) * len(PROMPTS)} images")
 
     res.summary = {
@@ -130,11 +130,13 @@ def run_demo(workdir: Path, *, patients: int = 6, seed: int = 0) -> DemoResult:
     return res
 
 
-def sample_grid(pipeline_dirs, prompts, out_png: Path, call_kwargs, *, seed: int = 0, size: int = 64) -> Path:
+def sample_grid(pipeline_dirs, prompts, out_png: Path, *, seed: int = 0, size: int = 64) -> Path:
     """One row per pipeline, one column per prompt, each reloaded with plain `DiffusionPipeline.from_pretrained`."""
     import torch
     from diffusers import DiffusionPipeline
     from diffusers.utils import make_image_grid
+
+    from ..pipelines import call_kwargs
 
     images = []
     for folder in pipeline_dirs:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import stage
 from .export import DEFAULT_CONFIG, export_dataset
 from .upload import check_repo_id, hf_home_exports, upload
 
@@ -43,8 +44,13 @@ def push_dataset(
     if local_dir is None:
         check_reachable()  # before minutes of export work
     out = Path(local_dir) if local_dir is not None else hf_home_exports() / "datasets" / repo_id.replace("/", "--")
+    settings = {"repo_id": repo_id, "private": private, "gated": gated, "max_shard_size": max_shard_size}
+    run = stage.start("push-dataset", out, settings, dataset=in_dir)
     export = export_dataset(Path(in_dir), out, max_shard_size=max_shard_size)
     render_dataset_card(export, repo_id, gated=gated).save(out / "README.md")
+    # published with the data: input names and fingerprints only, never this machine's paths
+    run.finish(public=True, rows=export.rows, with_image=export.with_image, without_image=export.without_image,
+               configs=export.configs)
     url = None
     if local_dir is None:
         url = upload(out, repo_id, repo_type="dataset", private=private, gated=gated, token=token,

@@ -15,11 +15,15 @@ from pathlib import Path
 
 import yaml
 
+from .. import stage
 from ..errors import InputError
 from .card import MODEL_TEMPLATE
 from .export import strip_metadata
 from .upload import check_reachable, check_repo_id, hf_home_exports, upload
 
+# run.json keys the card needs: the run, and the backbone facts the trainer records (publishing never imports training)
+RUN_KEYS = ("backbone", "base_model", "dataset", "stage", "mode", "global_step", "pipeline_class", "loads_lora",
+            "call_kwargs")
 GALLERY_MAX = 8  # the latest validation grids shown in the card
 TRAINING_STATE = ("optimizer*", "scheduler.bin", "random_states*", "scaler.pt", "*.ckpt", "checkpoint-*", "ema*.bin")
 # The base model's licence, by backbone (the card also points to the training data's terms).
@@ -41,9 +45,10 @@ def read_run(run_dir: Path) -> dict:
         if not (run_dir / name).is_file():
             raise InputError(f"{run_dir}: no {name}; pass a finished training RUN_DIR (the train recipe's output_dir)")
     run = json.loads((run_dir / "run.json").read_text())
-    missing = [k for k in ("backbone", "base_model", "dataset", "stage", "mode", "global_step") if k not in run]
+    missing = [k for k in RUN_KEYS if k not in run]
     if missing:
-        raise InputError(f"{run_dir / 'run.json'}: missing key(s) {', '.join(missing)}")
+        raise InputError(f"{run_dir / 'run.json'}: missing key(s) {', '.join(missing)}",
+                         hint="a run exported by an older version: re-export it with `retinalogos train --resume latest`")
     if not (run_dir / "pipeline" / "model_index.json").is_file() and not (run_dir / "lora" / "pytorch_lora_weights.safetensors").is_file():
         raise InputError(f"{run_dir}: neither pipeline/model_index.json nor lora/pytorch_lora_weights.safetensors; the run was not exported")
     return run
@@ -98,9 +103,9 @@ def _copy_pipeline(src: Path, dst: Path) -> None:
         shutil.copyfile(path, dst / rel)
 
 
-def usage_snippet(repo_id: str, run: dict, has_pipeline: bool, sample_kwargs: dict) -> str:
+def usage_snippet(repo_id: str, run: dict, has_pipeline: bool, call_kwargs: dict) -> str:
     res = int(run.get("resolution") or 512)
-    extra = "".join(f"    {k}={v!r},\n" for k, v in sample_kwargs.items())
+    extra = "".join(f"    {k}={v!r},\n" for k, v in call_kwargs.items())
     load = f'pipe = DiffusionPipeline.from_pretrained("{repo_id}")\n'
     if not has_pipeline:  # LoRA-only repo: the base pipeline plus these weights
         load = f'pipe = DiffusionPipeline.from_pretrained("{run["base_model"]}")\npipe.load_lora_weights("{repo_id}")\n'
@@ -131,8 +136,6 @@ def push_model(run_dir: Path, repo_id: str, *, local_dir: Path | None = None, pr
     """Stage RUN_DIR as a Hub model repo (`local_dir`, or a cache folder) and, without `local_dir`, upload it."""
     from huggingface_hub import ModelCard, ModelCardData
 
-    from ..train.backbones import get as get_backbone
-
     check_repo_id(repo_id)
     run_dir = Path(run_dir)
     run = read_run(run_dir)
@@ -161,7 +164,6 @@ def push_model(run_dir: Path, repo_id: str, *, local_dir: Path | None = None, pr
     (out / "training_config.yaml").write_text(recipe + "\n")
 
     # 3. The card.
-    backbone = get_backbone(run["backbone"])
     evaluation = _evaluation(run_dir)
     data = ModelCardData(
         library_name="diffusers",
@@ -181,18 +183,20 @@ def push_model(run_dir: Path, repo_id: str, *, local_dir: Path | None = None, pr
         template_path=MODEL_TEMPLATE,
         title=f"RetinaLogos {run['backbone']} {run['stage']} ({run['mode']})",
         run={**run, **shown},
-        pipeline_class=backbone.pipeline_cls,
+        pipeline_class=run["pipeline_class"],
         final_loss=f"{final_loss:.4f}" if isinstance(final_loss, float) else final_loss,
-        snippet=usage_snippet(repo_id, {**run, **shown}, has_pipeline, dict(backbone.sample_kwargs)),
+        snippet=usage_snippet(repo_id, {**run, **shown}, has_pipeline, run["call_kwargs"]),
         has_pipeline=has_pipeline,
         has_lora=lora_path is not None,
         lora_path=lora_path,
-        loads_lora=backbone.loads_lora,
+        loads_lora=run["loads_lora"],
         gallery=gallery,
         evaluation=evaluation,
         recipe=recipe,
     )
     card.save(out / "README.md")
+    stage.start("push-model", out, {"repo_id": repo_id, "private": private}, run=run_dir).finish(
+        public=True, global_step=run["global_step"], gallery=len(gallery))  # names and fingerprints, no local paths
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     url = None
     if local_dir is None:

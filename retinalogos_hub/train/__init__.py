@@ -1,7 +1,8 @@
-"""Three-step text-to-fundus training: `run(recipe)` runs a step recipe, or a pipeline recipe chaining 1 -> 2 -> 3.
+"""Text-to-fundus training: `run_step(cfg)` runs one step recipe (step 1 pretrain or step 3 hi-res SFT, full or LoRA).
 
 Stages meet on disk: the input is a caption/purify dataset dir (or a Hub dataset id), the output a RUN_DIR holding
-config.yaml, run.json, pipeline/, lora/, validation/ and checkpoints/ (see docs/architecture.md).
+config.yaml, run.json, retinalogos.json, pipeline/, lora/, validation/ and checkpoints/ (see docs/architecture.md).
+The three-step chain (step 1 -> purify -> step 3) is `retinalogos_hub.chain`: it composes training with purification.
 """
 
 from __future__ import annotations
@@ -9,22 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import yaml
-
 from ..config import load_config
 from ..errors import ConfigError
 from .config import PipelineConfig, TrainConfig
-from .trainer import FlowMatchingRecipe, TrainResult
+from .trainer import FlowMatchingRecipe, TrainResult, main as run_step
 
-__all__ = ["run", "load_recipe", "TrainConfig", "PipelineConfig", "TrainResult", "FlowMatchingRecipe"]
-
-
-def is_pipeline(recipe: Path) -> bool:
-    try:
-        data = yaml.safe_load(Path(recipe).read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return False  # load_config reports the problem with the file name
-    return isinstance(data, dict) and "steps" in data
+__all__ = ["run", "run_step", "load_recipe", "TrainConfig", "PipelineConfig", "TrainResult", "FlowMatchingRecipe"]
 
 
 def load_recipe(recipe: Path, overrides: Sequence[str] = ()) -> TrainConfig:
@@ -32,14 +23,8 @@ def load_recipe(recipe: Path, overrides: Sequence[str] = ()) -> TrainConfig:
 
 
 def run(recipe: Path, overrides: Sequence[str] = (), resume: str | None = None) -> TrainResult:
-    """Run a step recipe (one training run) or a pipeline recipe (step 1 -> purify -> step 3)."""
+    """Run one step recipe (a pipeline recipe runs through `retinalogos_hub.chain.run`)."""
     recipe = Path(recipe)
     if not recipe.is_file():
         raise ConfigError(f"recipe not found: {recipe}")
-    if is_pipeline(recipe):
-        from .chain import run_pipeline
-
-        return run_pipeline(recipe, overrides, resume)
-    from .trainer import main
-
-    return main(load_recipe(recipe, overrides), resume)
+    return run_step(load_recipe(recipe, overrides), resume)

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from ..config import dump_config
 from ..errors import ConfigError, InputError
+from .. import stage
 from ..pipelines import call_kwargs
 from . import backbones
 from .config import TrainConfig
@@ -107,6 +108,7 @@ class FlowMatchingRecipe:
             log_with=cfg.train.log_with, project_config=ProjectConfiguration(str(self.out), logging_dir=str(self.out / "logs")),
         )
         set_seed(cfg.train.seed)
+        self.provenance = stage.start("train", self.out, cfg, dataset=cfg.data.dataset, base_model=cfg.model.base_model)
         if self.acc.is_main_process:
             dump_config(cfg, self.out / "config.yaml")
             log.info("resolved recipe written to %s", self.out / "config.yaml")
@@ -350,8 +352,13 @@ class FlowMatchingRecipe:
                 "recipe": str(self.out / "config.yaml"), "stage": cfg.stage, "mode": cfg.model.mode,
                 "global_step": self.step, "final_loss": self.last_loss, "train_rows": self.train_rows,
                 "resolution": cfg.data.resolution, "processes": self.acc.num_processes,
+                "engine": str(self.acc.distributed_type.value),
+                # what a model card needs, so publishing never imports the training code
+                "pipeline_class": type(self.pipe).__name__, "loads_lora": self.backbone.loads_lora,
+                "call_kwargs": call_kwargs(self.pipe),
             }
-            (self.out / "run.json").write_text(json.dumps(run, indent=2))
+            stage.atomic_write(self.out / "run.json", json.dumps(run, indent=2))
+            self.provenance.finish(**{k: run[k] for k in ("global_step", "final_loss", "train_rows", "processes", "engine")})
         self.acc.wait_for_everyone()
         return TrainResult(self.out, pipeline_dir, lora_dir, self.step, self.last_loss)
 

@@ -1,7 +1,10 @@
-"""The pipeline recipe: step 1 (pretrain) -> step 2 (purify) -> step 3 (hi-res SFT from step 1's exported weights).
+"""The paper's three steps as one orchestration: step 1 (pretrain) -> step 2 (purify) -> step 3 (hi-res SFT from step
+1's exported weights), declared by a pipeline recipe (`recipes/<backbone>/pipeline.yaml`).
 
-Each step writes OUTPUT_DIR/step{1,2,3}; a finished step (run.json at its max_steps, or a saved purify dataset) is
-skipped on a re-run, so a killed chain resumes where it stopped. CLI overrides `stepN.key=value` go to step N's recipe.
+It composes two stages that meet on disk, training and purification, so it lives outside `train/` (training never
+imports curation or captioning: docs/architecture.md). Each step writes OUTPUT_DIR/step{1,2,3}; a finished step (its
+run.json at max_steps, or purify's retinalogos.json) is skipped on a re-run, so a killed chain resumes where it
+stopped. CLI overrides `stepN.key=value` go to step N's recipe. OUTPUT_DIR/retinalogos.json records the chain.
 """
 
 from __future__ import annotations
@@ -10,10 +13,14 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from ..config import load_config
-from ..errors import ConfigError
-from .config import PipelineConfig, TrainConfig
-from .trainer import TrainResult, log, main
+import yaml
+
+from . import stage
+from .config import load_config
+from .errors import ConfigError
+from .train import TrainResult, load_recipe, run_step
+from .train.config import PipelineConfig, TrainConfig
+from .train.trainer import log
 
 STEPS = ("step1", "step2", "step3")
 
@@ -48,13 +55,32 @@ def _train(cfg: TrainConfig, resume: str | None) -> TrainResult:
         log.info("%s already finished in %s; skipped", cfg.stage, cfg.output_dir)
         return done
     has_ckpt = any((Path(cfg.output_dir) / "checkpoints").glob("checkpoint-*/trainer_state.json"))
-    return main(cfg, resume if (resume and (has_ckpt or resume != "latest")) else None)
+    return run_step(cfg, resume if (resume and (has_ckpt or resume != "latest")) else None)
+
+
+def is_pipeline(recipe: Path) -> bool:
+    try:
+        data = yaml.safe_load(Path(recipe).read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return False  # load_config reports the problem with the file name
+    return isinstance(data, dict) and "steps" in data
+
+
+def run(recipe: Path, overrides: Sequence[str] = (), resume: str | None = None) -> TrainResult:
+    """`retinalogos train`: a step recipe (one training run) or a pipeline recipe (step 1 -> purify -> step 3)."""
+    recipe = Path(recipe)
+    if not recipe.is_file():
+        raise ConfigError(f"recipe not found: {recipe}")
+    if is_pipeline(recipe):
+        return run_pipeline(recipe, overrides, resume)
+    return run_step(load_recipe(recipe, overrides), resume)
 
 
 def run_pipeline(recipe: Path, overrides: Sequence[str] = (), resume: str | None = None) -> TrainResult:
     own, routed = split_overrides(overrides)
     cfg = load_config(PipelineConfig, recipe, own)
     here, out = Path(recipe).parent, Path(cfg.output_dir)
+    provenance = stage.start("chain", out, cfg, captioned=cfg.dataset)
     # 1. Step 1 on every caption-image pair
     s1 = load_config(TrainConfig, here / cfg.steps.step1,
                      [f"data.dataset={cfg.dataset}", f"output_dir={out / 'step1'}", *cfg.step1, *routed["step1"]])
@@ -63,8 +89,8 @@ def run_pipeline(recipe: Path, overrides: Sequence[str] = (), resume: str | None
         raise ConfigError(f"{here / cfg.steps.step1}: step 1 exported no pipeline/ (a LoRA step 1 needs lora.fuse_export: true), so step 3 has nothing to start from")
     # 2. Purify: score every pair, keep the consistent ones
     step2 = out / "step2"
-    if not ((step2 / "state.json").is_file() or (step2 / "dataset_dict.json").is_file()):
-        from ..purify import purify
+    if not (step2 / stage.PROVENANCE).is_file():  # written last, once the purified dataset is in place
+        from .purify import purify
 
         purify(Path(cfg.dataset), here / cfg.steps.step2, step2, [*cfg.step2, *routed["step2"]])
     # 3. Step 3 from step 1's exported (EMA) weights, on the rows step 2 kept
@@ -74,4 +100,7 @@ def run_pipeline(recipe: Path, overrides: Sequence[str] = (), resume: str | None
     ])
     r3 = _train(s3, resume)
     r3.steps = {"step1": r1, "step3": r3}
+    kept = stage.read_provenance(step2)["counts"]
+    provenance.finish(step1_steps=r1.global_step, step1_loss=r1.final_loss, step2_kept=kept["kept"],
+                      step2_dropped=kept["dropped"], step3_steps=r3.global_step, step3_loss=r3.final_loss)
     return r3
