@@ -15,6 +15,8 @@ for a CPU and idling (idle = the pool's own cost), so the per-core ratio and the
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import io
 import multiprocessing as mp
 import os
@@ -47,11 +49,19 @@ def make_images(workdir: Path, n: int) -> list[Path]:
     return paths
 
 
-def ours(path: str, size: int) -> int:
-    from retinalogos_hub.curate.process import process
+@functools.cache
+def recipe(size: int):
+    """The shipped curation recipe at `size` (read once per worker, outside the timed work)."""
+    from retinalogos_hub.config import load_config
     from retinalogos_hub.curate.settings import CurateConfig
 
-    row = process({"id": path, "path": path}, CurateConfig(size=size))
+    return dataclasses.replace(load_config(CurateConfig), size=size)
+
+
+def ours(path: str, size: int) -> int:
+    from retinalogos_hub.curate.process import process
+
+    row = process({"id": path, "path": path}, recipe(size))
     assert row["status"] == "ok", row["reason"]
     return len(row["image"])
 
@@ -60,7 +70,7 @@ def naive(path: str, size: int) -> int:
     from retinalogos_hub.curate.fov import crop_square, detect_fov
 
     rgb = np.asarray(Image.open(path).convert("RGB"))  # full decode
-    fov = detect_fov(rgb)
+    fov = detect_fov(rgb, recipe(size).fov)
     im = Image.fromarray(crop_square(rgb, fov, size))
     buf = io.BytesIO()
     im.save(buf, "JPEG", quality=95)

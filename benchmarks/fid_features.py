@@ -21,7 +21,8 @@ import torch
 from PIL import Image
 
 from retinalogos_hub.demo.fundus import fundus_image
-from retinalogos_hub.evaluate.fid import InceptionFeatures, default_batch_size, extract, resize_tf1
+from retinalogos_hub.config import load_config
+from retinalogos_hub.evaluate.fid import FidConfig, InceptionFeatures, extract, resize_tf1
 from retinalogos_hub.evaluate.images import open_images
 
 
@@ -48,11 +49,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=64)
     p.add_argument("--size", type=int, default=512, help="square JPEG side, px")
-    p.add_argument("--batch-size", type=int, default=None, help="default: the library default for the device")
-    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=None, help="default: recipes/eval/fid.yaml's for the device")
+    p.add_argument("--workers", type=int, default=None, help="default: recipes/eval/fid.yaml's")
     p.add_argument("--device", default="cpu")
     p.add_argument("--repeats", type=int, default=3, help="best of N, interleaved")
     args = p.parse_args()
+    cfg = load_config(FidConfig)  # the shipped recipe: what `retinalogos evaluate fid` runs with
+    batch_size = args.batch_size or cfg.batch_size_for(args.device)
+    workers = cfg.workers if args.workers is None else args.workers
+    kw = {"batch_size": batch_size, "workers": workers, "device": args.device}
 
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.n):
@@ -61,21 +66,21 @@ def main() -> None:
             fundus_image(args.size, seed=i, dr_grade=i % 5).save(Path(tmp) / sub / f"{i:05d}.jpg", quality=90)
         images, warm = open_images(Path(tmp) / "run"), open_images(Path(tmp) / "warm")
         model = InceptionFeatures().to(args.device)
-        extract(warm, model, device=args.device)
+        extract(warm, model, **kw)
         naive(warm, model, args.device)
         fast_t, naive_t = [], []
         for _ in range(args.repeats):  # interleaved, so load from other processes hits both alike
             ref, t = timed(lambda: naive(images, model, args.device), args.device)
             naive_t.append(t)
-            got, t = timed(lambda: extract(images, model, batch_size=args.batch_size, workers=args.workers, device=args.device), args.device)
+            got, t = timed(lambda: extract(images, model, **kw), args.device)
             fast_t.append(t)
     result = {
         "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),
         "torch_threads": torch.get_num_threads(),
         "images": len(images),
         "size": args.size,
-        "batch_size": args.batch_size or default_batch_size(args.device),
-        "workers": args.workers,
+        "batch_size": batch_size,
+        "workers": workers,
         "naive_img_per_s": len(images) / min(naive_t),
         "extract_img_per_s": len(images) / min(fast_t),
         "speedup": min(naive_t) / min(fast_t),

@@ -164,7 +164,7 @@ def _now() -> str:
 @dataclasses.dataclass
 class StageRun:
     """One run of a stage; `finish` writes `OUT/retinalogos.json`. Inputs are {role: path or id}; a published
-    folder (`public=True`) records input names and fingerprints only, never this machine's paths."""
+    folder (`public=True`) records input names and fingerprints only (never this machine's paths) and no times."""
 
     stage: str
     out: Path
@@ -185,6 +185,8 @@ class StageRun:
         config = dataclasses.asdict(self.config) if dataclasses.is_dataclass(self.config) else self.config
         record = {"stage": self.stage, "version": __version__, "config": config, "inputs": inputs,
                   "started": self.started, "finished": _now(), "counts": counts}
+        if public:  # a published folder changes only when its content does: an unchanged re-push is a no-op
+            del record["started"], record["finished"]
         return atomic_write(Path(self.out) / PROVENANCE, json.dumps(record, indent=1, default=str))
 
 

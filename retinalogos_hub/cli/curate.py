@@ -1,7 +1,8 @@
-"""CLI commands for curation: `curate`, `curate-merge`, `sources` (registered on the shared app)."""
+"""CLI commands for curation: the `curate` group (`run`, `merge`) and `sources` (registered on the shared app)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -9,49 +10,98 @@ import typer
 
 from ..config import load_config
 from ._app import app, result, table
-from ._options import OutDir, Overrides, Shard, Workers
+from ._options import OptionalRecipe, OutDir, Overrides, Shard, Workers
 
-SourceSpec = Annotated[list[str], typer.Option("--source", "-s", help="NAME=PATH of a source layout; repeat for more (see `retinalogos sources`).")]
-Size = Annotated[Optional[int], typer.Option("--size", help="Side in pixels of the stored FOV square (overrides the config's `size`).", show_default=False)]
-CurateCfg = Annotated[Optional[Path], typer.Option("--config", help="CurateConfig YAML, e.g. recipes/curate/default.yaml.", show_default=False)]
+curate_cli = typer.Typer(help="Curate public fundus layouts into one deduplicated, patient-split dataset.",
+                         no_args_is_help=True)
+app.add_typer(curate_cli, name="curate")
+
+SourceSpec = Annotated[list[str], typer.Option(
+    "--source", "-s", help="NAME=PATH of a source layout; repeat for more (see `retinalogos sources`).")]
+Size = Annotated[Optional[int], typer.Option(
+    "--size", help="Side in pixels of the stored FOV square (overrides the recipe's `size`).", show_default=False)]
+ShardOuts = Annotated[list[Path], typer.Argument(
+    help="OUT directories of `curate run --shard i/N` runs (together all N shards).")]
+MergeRecipe = Annotated[Optional[Path], typer.Option(
+    "--recipe", "-r", help="Recipe whose dedup and splits the merge uses (default: the one the shards recorded; its "
+    "image settings must be theirs).", show_default=False)]
 
 
-@app.command("curate")
+@curate_cli.command("run")
 def curate_run(source: SourceSpec, out: OutDir, size: Size = None, workers: Workers = 1, shard: Shard = None,
-               config: CurateCfg = None, overrides: Overrides = None) -> None:
-    """Curate source layouts into one deduplicated, patient-split dataset directory plus OUT/manifest.parquet.
+               recipe: OptionalRecipe = None, overrides: Overrides = None) -> None:
+    """Curate source layouts into one dataset directory plus OUT/manifest.parquet and OUT/retinalogos.json.
 
-    Rerunning resumes. With --shard i/N only that share is processed; join the shards with `retinalogos curate-merge`.
-    Example: retinalogos curate --source eyepacs=/data/eyepacs --source aptos=/data/aptos --out curated -j 2 dedup.phash_distance=6
+    The recipe defaults to recipes/curate/default.yaml; key=value overrides go on top. Rerunning resumes.
+    With --shard i/N only that share is processed; join the shards with `retinalogos curate merge`.
+    Example: retinalogos curate run -s eyepacs=/data/eyepacs -s aptos=/data/aptos --out curated -j 2 splits.test=0.2
     """
     from ..curate import CurateConfig, curate, parse_shard, parse_sources
 
-    cfg = load_config(CurateConfig, config, [*(overrides or []), *([f"size={size}"] if size else [])])
+    cfg = load_config(CurateConfig, recipe, [*(overrides or []), *([f"size={size}"] if size else [])])
     r = curate(parse_sources(source), out, cfg=cfg, workers=workers, shard=parse_shard(shard))
-    what = "Curated" if r.merged else f"Curated shard {shard} (merge with `retinalogos curate-merge`)"
+    what = "Curated" if r.merged else f"Curated shard {shard} (merge with `retinalogos curate merge`)"
     result(what, out=r.out, inputs=r.inputs, kept=r.kept, excluded=r.excluded, duplicates=r.duplicates,
            processed_now=r.processed, splits=r.splits or "-", manifest=r.manifest if r.merged else "-")
 
 
-@app.command("curate-merge")
-def curate_merge(shard_outs: Annotated[list[Path], typer.Argument(help="OUT directories of `curate --shard i/N` runs (together all N shards).")],
-                 out: OutDir, config: CurateCfg = None) -> None:
-    """Join `curate --shard i/N` outputs into one dataset: dedup and patient splits run over all shards together.
+@curate_cli.command("merge")
+def curate_merge(shard_outs: ShardOuts, out: OutDir, recipe: MergeRecipe = None) -> None:
+    """Join `curate run --shard i/N` outputs into one dataset: dedup and patient splits run over all shards together.
 
-    Example: retinalogos curate-merge part0 part1 --out curated
+    Example: retinalogos curate merge part0 part1 --out curated
     """
     from ..curate import CurateConfig, merge
 
-    r = merge(shard_outs, out, cfg=load_config(CurateConfig, config))
+    r = merge(shard_outs, out, cfg=load_config(CurateConfig, recipe) if recipe else None)
     result("Merged", out=r.out, inputs=r.inputs, kept=r.kept, excluded=r.excluded, duplicates=r.duplicates,
            splits=r.splits, manifest=r.manifest)
 
 
 @app.command("sources")
-def sources_list() -> None:
-    """List the source adapters: what each expects on disk, its labels, licence and whether images may be re-hosted."""
+def sources_list(
+    long: Annotated[bool, typer.Option("--long", "-l", help="Everything about each adapter: what it expects on disk, "
+                                       "its labels, how patients are keyed.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The adapter rows as JSON, for scripts.")] = False,
+) -> None:
+    """List the source adapters: licence, whether images may be re-hosted, labels (--long: what each expects on disk).
+
+    Example: retinalogos sources --long
+    """
     from ..sources import describe
 
     rows = describe()
-    columns = list(rows[0]) if rows else []
-    table("Source adapters", columns, [[r[c] for c in columns] for r in rows])
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1))  # plain stdout: rich would wrap long strings
+    elif long:
+        for r in rows:
+            result(f"{r['name']}: {r['title']}", **{k: _text(v) for k, v in r.items() if k not in ("name", "title")})
+    else:
+        table("Source adapters (labels: graded for, +N others; --long: all)",
+              ["source", "re-host", "licence", "labels"],
+              [[r["name"], _text(r["redistributable"]), _short(r["license"]), _labels(r["labels"])] for r in rows])
+
+
+GRADES = {"dr_grade": "DR", "dme": "DME", "glaucoma": "glaucoma", "diseases": "diseases"}
+
+
+def _labels(labels: list[str]) -> str:
+    """'DR glaucoma diseases +5': the graded conditions, then how many other labels (fits the 80-column table)."""
+    if any(" " in label for label in labels):  # a free-form description (`table`: any mapped column)
+        return "any (mapped)"
+    graded = [GRADES[k] for k in GRADES if k in labels]
+    if not graded:  # a segmentation set: its few labels, by name
+        return ", ".join(labels) if len(", ".join(labels)) <= 23 else f"{len(labels)} labels"
+    others = len(labels) - len(graded)
+    return " ".join([*graded, *([f"+{others}"] if others else [])])
+
+
+def _short(text: str, width: int = 28) -> str:
+    text = text.split(" (")[0]  # the parenthesis repeats what re-host says
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _text(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return ", ".join(value) if isinstance(value, list) else str(value)

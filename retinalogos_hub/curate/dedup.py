@@ -118,9 +118,11 @@ def find_duplicates(
         for i, j in pairs:
             if find(i) != find(j) and correlation(loaded[items[i].id], loaded[items[j].id]) >= cfg.min_correlation:
                 union(i, j)
-        corr = lambda a, b: correlation(loaded[a.id], loaded[b.id]) if a.id in loaded and b.id in loaded else None  # noqa: E731
+        def corr(a: Item, b: Item) -> float | None:
+            return correlation(loaded[a.id], loaded[b.id]) if a.id in loaded and b.id in loaded else None
     else:
-        corr = lambda a, b: None  # noqa: E731
+        def corr(a: Item, b: Item) -> float | None:
+            return None
     # 3. one canonical per group; the others name it and say why
     groups: dict[int, list[int]] = defaultdict(list)
     for i in range(len(items)):
@@ -158,4 +160,5 @@ def _reason(it: Item, keep: Item, corr: float | None) -> str:
     if it.pixels == keep.pixels:
         return "identical decoded pixels"
     d = hamming(it.phash, keep.phash)
-    return f"near-duplicate (pHash distance {d}" + (f", thumbnail correlation {corr:.3f})" if corr is not None else ", via another member of its group)")
+    how = f", thumbnail correlation {corr:.3f})" if corr is not None else ", via another member of its group)"
+    return f"near-duplicate (pHash distance {d}{how}"

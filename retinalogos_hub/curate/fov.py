@@ -3,8 +3,8 @@
 Fundus photographs show a bright, roughly circular field on a dark surround. Many cameras (EyePACS) cut the circle at
 top and bottom, and some mark orientation with a small notch on the rim. The circle is fitted by least squares to the
 field's outline, using only points that are not on the image border (so a truncated circle still yields its true
-centre and radius) and dropping points inside the first fit (so a notch does not pull the rim in). A bright blob that is not disc-shaped (a photo, a document)
-is rejected.
+centre and radius) and dropping points inside the first fit (so a notch does not pull the rim in). A bright blob
+that is not disc-shaped (a photo, a document) is rejected.
 
 The same pass looks for the orientation mark on the rim (`rim_notch`): EyePACS cameras put a small tab (square,
 triangle or half-disc) just outside the circle of upright images; images taken through a condensing lens are
@@ -89,7 +89,9 @@ def detect_fov(rgb: np.ndarray, cfg: FovConfig) -> Fov | None:
     h, w = rgb.shape[:2]
     s = min(1.0, WORK_SIDE / max(h, w))
     # bilinear is enough for geometry (the median blur below removes the aliasing) and 4x cheaper than INTER_AREA
-    small = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_LINEAR) if s < 1 else rgb
+    small = rgb
+    if s < 1:
+        small = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_LINEAR)
     # max over channels: the field is bright in red even when green/blue are dark (dark or red-free images)
     grey = cv2.medianBlur(cv2.max(cv2.max(small[..., 0], small[..., 1]), small[..., 2]), 5)
     if cfg.threshold is not None:
@@ -123,10 +125,12 @@ def detect_fov(rgb: np.ndarray, cfg: FovConfig) -> Fov | None:
     fill = (hull.astype(bool) & inside).sum() / max(1, inside.sum())
     outside = ~inside
     contrast = grey[inside].mean() - (grey[outside].mean() if outside.any() else 0.0)
-    if visible < cfg.min_visible or fill < cfg.min_fill or (outside.sum() > 0.02 * sh * sw and contrast < cfg.min_contrast):
+    low_contrast = outside.sum() > 0.02 * sh * sw and contrast < cfg.min_contrast
+    if visible < cfg.min_visible or fill < cfg.min_fill or low_contrast:
         return None
     box = np.array(cv2.boundingRect(blob)) / s
-    notch = rim_notch(rgb, cx / s, cy / s, r / s, thr, (box[0], box[1], box[0] + box[2] - 1 / s, box[1] + box[3] - 1 / s))
+    bounds = (box[0], box[1], box[0] + box[2] - 1 / s, box[1] + box[3] - 1 / s)
+    notch = rim_notch(rgb, cx / s, cy / s, r / s, thr, bounds)
     return Fov(cx, cy, r, float(min(1.0, visible)), float(fill), notch).scaled(1 / s)
 
 
@@ -171,7 +175,8 @@ def rim_notch(rgb: np.ndarray, cx: float, cy: float, r: float, threshold: int,
     step = 360.0 / NOTCH_STEPS
     for a, b in zip(edges[::2], [*edges[1::2], NOTCH_STEPS]):
         n = int(mark[a:b].sum())
-        if NOTCH_WIDTH[0] <= n * step and (b - a) * step <= NOTCH_WIDTH[1] and 2 * n >= b - a and not unknown[a:b].any():
+        width_ok = NOTCH_WIDTH[0] <= n * step and (b - a) * step <= NOTCH_WIDTH[1]
+        if width_ok and 2 * n >= b - a and not unknown[a:b].any():
             return float(((start + (a + b - 1) / 2) * step) % 360)
     return None
 

@@ -1,20 +1,17 @@
 """`curate`: source layouts -> one deduplicated, patient-split, licence-tagged HF dataset directory + manifest.
 
 Flow (each step streams; nothing holds all images in memory):
-  1. enumerate the adapters' records (this shard's share) into `.work/<shard>/inputs.parquet`;
+  1. enumerate the adapters' records (this shard's share) into `OUT/.work/curate/shard-<i>-of-<N>/inputs.parquet`;
   2. process every input not yet done, in worker processes, committing work rows in small parquet parts (resumable);
-  3. finalize (unsharded runs, or `merge` over shard outputs): dedup, splits, `manifest.parquet`, and the dataset
-     written with `Dataset.from_generator` + `save_to_disk`.
+  3. finalize (unsharded runs, or `merge` over shard outputs): dedup, splits, `manifest.parquet`, the dataset
+     (`Dataset.from_generator`, then `stage.save_dataset`) and `OUT/retinalogos.json` (the provenance, with the
+     counts and the stamp that lets an unchanged rerun skip the rebuild).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing as mp
-import os
-import shutil
-import tempfile
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
@@ -26,6 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .. import stage
+from ..config import load_config
 from ..shards import parse_shard, shard_of  # noqa: F401  (parse_shard re-exported for the CLI)
 from ..errors import InputError, SourceError
 from ..schema import CURATED, make_id
@@ -36,7 +35,7 @@ from .dedup import Item, find_duplicates
 from .process import THUMB, process
 from .settings import WORK_VERSION, CurateConfig
 from .splits import assign, patient_key
-from .work import META, ShardWork, shard_dirs
+from .work import META, STAGE, ShardWork, shard_dirs
 
 LABELS = ("patient_id", "eye", "dr_grade", "dme", "glaucoma", "diseases", "findings", "age", "sex", "quality")
 MANIFEST = pa.schema([("id", pa.string()), ("path", pa.string()), ("source", pa.string()), ("status", pa.string()),
@@ -80,14 +79,16 @@ def curate(
     shard: tuple[int, int] | None = None,
     progress: bool = True,
 ) -> CurateResult:
-    """Curate `sources` ((name, root) pairs) into `out`. With `shard=(i, N)` only that share is processed and the
-    dataset is left to `merge`. Rerunning skips finished work; a killed run resumes from its last committed part."""
-    cfg = cfg or CurateConfig()
+    """Curate `sources` ((name, root) pairs) into `out` with `cfg` (default: the shipped recipe). With `shard=(i, N)`
+    only that share is processed and the dataset is left to `merge`. Rerunning skips finished work; a killed run
+    resumes from its last committed part."""
+    cfg = cfg if cfg is not None else load_config(CurateConfig)
     if not sources:
         raise SourceError("no sources given; pass --source NAME=PATH (see `retinalogos sources`)")
     names = [name for name, _ in sources]
     if len(set(names)) != len(names):
-        raise SourceError(f"source given twice: {', '.join(sorted({n for n in names if names.count(n) > 1}))}; one --source per name")
+        twice = ", ".join(sorted({n for n in names if names.count(n) > 1}))
+        raise SourceError(f"source given twice: {twice}; one --source per name")
     if shard is not None and not 0 <= shard[0] < shard[1]:
         raise InputError(f"shard {shard}: expected (i, N) with 0 <= i < N")
     for name in cfg.rotate_unnotched:
@@ -100,50 +101,74 @@ def curate(
         license_for(name)
         if not Path(root).is_dir():
             raise SourceError(f"{name}: directory not found: {root}")
+    run = stage.start(STAGE, out, cfg, **dict(sources))
     work = ShardWork(Path(out), shard or (0, 1))
-    with work.lock():
-        work.check_fingerprint(cfg.fingerprint())
-        n_inputs = work.write_inputs(_enumerate(sources, cfg, shard))
-        work.write_state(fingerprint=cfg.fingerprint(), version=WORK_VERSION, shard=list(work.shard), complete=False)
+    with work.lock("curate run"):
+        if not work.parts():
+            work.write_state()  # no work rows yet: the settings of an earlier attempt bind nothing
+        work.bind(cfg.work_settings(), hint=f"finished work was made with other image settings (size, format, "
+                  f"jpeg_quality, fov, rotate_unnotched) or an older version; use a new --out, or delete {work.dir} "
+                  "to start over")
+        n_inputs, inputs_fp = work.write_inputs(_enumerate(sources, cfg, shard))
+        state = {**work.state(), "shard": list(work.shard), "config": asdict(cfg), "inputs": n_inputs,
+                 "inputs_fingerprint": inputs_fp}
+        work.write_state(**{**state, "complete": False})
         processed = _process_all(work, cfg, workers, progress)
-        work.write_state(fingerprint=cfg.fingerprint(), version=WORK_VERSION, shard=list(work.shard), complete=True,
-                         inputs=n_inputs)
-    if shard is not None:
-        status = pc.value_counts(pa.concat_tables([pq.read_table(p, columns=["status"]) for p in work.parts()] or
-                                                  [pa.table({"status": pa.array([], pa.string())})])["status"])
-        counts = {s["values"].as_py(): s["counts"].as_py() for s in status}
-        return CurateResult(Path(out), n_inputs, counts.get("ok", 0), n_inputs - counts.get("ok", 0), 0, processed, merged=False)
-    return _finalize([work], Path(out), cfg, processed)
+        work.write_state(**{**state, "complete": True})
+        if shard is None:
+            return _finalize([work], Path(out), cfg, processed, run)
+    statuses = [pq.read_table(p, columns=["status"]) for p in work.parts()]
+    status = pc.value_counts(pa.concat_tables(statuses or [pa.table({"status": pa.array([], pa.string())})])["status"])
+    kept = {s["values"].as_py(): s["counts"].as_py() for s in status}.get("ok", 0)
+    run.finish(inputs=n_inputs, kept=kept, excluded=n_inputs - kept, shard=f"{shard[0]}/{shard[1]}")
+    return CurateResult(Path(out), n_inputs, kept, n_inputs - kept, 0, processed, merged=False)
 
 
 def merge(shard_outs: Sequence[Path], out: Path, *, cfg: CurateConfig | None = None) -> CurateResult:
     """Join `--shard i/N` outputs (one or several OUT directories holding all N shards) into one dataset at `out`:
-    dedup and splits run here, over all shards together."""
-    cfg = cfg or CurateConfig()
+    dedup and splits run here, over all shards together, with `cfg` (default: the config the shards recorded; a
+    given one must share their image settings)."""
     shards = shard_dirs(shard_outs)
     if not shards:
-        raise InputError(f"no shard work found under {', '.join(map(str, shard_outs))}/.work; run `retinalogos curate --shard i/N` first")
+        old = [str(o) for o in shard_outs if any((Path(o) / stage.WORK).glob("shard-*-of-*"))]
+        why = f" ({', '.join(old)} holds shards of an older version: rerun them)" if old else ""
+        raise InputError(f"no shard work found under {', '.join(map(str, shard_outs))}/{stage.WORK}/{STAGE}{why}; "
+                         "run `retinalogos curate run --shard i/N` first")
     counts = sorted({s.shard[1] for s in shards})
     if len(counts) != 1:
-        raise InputError(f"shard outputs of different shard counts ({', '.join(f'/{n}' for n in counts)}); merge one sharding at a time")
+        raise InputError(f"shard outputs of different shard counts ({', '.join(f'/{n}' for n in counts)}); "
+                         "merge one sharding at a time")
     n = counts[0]
-    by_index = {}
+    by_index: dict[int, ShardWork] = {}
     for s in shards:
         by_index.setdefault(s.shard[0], s)
     missing = [str(i) for i in range(n) if i not in by_index]
     if missing:
-        raise InputError(f"shards {', '.join(missing)} of {n} are missing; run `retinalogos curate --shard i/{n}` for them")
-    states = [by_index[i].state() for i in range(n)]
+        raise InputError(f"shards {', '.join(missing)} of {n} are missing; "
+                         f"run `retinalogos curate run --shard i/{n}` for them")
+    chosen = [by_index[i] for i in range(n)]
+    states = [s.state() for s in chosen]
     unfinished = [f"{i}/{n}" for i, st in enumerate(states) if not st.get("complete")]
     if unfinished:
-        raise InputError(f"shards {', '.join(unfinished)} did not finish; rerun `retinalogos curate --shard` for them (it resumes)")
-    old = [f"{i}/{n}" for i, st in enumerate(states) if st.get("version") != WORK_VERSION]
+        raise InputError(f"shards {', '.join(unfinished)} did not finish; "
+                         "rerun `retinalogos curate run --shard` for them (it resumes)")
+    old = [f"{i}/{n}" for i, st in enumerate(states) if st.get("settings", {}).get("version") != WORK_VERSION]
     if old:
         raise InputError(f"shards {', '.join(old)} were curated by an older version of retinalogos; rerun "
-                         "`retinalogos curate --shard` for every shard into new --out directories")
-    if len({st.get("fingerprint") for st in states}) != 1:
-        raise InputError("shards were curated with different image settings (size/format/FOV/orientation); rerun them with one config")
-    return _finalize([by_index[i] for i in range(n)], Path(out), cfg, 0)
+                         "`retinalogos curate run --shard` for every shard into new --out directories")
+    if len({stage.fingerprint(st["settings"]) for st in states}) != 1:
+        raise InputError("shards were curated with different image settings (size/format/FOV/orientation); "
+                         "rerun them with one recipe")
+    if cfg is None:
+        if len({stage.fingerprint(st["config"]["dedup"], st["config"]["splits"]) for st in states}) != 1:
+            raise InputError("shards were curated with different dedup or split settings; choose the merge's with "
+                             "--recipe")
+        cfg = load_config(CurateConfig, data=states[0]["config"])
+    elif cfg.fingerprint() != stage.fingerprint(states[0]["settings"]):
+        raise InputError("the recipe's image settings (size/format/FOV/orientation) differ from the ones the shards "
+                         "were curated with; merge with their recipe (or none: the shards' own is used)")
+    run = stage.start(STAGE, out, cfg, **{s.dir.name: s.dir for s in chosen})
+    return _finalize(chosen, Path(out), cfg, 0, run)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -207,7 +232,7 @@ def _process_all(work: ShardWork, cfg: CurateConfig, workers: int, show: bool) -
                 buf.append(row)
                 bar.advance(task)
                 if len(buf) >= cfg.commit_every:
-                    work.commit(buf)
+                    work.commit_rows(buf)
                     buf = []
     except BrokenProcessPool:
         raise InputError(
@@ -217,7 +242,7 @@ def _process_all(work: ShardWork, cfg: CurateConfig, workers: int, show: bool) -
         ) from None
     finally:
         if buf:  # an interrupted run keeps what it finished
-            work.commit(buf)
+            work.commit_rows(buf)
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
     return todo
@@ -247,15 +272,18 @@ def _parallel(pool: ProcessPoolExecutor, records: Iterator[dict], cfg: CurateCon
 # 3. finalize: dedup, splits, manifest, dataset
 
 
-def _finalize(shards: list[ShardWork], out: Path, cfg: CurateConfig, processed: int) -> CurateResult:
+def _finalize(
+    shards: list[ShardWork], out: Path, cfg: CurateConfig, processed: int, run: stage.StageRun
+) -> CurateResult:
     out.mkdir(parents=True, exist_ok=True)
     parts = [p for s in shards for p in s.parts()]
-    stamp = _stamp(shards, cfg)
-    summary_file = out / "curate.json"
-    if processed == 0 and summary_file.is_file() and (out / "dataset_info.json").is_file():
-        old = json.loads(summary_file.read_text())
-        if old.get("stamp") == stamp:  # nothing changed since the last finalize: skip the rebuild
-            return CurateResult(out, **{**old["result"], "processed": 0})
+    # the stamp changes whenever the config, the inputs or the work rows change; it is kept in the provenance's counts
+    stamp = stage.fingerprint(cfg, [s.key() for s in shards])
+    if processed == 0 and (out / stage.PROVENANCE).is_file() and (out / "dataset_info.json").is_file():
+        old = stage.read_provenance(out)
+        if old.get("stage") == STAGE and old["counts"].get("stamp") == stamp:  # nothing changed: skip the rebuild
+            c = old["counts"]
+            return CurateResult(out, c["inputs"], c["kept"], c["excluded"], c["duplicates"], 0, c["splits"])
     # 1. one metadata row per input (first work row wins if a shard was given twice)
     meta = pa.concat_tables([pq.read_table(p, columns=META) for p in parts]) if parts else None
     index: dict[str, int] = {}
@@ -263,7 +291,6 @@ def _finalize(shards: list[ShardWork], out: Path, cfg: CurateConfig, processed: 
         index.setdefault(row_id, i)
     cols = dict(zip(META, _columns(meta, META)))
     records, statuses, reasons = cols["record"], cols["status"], cols["reason"]
-    inputs = [s.inputs for s in shards]
     n_inputs, items, kept_meta = 0, [], {}
     for s in shards:
         for r in s.iter_inputs(["id", "reason"]):
@@ -272,7 +299,8 @@ def _finalize(shards: list[ShardWork], out: Path, cfg: CurateConfig, processed: 
                 continue
             i = index.get(r["id"])
             if i is None:
-                raise InputError(f"{s.dir}: input {r['id']} has no work row; rerun the same curate command to finish it")
+                raise InputError(f"{s.dir}: input {r['id']} has no work row; rerun the same curate command to "
+                                 "finish it")
             if statuses[i] == "ok":
                 rec = json.loads(records[i])
                 items.append(_item(rec, cols, i))
@@ -293,20 +321,10 @@ def _finalize(shards: list[ShardWork], out: Path, cfg: CurateConfig, processed: 
     if sum(counts.values()) != n_inputs or rows != counts["kept"] or rows != len(split_of):
         raise AssertionError(f"{n_inputs} inputs but manifest {counts} and {rows} dataset rows")
     splits = {s: n for s in ("train", "validation", "test") if (n := sum(1 for v in split_of.values() if v == s))}
-    result = CurateResult(out, n_inputs, counts["kept"], counts["excluded"], counts["duplicate"], processed, splits)
-    fields = {k: v for k, v in asdict(result).items() if k not in ("out",)}
-    summary_file.write_text(json.dumps({"stamp": stamp, "inputs": [str(p) for p in inputs], "result": fields}, indent=1))
-    return result
-
-
-def _stamp(shards: list[ShardWork], cfg: CurateConfig) -> str:
-    """Changes whenever the inputs, the work rows or the dedup/split settings change."""
-    h = hashlib.sha256(json.dumps([asdict(cfg.dedup), asdict(cfg.splits)], sort_keys=True).encode())
-    for s in shards:
-        h.update(s.inputs.read_bytes())  # rewritten by every run, so by content
-        for p in s.parts():  # parts are immutable once committed
-            h.update(f"{p}:{p.stat().st_size}".encode())
-    return h.hexdigest()[:16]
+    # 6. the provenance, last: a finalize killed before this line is redone by the next run
+    run.finish(inputs=n_inputs, kept=counts["kept"], excluded=counts["excluded"], duplicates=counts["duplicate"],
+               splits=splits, stamp=stamp)
+    return CurateResult(out, n_inputs, counts["kept"], counts["excluded"], counts["duplicate"], processed, splits)
 
 
 def _columns(meta: pa.Table | None, names: list[str]) -> list[list]:
@@ -332,10 +350,11 @@ def _thumbs(parts: list[Path], ids: set[str]) -> dict[str, np.ndarray]:
 
 def _write_manifest(out, shards, index, statuses, reasons, orientations, dups, split_of) -> dict[str, int]:
     counts = {"kept": 0, "excluded": 0, "duplicate": 0}
-    tmp = out / f".manifest.parquet.tmp{os.getpid()}"
-    with pq.ParquetWriter(tmp, MANIFEST) as w:
+    sink = pa.BufferOutputStream()  # no pixels: small enough to build in memory, then commit atomically
+    with pq.ParquetWriter(sink, MANIFEST) as w:
         for s in shards:
-            for batch in pq.ParquetFile(s.inputs).iter_batches(batch_size=4096, columns=["id", "source", "path", "reason"]):
+            batches = pq.ParquetFile(s.inputs).iter_batches(batch_size=4096, columns=["id", "source", "path", "reason"])
+            for batch in batches:
                 rows = []
                 for r in batch.to_pylist():
                     i = index.get(r["id"])
@@ -352,7 +371,7 @@ def _write_manifest(out, shards, index, statuses, reasons, orientations, dups, s
                                  "split": split_of.get(r["id"]) if status == "kept" else None,
                                  "orientation": orientations[i] if i is not None else None})
                 w.write_table(pa.Table.from_pylist(rows, MANIFEST))
-    os.replace(tmp, out / "manifest.parquet")
+    stage.atomic_write(out / "manifest.parquet", sink.getvalue().to_pybytes())
     return counts
 
 
@@ -379,23 +398,23 @@ def _rows(parts: list[str], keep: str) -> Iterator[dict]:
 def _write_dataset(out: Path, parts: list[Path], split_of: dict[str, str]) -> int:
     from datasets import Dataset
 
-    work = out / ".work"
-    work.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="finalize-", dir=work))
-    try:
-        keep = tmp / "keep.parquet"
-        pq.write_table(pa.table({"id": list(split_of), "split": list(split_of.values())}), keep)
-        ds = Dataset.from_generator(_rows, features=CURATED, cache_dir=str(tmp / "cache"),
-                                    gen_kwargs={"parts": [str(p) for p in parts], "keep": str(keep)})
-        ds = ds.sort("id")  # deterministic row order whatever the worker count or resume history
-        staging = tmp / "dataset"
-        ds.save_to_disk(str(staging))
-        rows = len(ds)
-        del ds
-        for old in [*out.glob("data-*.arrow"), out / "dataset_info.json", out / "state.json"]:
-            old.unlink(missing_ok=True)
-        for f in staging.iterdir():
-            os.replace(f, out / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    scratch = stage.WorkDir(out, STAGE, "finalize")  # the generator's cache; locked: one finalize per OUT at a time
+    with scratch.lock("curate finalize"):
+        try:
+            keep = scratch.commit("keep.parquet", _parquet(pa.table({"id": list(split_of),
+                                                                      "split": list(split_of.values())})))
+            ds = Dataset.from_generator(_rows, features=CURATED, cache_dir=str(scratch.path("cache")),
+                                        gen_kwargs={"parts": [str(p) for p in parts], "keep": str(keep)})
+            ds = ds.sort("id")  # deterministic row order whatever the worker count or resume history
+            stage.save_dataset(ds, out)
+            rows = len(ds)
+            del ds
+        finally:
+            scratch.remove()
     return rows
+
+
+def _parquet(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()

@@ -69,7 +69,8 @@ def process(rec: dict, cfg: CurateConfig) -> dict:
     try:
         return _process(rec, cfg)
     except Exception as e:  # one odd file (an OpenCV error on a degenerate image) must not stop a 100k-image run
-        return {**_row(rec), "reason": f"processing failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
+        first = str(e).splitlines()[0] if str(e) else ""
+        return {**_row(rec), "reason": f"processing failed: {type(e).__name__}: {first}"}
 
 
 def _row(rec: dict) -> dict:

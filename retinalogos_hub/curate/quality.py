@@ -29,7 +29,8 @@ def quality_score(square: np.ndarray, fov: Fov) -> float:
 
     # 1. field: how much of the circle the camera captured
     coverage = float(np.clip(fov.visible, 0.0, 1.0))
-    # 2. illumination: mean brightness in a useful band without clipped highlights, and evenness (a coarse map of the field, low spread is good)
+    # 2. illumination: mean brightness in a useful band without clipped highlights, and evenness (a coarse map of the
+    # field, low spread is good)
     mean = float(lum[field].mean())
     # brightest channel per pixel via OpenCV: numpy's max(axis=1) over 3 channels was 2 ms, most of the score's time
     saturated = float((cv2.max(cv2.max(img[..., 0], img[..., 1]), img[..., 2])[field] >= 250).mean())

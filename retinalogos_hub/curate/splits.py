@@ -41,7 +41,9 @@ def hashed_split(key: str, cfg: SplitConfig) -> str:
     return "test" if u < cfg.test else "validation" if u < cfg.test + cfg.validation else "train"
 
 
-def assign(rows: Iterable[tuple[str, str, str | None]], links: Iterable[tuple[str, str]], cfg: SplitConfig) -> dict[str, str]:
+def assign(
+    rows: Iterable[tuple[str, str | None]], links: Iterable[tuple[str, str]], cfg: SplitConfig
+) -> dict[str, str]:
     """{patient key: split} for `rows` of (key, official split or None) and `links` of keys that are one patient."""
     parent: dict[str, str] = {}
 

@@ -85,7 +85,8 @@ class ShardWork(stage.WorkDir):
 
     def key(self) -> list:
         """Changes whenever the inputs or the committed work rows change (parts are immutable once committed)."""
-        return [self.dir.name, self.state().get("inputs_fingerprint"), [(p.name, p.stat().st_size) for p in self.parts()]]
+        parts = [(p.name, p.stat().st_size) for p in self.parts()]
+        return [self.dir.name, self.state().get("inputs_fingerprint"), parts]
 
 
 def shard_dirs(outs: Iterable[Path]) -> list[ShardWork]:

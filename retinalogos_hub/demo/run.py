@@ -86,7 +86,8 @@ def run_demo(workdir: Path, *, patients: int = 6, seed: int = 0) -> DemoResult:
     # 2-4. Data stages.
     cur = timed("curate", lambda: curate.curate(sources, workdir / "curated"), workdir / "curated",
                 lambda r: f"{r.kept} kept / {r.excluded} excluded / {r.duplicates} dup")
-    cap = timed("caption", lambda: caption.caption_dataset(cur.out, workdir / "captioned", backend="template", seed=seed),
+    cap = timed("caption", lambda: caption.caption_dataset(cur.out, workdir / "captioned",
+                                                           caption.shipped("template", f"seed={seed}")),
                 workdir / "captioned", lambda r: f"{r.rows} rows")
     pub = timed("push-dataset", lambda: hub.push_dataset(cap.out, "retinalogos/demo-fundus", local_dir=workdir / "hub-dataset"),
                 workdir / "hub-dataset", lambda r: f"{r.rows} rows, {len(r.configs)} configs")

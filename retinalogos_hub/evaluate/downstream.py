@@ -2,24 +2,26 @@
 any `AutoModelForImageClassification`) is trained twice with the same seed, on the real training rows and on real +
 synthetic rows, and scored on the real test rows with the shipped accuracy, F1 (macro) and QWK metric modules.
 
-Every finished (classifier, training set) run is saved to OUTPUT_DIR/runs/*.json, so a killed experiment resumes.
+Every finished (classifier, training set) run is saved to OUTPUT_DIR/.work/downstream/*.json, named by a fingerprint of
+the recipe, the data and the run, so a killed experiment resumes and a changed one trains afresh. OUTPUT_DIR holds
+report.json, report.html and retinalogos.json (the resolved recipe, the data sets' fingerprints, counts).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal, Optional, Sequence
 
-import numpy as np
 import torch
 
-from ..config import dump_config, load_config
+from .. import stage
+from ..config import load_config
 from ..errors import InputError
 from ..models import resolve
+from . import resolve_device
 from .images import ImageSet, open_images
 from .metrics import load as load_metric
 from .report import Report, Table, bar_plot, write_report
@@ -29,43 +31,49 @@ log = logging.getLogger(__name__)
 TRAIN_SETS = ("real", "real+synthetic")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Classifier:
     name: str  # the table row, e.g. "ResNet-50"
     model: str  # Hub id, local path or tiny:<name>
-    pretrained: bool = True  # false: random init from the model's config (tests; ablations)
+    pretrained: bool  # false: random init from the model's config (tests; ablations)
 
 
-@dataclass
+@dataclass(frozen=True)
 class DownstreamData:
     real: str  # dataset directory with the real rows (curated / captioned)
-    synthetic: str  # `retinalogos generate --conditions` output
-    test: str | None = None  # dataset directory to score on; None: rows of `real` whose split is `test_split`
-    test_split: str = "test"
-    synthetic_limit: int | None = None  # at most this many synthetic rows (the paper adds about 10k)
+    synthetic: str  # `retinalogos generate` output (drawn from label conditions)
+    test: Optional[str]  # dataset directory to score on; null: rows of `real` whose split is `test_split`
+    test_split: str  # the split of `real` held out for scoring when `test` is null
+    synthetic_limit: Optional[int]  # at most this many synthetic rows (the paper adds about 10k); null: all
 
 
-@dataclass
+@dataclass(frozen=True)
 class Training:
-    epochs: int = 10
-    batch_size: int = 16
-    lr: float = 1e-4
-    weight_decay: float = 0.05
-    image_size: int = 224  # square input; a model whose config fixes `image_size` (ViT) uses its own
-    workers: int = 0
-    seed: int = 0
-    device: str = "auto"  # "auto" = cuda when available
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    image_size: int  # square input; a model whose config fixes `image_size` (ViT) uses its own
+    workers: int  # data loader processes
+    seed: int
+    device: Optional[str]  # cpu, cuda, cuda:1; null: cuda when available
+
+    def __post_init__(self):
+        if self.epochs < 0 or self.batch_size < 1 or self.image_size < 8 or self.workers < 0:
+            raise ValueError("training: epochs >= 0, batch_size >= 1, image_size >= 8 and workers >= 0 are required")
 
 
-@dataclass
+@dataclass(frozen=True)
 class DownstreamRecipe:
+    """`evaluate downstream`'s recipe (`recipes/eval/<task>.yaml`)."""
+
     task: str
     label: Literal["dr_grade", "glaucoma"]
     num_labels: int
     data: DownstreamData
     classifiers: list[Classifier]
     output_dir: str
-    training: Training = field(default_factory=Training)
+    training: Training
 
     def __post_init__(self):
         if self.label == "glaucoma" and self.num_labels != 2:
@@ -79,44 +87,60 @@ class DownstreamResult:
     out: Path
     metrics: dict[str, dict[str, dict[str, float]]]  # classifier -> training set -> metric -> value
     counts: dict[str, int]
+    provenance: Path | None = None
 
 
-def downstream(recipe: Path, overrides: Sequence[str] = ()) -> DownstreamResult:
-    """Run the experiment described by `recipe` (+ `key=value` overrides); write the Table-2 report."""
+def downstream(recipe: Path, overrides: Sequence[str] = (), *, device: str | None = None) -> DownstreamResult:
+    """Run the experiment described by `recipe` (+ `key=value` overrides); write the Table-2 report.
+
+    `device`, when given, overrides `training.device`."""
+    overrides = [*overrides, *([f"training.device={device}"] if device else [])]
     cfg = load_config(DownstreamRecipe, recipe, overrides)
     out = Path(cfg.output_dir)
-    dump_config(cfg, out / "config.yaml")
     # 1. Data: real train / test rows and labelled synthetic rows.
     real = open_images(cfg.data.real, option="data.real")
     test = open_images(cfg.data.test, option="data.test") if cfg.data.test else real
     synth = open_images(cfg.data.synthetic, option="data.synthetic")
-    train_idx = _labelled(real, cfg, exclude_split=None if cfg.data.test else cfg.data.test_split)
-    test_idx = _labelled(test, cfg, only_split=None if cfg.data.test else cfg.data.test_split)
+    inputs = {"real": real.path, "test": test.path if cfg.data.test else None, "synthetic": synth.path}
+    run = stage.start("evaluate downstream", out, cfg, **inputs,
+                      **{f"model:{c.name}": c.model for c in cfg.classifiers})
+    split = cfg.data.test_split
+    train_idx = _labelled(real, cfg, exclude_split=None if cfg.data.test else split)
+    test_idx = _labelled(test, cfg, only_split=None if cfg.data.test else split)
     synth_idx = _labelled(synth, cfg, synthetic=True)[: cfg.data.synthetic_limit]
     if not train_idx or not test_idx:
         raise InputError(f"data: {len(train_idx)} labelled training and {len(test_idx)} test rows; both must be > 0 "
-                         f"(test rows come from data.test, or rows of data.real with split {cfg.data.test_split!r})")
-    sets = {"real": [(real, i) for i in train_idx], "real+synthetic": [(real, i) for i in train_idx] + [(synth, i) for i in synth_idx]}
+                         f"(test rows come from data.test, or rows of data.real with split {split!r})")
+    train_rows = [(real, i) for i in train_idx]
+    sets = {"real": train_rows, "real+synthetic": train_rows + [(synth, i) for i in synth_idx]}
     test_rows = [(test, i) for i in test_idx]
 
     # 2. Train and score every (classifier, training set); finished runs of the same settings and data are read
-    # back (the file name carries their digest, so a changed recipe or dataset trains afresh instead of reusing).
-    settings = {**asdict(cfg), "output_dir": None, "data_fingerprints": [real.fingerprint, test.fingerprint, synth.fingerprint]}
+    # back (the file name carries their fingerprint, so a changed recipe or dataset trains afresh instead of reusing).
+    settings = {**asdict(cfg), "output_dir": None, "data_fingerprints": [real.fingerprint, test.fingerprint,
+                                                                         synth.fingerprint]}
     metrics: dict[str, dict[str, dict[str, float]]] = {}
-    for clf in cfg.classifiers:
-        for name, rows in sets.items():
-            key = hashlib.sha256(json.dumps([settings, asdict(clf), name], sort_keys=True, default=str).encode()).hexdigest()[:10]
-            run_file = out / "runs" / f"{_slug(clf.name)}--{_slug(name)}--{key}.json"
-            if run_file.is_file():
-                scores = json.loads(run_file.read_text())["metrics"]
-            else:
-                ckpt = run_file.with_suffix(".ckpt.pt")
-                scores = _train_and_score(clf, rows, test_rows, cfg, ckpt)
-                run_file.write_text(json.dumps({"classifier": asdict(clf), "train_set": name, "rows": len(rows), "metrics": scores}))
-                ckpt.unlink(missing_ok=True)  # none when training.epochs is 0
-            metrics.setdefault(clf.name, {})[name] = scores
-    result = DownstreamResult(out, metrics, {"real train": len(train_idx), "synthetic": len(synth_idx), "test": len(test_idx)})
+    work = stage.WorkDir(out, "downstream")
+    trained = 0
+    with work.lock("evaluate downstream"):
+        for clf in cfg.classifiers:
+            for name, rows in sets.items():
+                run_file = f"{_slug(clf.name)}--{_slug(name)}--{stage.fingerprint(settings, clf, name)[:10]}.json"
+                if work.path(run_file).is_file():
+                    scores = json.loads(work.path(run_file).read_text())["metrics"]
+                else:
+                    ckpt = work.path(run_file.removesuffix(".json") + ".ckpt.pt")
+                    scores = _train_and_score(clf, rows, test_rows, cfg, ckpt)
+                    record = {"classifier": asdict(clf), "train_set": name, "rows": len(rows), "metrics": scores}
+                    work.commit(run_file, json.dumps(record))
+                    ckpt.unlink(missing_ok=True)  # none when training.epochs is 0
+                    trained += 1
+                metrics.setdefault(clf.name, {})[name] = scores
+    counts = {"real train": len(train_idx), "synthetic": len(synth_idx), "test": len(test_idx)}
+    result = DownstreamResult(out, metrics, counts)
     _report(result, cfg, synth, synth_idx)
+    runs = len(cfg.classifiers) * len(sets)
+    result.provenance = run.finish(rows=counts, runs=runs, trained=trained, read_back=runs - trained)
     return result
 
 
@@ -129,16 +153,19 @@ def _labelled(images: ImageSet, cfg: DownstreamRecipe, *, synthetic: bool = Fals
     labels = images.column(cfg.label)
     if synthetic and all(v is None for v in labels):
         raise InputError(
-            f"{where}: every {cfg.label!r} is empty (a set made from free-text prompts?); it cannot enter the downstream "
-            "experiment: generate it from label conditions with `retinalogos generate --conditions`"
+            f"{where}: every {cfg.label!r} is empty (a set made from free-text prompts?); it cannot enter the "
+            "downstream experiment: generate it from label conditions (`retinalogos generate` without --prompt)"
         )
     splits = images.column("split") if (only_split or exclude_split) and "split" in images.columns else None
     keep = []
     for i, v in enumerate(labels):
-        if v is None or (splits and only_split and splits[i] != only_split) or (splits and exclude_split and splits[i] == exclude_split):
+        if v is None or (splits and only_split and splits[i] != only_split):
+            continue
+        if splits and exclude_split and splits[i] == exclude_split:
             continue
         if not 0 <= int(v) < cfg.num_labels:
-            raise InputError(f"{where}: row {i} ({images.ref(i)}) has {cfg.label}={v!r}, outside 0..{cfg.num_labels - 1} (num_labels)")
+            raise InputError(f"{where}: row {i} ({images.ref(i)}) has {cfg.label}={v!r}, outside "
+                             f"0..{cfg.num_labels - 1} (num_labels)")
         keep.append(i)
     if (only_split or exclude_split) and splits is None:
         raise InputError(f"{where}: no 'split' column to find the test rows; set data.test to a test dataset directory")
@@ -167,7 +194,7 @@ def _train_and_score(clf: Classifier, rows, test_rows, cfg: DownstreamRecipe, ck
     from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
 
     t = cfg.training
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if t.device == "auto" else t.device
+    device = resolve_device(t.device)
     path = resolve(clf.model, option=f"classifiers[{clf.name}].model")
     labels = {"num_labels": cfg.num_labels, "problem_type": "single_label_classification"}
     torch.manual_seed(t.seed)  # after resolve: building a tiny model on a cold cache draws from the global RNG
@@ -178,10 +205,12 @@ def _train_and_score(clf: Classifier, rows, test_rows, cfg: DownstreamRecipe, ck
     proc = AutoImageProcessor.from_pretrained(path)
     size = getattr(model.config, "image_size", None) or t.image_size
     norm = transforms.Normalize(proc.image_mean, proc.image_std)
-    train_tf = transforms.Compose([transforms.Resize((size, size)), transforms.RandomHorizontalFlip(), transforms.ToTensor(), norm])
+    train_tf = transforms.Compose([transforms.Resize((size, size)), transforms.RandomHorizontalFlip(),
+                                   transforms.ToTensor(), norm])
     test_tf = transforms.Compose([transforms.Resize((size, size)), transforms.ToTensor(), norm])
     gen = torch.Generator().manual_seed(t.seed)
-    train = torch.utils.data.DataLoader(_Rows(rows, cfg.label, train_tf), t.batch_size, shuffle=True, generator=gen, num_workers=t.workers)
+    train = torch.utils.data.DataLoader(_Rows(rows, cfg.label, train_tf), t.batch_size, shuffle=True, generator=gen,
+                                        num_workers=t.workers)
     test = torch.utils.data.DataLoader(_Rows(test_rows, cfg.label, test_tf), t.batch_size, num_workers=t.workers)
     model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
@@ -231,15 +260,18 @@ def _report(result: DownstreamResult, cfg: DownstreamRecipe, synth: ImageSet, sy
         base, plus = by_set["real"], by_set["real+synthetic"]
         rows.append([clf, *(f"{base[m]:.3f} → {plus[m]:.3f} ({plus[m] - base[m]:+.3f})" for m in names)])
     table = Table(f"{cfg.task}: real → real + synthetic", ["classifier", "accuracy", "F1 (macro)", "QWK"], rows,
-                  f"Trained {cfg.training.epochs} epochs per run with seed {cfg.training.seed}; scored on {result.counts['test']} real test images.")
+                  f"Trained {cfg.training.epochs} epochs per run with seed {cfg.training.seed}; "
+                  f"scored on {result.counts['test']} real test images.")
     counts = Table("Rows", ["set", "images"], [[k, v] for k, v in result.counts.items()])
-    plot = bar_plot("Accuracy", list(result.metrics), {s: [result.metrics[c][s]["accuracy"] for c in result.metrics] for s in TRAIN_SETS}, "accuracy")
+    series = {s: [result.metrics[c][s]["accuracy"] for c in result.metrics] for s in TRAIN_SETS}
+    plot = bar_plot("Accuracy", list(result.metrics), series, "accuracy")
     labels = synth.column(cfg.label)
     grid = [(f"{cfg.label}={labels[i]}", synth.image(i)) for i in synth_idx[:8]]
     summary = {f"{c}: {m} gain with synthetic": result.metrics[c]["real+synthetic"][m] - result.metrics[c]["real"][m]
                for c in result.metrics for m in ("accuracy", "qwk")}
     write_report(
         Report("downstream", f"Downstream: {cfg.task}", summary, [table, counts], [("Synthetic training images", grid)],
-               [("Accuracy, real vs real + synthetic", plot)], data={"metrics": result.metrics, "counts": result.counts, "task": cfg.task}),
+               [("Accuracy, real vs real + synthetic", plot)],
+               data={"metrics": result.metrics, "counts": result.counts, "task": cfg.task}),
         result.out,
     )

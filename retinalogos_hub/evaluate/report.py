@@ -13,6 +13,8 @@ from typing import Any, Sequence
 
 from PIL import Image
 
+from ..stage import atomic_write
+
 TEMPLATE = "report.html.j2"
 
 
@@ -55,7 +57,7 @@ def write_report(report: Report, out: Path) -> tuple[Path, Path]:
         **report.data,
     }
     json_path = out / "report.json"
-    json_path.write_text(json.dumps(_clean(payload), indent=2, default=_jsonable))
+    atomic_write(json_path, json.dumps(_clean(payload), indent=2, default=_jsonable))
     env = Environment(loader=PackageLoader("retinalogos_hub.evaluate", "templates"), autoescape=select_autoescape())
     env.filters["fmt"] = fmt
     html = env.get_template(TEMPLATE).render(
@@ -64,7 +66,7 @@ def write_report(report: Report, out: Path) -> tuple[Path, Path]:
         plots=[(title, _fig_b64(fig)) for title, fig in report.plots],
     )
     html_path = out / "report.html"
-    html_path.write_text(html)
+    atomic_write(html_path, html)
     return json_path, html_path
 
 

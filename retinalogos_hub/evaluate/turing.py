@@ -4,6 +4,7 @@
 goes to the graders; OUT/key.json, which says which case is real, stays private. `turing_score` reads filled
 answers.csv files (one per grader) against the key: the share of synthetic images judged real, grader accuracy, and
 per-structure realism ratings (1-5) for the optic disc, vessels, macula and lesions, real vs synthetic.
+The kit's settings live in `TuringConfig` (`recipes/eval/turing.yaml`); both write OUT/retinalogos.json.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import numpy as np
 
+from .. import stage
+from ..config import load_config
 from ..errors import InputError
 from .images import open_images
 from .report import Report, Table, bar_plot, write_report
@@ -25,6 +28,22 @@ FORM_COLUMNS = ("case", "judgement", *STRUCTURES, "comments")
 JUDGEMENTS = {"real": True, "r": True, "synthetic": False, "s": False, "fake": False}
 
 
+@dataclass(frozen=True)
+class TuringConfig:
+    """`evaluate turing-kit`'s recipe (`recipes/eval/turing.yaml`)."""
+
+    DEFAULT_RECIPE: ClassVar[str] = "eval/turing.yaml"
+
+    n_real: int  # real images in the sheet
+    n_fake: int  # synthetic images in the sheet
+    size: int  # longest side of the sheet's images, px
+    seed: int  # which images are drawn, and their order
+
+    def __post_init__(self):
+        if self.n_real < 0 or self.n_fake < 0 or self.n_real + self.n_fake < 1 or self.size < 8:
+            raise ValueError("n_real, n_fake >= 0 with at least one image, and size >= 8 are required")
+
+
 @dataclass
 class TuringKit:
     out: Path
@@ -32,6 +51,7 @@ class TuringKit:
     form: Path  # sheet/answers.csv
     key: Path  # private
     cases: int
+    provenance: Path | None = None
 
 
 @dataclass
@@ -42,17 +62,24 @@ class TuringResult:
     per_grader: dict[str, dict[str, float]]
     structures: dict[str, dict[str, float]]  # structure -> {"real": mean, "synthetic": mean}
     answered: int
+    provenance: Path | None = None
 
 
 def turing_kit(
-    real: Sequence[str | Path], fake: Sequence[str | Path], out: Path, *, n_real: int = 50, n_fake: int = 50,
-    seed: int = 0, size: int = 1024,
+    real: Sequence[str | Path], fake: Sequence[str | Path], out: Path, *, recipe: Path | None = None,
+    overrides: Sequence[str] = (),
 ) -> TuringKit:
-    """Draw n_real real and n_fake synthetic images, shuffle them under case numbers and write the sheet and key."""
+    """Draw n_real real and n_fake synthetic images, shuffle them under case numbers and write the sheet and key.
+
+    `recipe` (default `recipes/eval/turing.yaml`) + `overrides` give the counts, the image size and the seed."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
-    rng = np.random.default_rng(seed)
-    picks = _draw(real, n_real, "--real", rng, True) + _draw(fake, n_fake, "--fake", rng, False)
+    cfg = load_config(TuringConfig, recipe, overrides)
+    rng = np.random.default_rng(cfg.seed)
+    real_sets, fake_sets = _open(real, "--real"), _open(fake, "--fake")
+    inputs = {**{f"real:{s.name}": s.path for s in real_sets}, **{f"fake:{s.name}": s.path for s in fake_sets}}
+    run = stage.start("evaluate turing-kit", out, cfg, **inputs)
+    picks = _draw(real_sets, cfg.n_real, "n_real", rng, True) + _draw(fake_sets, cfg.n_fake, "n_fake", rng, False)
     order = rng.permutation(len(picks))
     out, sheet = Path(out), Path(out) / "sheet"
     (sheet / "images").mkdir(parents=True, exist_ok=True)
@@ -61,7 +88,7 @@ def turing_kit(
         images, i, is_real = picks[j]
         case = f"case-{k:03d}"
         im = images.image(i)
-        im.thumbnail((size, size))
+        im.thumbnail((cfg.size, cfg.size))
         im.save(sheet / "images" / f"{case}.png")  # re-encoded from pixels: no EXIF, no names that give it away
         key[case] = {"real": is_real, "set": images.name, "ref": images.ref(i)}
         cases.append(case)
@@ -71,26 +98,31 @@ def turing_kit(
         writer.writerow(FORM_COLUMNS)
         writer.writerows([[case] + [""] * (len(FORM_COLUMNS) - 1) for case in cases])
     env = Environment(loader=PackageLoader("retinalogos_hub.evaluate", "templates"), autoescape=select_autoescape())
-    (sheet / "index.html").write_text(env.get_template("turing_sheet.html.j2").render(cases=cases, structures=STRUCTURES, columns=FORM_COLUMNS))
+    page = env.get_template("turing_sheet.html.j2").render(cases=cases, structures=STRUCTURES, columns=FORM_COLUMNS)
+    (sheet / "index.html").write_text(page)
     key_path = out / "key.json"
-    key_path.write_text(json.dumps({"seed": seed, "cases": key}, indent=1))
+    stage.atomic_write(key_path, json.dumps({"seed": cfg.seed, "cases": key}, indent=1))
     n_r = sum(v["real"] for v in key.values())
-    write_report(
-        Report("turing-kit", "Turing test kit (private: shows the key)",
-               {"cases": len(cases), "real": n_r, "synthetic": len(cases) - n_r, "sheet": str(sheet), "key": str(key_path)},
-               [Table("Key", ["case", "origin", "set", "source image"], [[c, "real" if v["real"] else "synthetic", v["set"], v["ref"]] for c, v in key.items()])]),
-        out,
-    )
-    return TuringKit(out, sheet, form, key_path, len(cases))
+    rows = [[c, "real" if v["real"] else "synthetic", v["set"], v["ref"]] for c, v in key.items()]
+    summary = {"cases": len(cases), "real": n_r, "synthetic": len(cases) - n_r, "sheet": str(sheet),
+               "key": str(key_path)}
+    write_report(Report("turing-kit", "Turing test kit (private: shows the key)", summary,
+                        [Table("Key", ["case", "origin", "set", "source image"], rows)]), out)
+    provenance = run.finish(cases=len(cases), real=n_r, synthetic=len(cases) - n_r)
+    return TuringKit(out, sheet, form, key_path, len(cases), provenance)
 
 
-def _draw(specs, n: int, option: str, rng, is_real: bool) -> list:
+def _open(specs, option: str) -> list:
     if not specs:
         raise InputError(f"give at least one {option} set")
-    sets = [open_images(s, option=option) for s in specs]
+    return [open_images(s, option=option) for s in specs]
+
+
+def _draw(sets, n: int, key: str, rng, is_real: bool) -> list:
     pool = [(s, i) for s in sets for i in range(len(s))]
     if n > len(pool):
-        raise InputError(f"{option}: {n} images asked for, only {len(pool)} available; lower --n-{'real' if is_real else 'fake'}")
+        raise InputError(f"{key}={n}: {n} {'real' if is_real else 'synthetic'} images asked for, only {len(pool)} "
+                         f"available; lower it (override {key}={len(pool)})")
     return [(*pool[j], is_real) for j in rng.choice(len(pool), size=n, replace=False)]
 
 
@@ -99,7 +131,8 @@ def turing_score(kit: Path, answers: Sequence[Path], out: Path | None = None) ->
     kit = Path(kit)
     key_path = kit / "key.json"
     if not key_path.is_file():
-        raise InputError(f"{key_path}: not found; pass the directory `retinalogos evaluate turing-kit` wrote (it holds key.json)")
+        raise InputError(f"{key_path}: not found; pass the directory `retinalogos evaluate turing-kit` wrote "
+                         "(it holds key.json)")
     if not answers:
         raise InputError("give at least one --answers CSV")
     key = json.loads(key_path.read_text())["cases"]
@@ -107,6 +140,7 @@ def turing_score(kit: Path, answers: Sequence[Path], out: Path | None = None) ->
     names = [Path(a).stem for a in answers]
     if len(set(names)) != len(names):
         names = [str(a) for a in answers]
+    run = stage.start("evaluate turing-score", out, {}, kit=kit, **{f"answers:{n}": a for n, a in zip(names, answers)})
     graders = {name: _read_form(Path(a), key) for name, a in zip(names, answers)}
 
     per_grader, pooled = {}, []
@@ -114,12 +148,15 @@ def turing_score(kit: Path, answers: Sequence[Path], out: Path | None = None) ->
         per_grader[name] = _rates(rows, key)
         pooled += rows
     if not pooled:
-        raise InputError(f"no case has a judgement in {', '.join(map(str, answers))}; fill the 'judgement' column with real/synthetic")
+        raise InputError(f"no case has a judgement in {', '.join(map(str, answers))}; fill the 'judgement' column "
+                         "with real/synthetic")
     total = _rates(pooled, key)
-    structures = {s: {origin: _mean([r[s] for r in pooled if key[r["case"]]["real"] == (origin == "real") and r[s] is not None])
-                      for origin in ("real", "synthetic")} for s in STRUCTURES}
-    result = TuringResult(out, total["synthetic judged real %"], total["accuracy %"], per_grader, structures, len(pooled))
+    structures = {s: {origin: _mean([r[s] for r in pooled if key[r["case"]]["real"] == (origin == "real")
+                                     and r[s] is not None]) for origin in ("real", "synthetic")} for s in STRUCTURES}
+    result = TuringResult(out, total["synthetic judged real %"], total["accuracy %"], per_grader, structures,
+                          len(pooled))
     _report(result, total, len(graders))
+    result.provenance = run.finish(answers=len(pooled), graders=len(graders))
     return result
 
 
@@ -131,9 +168,10 @@ def _report(result: TuringResult, total: dict, graders: int) -> None:
     ratings = Table("Realism ratings (1-5, mean)", ["structure", "real", "synthetic"],
                     [[s, v["real"], v["synthetic"]] for s, v in result.structures.items()])
     origins = ("real", "synthetic")
-    plot = bar_plot("Realism by structure", list(STRUCTURES), {o: [result.structures[s][o] for s in STRUCTURES] for o in origins},
-                    "mean rating (1-5)")
-    write_report(Report("turing", "Turing test score", summary, [per_grader, ratings], plots=[("Realism by structure", plot)],
+    series = {o: [result.structures[s][o] for s in STRUCTURES] for o in origins}
+    plot = bar_plot("Realism by structure", list(STRUCTURES), series, "mean rating (1-5)")
+    write_report(Report("turing", "Turing test score", summary, [per_grader, ratings],
+                        plots=[("Realism by structure", plot)],
                         data={"per_grader": result.per_grader, "structures": result.structures}), result.out)
 
 
@@ -145,7 +183,8 @@ def _read_form(path: Path, key: dict) -> list[dict]:
         reader = csv.DictReader(fh)
         missing = [c for c in ("case", "judgement") if c not in (reader.fieldnames or [])]
         if missing:
-            raise InputError(f"{path}: missing column(s) {', '.join(missing)}; use the answers.csv from the kit's sheet/")
+            raise InputError(f"{path}: missing column(s) {', '.join(missing)}; use the answers.csv from the kit's "
+                             "sheet/")
         rows, seen = [], set()
         for line, raw in enumerate(reader, start=2):
             case = (raw.get("case") or "").strip()
@@ -163,7 +202,8 @@ def _read_form(path: Path, key: dict) -> list[dict]:
             for s in STRUCTURES:
                 value = (raw.get(s) or "").strip()
                 if value and not (value.isdigit() and 1 <= int(value) <= 5):
-                    raise InputError(f"{path}:{line}: {s} rating {value!r} for {case}; use 1 (clearly artificial) to 5 (fully realistic) or leave blank")
+                    raise InputError(f"{path}:{line}: {s} rating {value!r} for {case}; use 1 (clearly artificial) "
+                                     "to 5 (fully realistic) or leave blank")
                 row[s] = int(value) if value else None
             rows.append(row)
     return rows

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -34,9 +34,12 @@ def _index(source: str, root: Path) -> dict[str, str]:
 
 def attach_images(export_dir: Path, sources: Sequence[tuple[str, Path]], out: Path) -> AttachResult:
     """Copy the export at `export_dir` to `out`, filling `image` for rows of `sources` (name, root) that lack it."""
+    from ..config import load_config
     from ..curate.process import process
     from ..curate.settings import CurateConfig
     from .export import strip_metadata
+
+    recipe = load_config(CurateConfig)  # the shipped curation recipe, at each row's own size, stored losslessly
 
     export_dir, out = Path(export_dir), Path(out)
     shards = sorted((export_dir / "data").glob("*/*.parquet"))
@@ -60,7 +63,8 @@ def attach_images(export_dir: Path, sources: Sequence[tuple[str, Path]], out: Pa
         if path is None:
             result.missing.setdefault(row["source"], []).append(row["source_id"])
             return row
-        done = process({"id": row["id"], "path": path}, CurateConfig(size=row["width"] or 512, format="png"))
+        cfg = replace(recipe, size=row["width"] or recipe.size, format="png")
+        done = process({"id": row["id"], "path": path}, cfg)
         if done["status"] != "ok":
             result.failed.setdefault(row["source"], []).append(f"{row['source_id']}: {done['reason']}")
             return row

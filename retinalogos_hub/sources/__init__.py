@@ -58,13 +58,15 @@ def make_config(name: str, root, **options):
 
 
 def describe() -> list[dict]:
-    """One row per adapter for `retinalogos sources`: what it expects on disk, its labels, licence, re-hosting."""
+    """One row per adapter for `retinalogos sources` (`--json` prints these rows): what it expects on disk, the
+    schema labels it fills, how its patients are keyed, its licence and whether its images may be re-hosted."""
     rows = []
     for name in REGISTRY:
         info = get_source(name).INFO
         lic = license_for(name)
         rows.append({
-            "name": name, "title": info.title, "expects": info.expects, "labels": ", ".join(info.labels),
+            "name": name, "title": info.title, "expects": info.expects, "labels": list(info.labels),
             "license": lic.license, "redistributable": lic.redistributable, "patient_key": info.patient_key,
+            "homepage": info.homepage or lic.url,
         })
     return rows
