@@ -1,13 +1,15 @@
 """Captioned rows/s: batched (left-padded) vs unbatched transformers generation, same model, rows and settings.
 
-    .venv/bin/python benchmarks/caption_throughput.py [--model tiny:qwen2.5-vl] [--device cpu] [--rows 16] [--batch-size 8]
+    .venv/bin/python benchmarks/caption_throughput.py [--model tiny:qwen2.5-vl] [--device cpu] [--rows 16] \
+        [--batch-size 8]
     .venv/bin/python benchmarks/caption_throughput.py --model Qwen/Qwen2.5-VL-7B-Instruct --device cuda --rows 64 \
         --batch-size 16 --max-new-tokens 256 --image-size 768     # on a GPU (bf16)
 
 Rows are procedural fundus images with varied labels; each row's prompt is the real caption prompt. Both modes call
 `TransformersBackend.answer` (processor -> chat template -> generate, greedy) on the same rows, after one warm-up
-batch; greedy outputs are identical, so the ratio is the speed-up of batching alone. The ratio is what to compare
-across machines.
+batch; the backend is built from the shipped `recipes/caption/transformers.yaml` (prompt version and caption length
+included) with the options above on top. Greedy outputs are identical, so the ratio is the speed-up of batching
+alone. The ratio is what to compare across machines.
 """
 
 from __future__ import annotations
@@ -31,14 +33,21 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    from retinalogos_hub.caption import shipped
     from retinalogos_hub.caption.backends import Item, TransformersBackend
     from retinalogos_hub.caption.prompt import build_prompt
     from retinalogos_hub.demo.fundus import fundus_image
 
-    be = TransformersBackend(args.model, max_new_tokens=args.max_new_tokens, device=args.device)
-    rows = [dict(id=f"bench/{k}", dr_grade=k % 5, eye=("left", "right")[k % 2], glaucoma=k % 3 == 0, dme=int(k % 5 >= 3),
-                 diseases=["diabetic retinopathy"] if k % 5 else [], quality="good", age=40.0 + k, sex="FM"[k % 2]) for k in range(args.rows)]
-    items = [Item(r, fundus_image(args.image_size, seed=k, dr_grade=r["dr_grade"], eye=r["eye"]), build_prompt(r)) for k, r in enumerate(rows)]
+    # the shipped transformers recipe, with this run's model, device and budget on top
+    cfg = shipped("transformers", f"transformers.model={args.model}", f"transformers.device={args.device}",
+                  f"transformers.max_new_tokens={args.max_new_tokens}", f"transformers.batch_size={args.batch_size}")
+    be = TransformersBackend(cfg)
+    rows = [dict(id=f"bench/{k}", dr_grade=k % 5, eye=("left", "right")[k % 2], glaucoma=k % 3 == 0,
+                 dme=int(k % 5 >= 3), diseases=["diabetic retinopathy"] if k % 5 else [], quality="good",
+                 age=40.0 + k, sex="FM"[k % 2]) for k in range(args.rows)]
+    items = [Item(r, fundus_image(args.image_size, seed=k, dr_grade=r["dr_grade"], eye=r["eye"]),
+                  build_prompt(r, version=cfg.prompt_version, min_words=cfg.min_words, max_words=cfg.max_words))
+             for k, r in enumerate(rows)]
     be.answer(items[: args.batch_size])  # warm-up (allocator, kernels)
 
     def timed(fn):
@@ -51,7 +60,8 @@ def main() -> None:
         return time.perf_counter() - t, out
 
     t1, single = timed(lambda: [be.answer([it])[0] for it in items])
-    tb, batched = timed(lambda: [a for s in range(0, len(items), args.batch_size) for a in be.answer(items[s : s + args.batch_size])])
+    bs = args.batch_size
+    tb, batched = timed(lambda: [a for s in range(0, len(items), bs) for a in be.answer(items[s : s + bs])])
     res = {
         "model": args.model, "device": args.device, "rows": len(items), "batch_size": args.batch_size,
         "max_new_tokens": args.max_new_tokens, "image_size": args.image_size,

@@ -182,7 +182,7 @@ class StageRun:
             entry = {"fingerprint": folder_fingerprint(ref)}
             entry["ref"] = Path(str(ref)).name if public and Path(str(ref)).exists() else str(ref)
             inputs[role] = entry
-        config = dataclasses.asdict(self.config) if dataclasses.is_dataclass(self.config) else self.config
+        config = json.loads(_canonical(self.config))  # dataclasses as dicts, paths as strings
         record = {"stage": self.stage, "version": __version__, "config": config, "inputs": inputs,
                   "started": self.started, "finished": _now(), "counts": counts}
         if public:  # a published folder changes only when its content does: an unchanged re-push is a no-op

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 from datasets import load_from_disk
-
-from retinalogos_hub.caption import caption_dataset
-from retinalogos_hub.models import resolve
 from test_caption import make_curated
+
+from retinalogos_hub.caption import caption_dataset, shipped
+from retinalogos_hub.models import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 VLLM_PYTHON = Path(os.environ.get("VLLM_PYTHON", ROOT / ".venv-vllm" / "bin" / "python"))
@@ -73,8 +73,9 @@ def vllm_server(tmp_path_factory):
 
 def test_openai_backend_against_vllm_with_guided_json(vllm_server, tmp_path):
     src = make_curated(tmp_path / "ds", n=8, size=48, bad={3})
-    r = caption_dataset(src, tmp_path / "out", backend="openai", base_url=vllm_server, concurrency=4, min_words=1,
-                        max_words=4, max_new_tokens=1024, progress=False)
+    cfg = shipped("openai", f"openai.base_url={vllm_server}", "openai.concurrency=4", "min_words=1", "max_words=4",
+                  "openai.max_new_tokens=1024")
+    r = caption_dataset(src, tmp_path / "out", cfg, progress=False)
     ds = load_from_disk(str(tmp_path / "out")).remove_columns("image")
     assert r.merged and len(ds) == 8
     assert set(ds["caption_model"]) == {"tiny-qwen2-vl"}  # the served id, discovered from /v1/models

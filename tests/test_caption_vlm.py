@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from datasets import load_from_disk
 from PIL import Image
+from test_caption import make_curated
 
 from retinalogos_hub.caption import caption_dataset, shipped
 from retinalogos_hub.caption.backends import Item, TransformersBackend, fit_pixels
@@ -20,7 +21,6 @@ from retinalogos_hub.caption.prompt import JSON_KEYS, build_prompt
 from retinalogos_hub.caption.run import _caption_rows
 from retinalogos_hub.caption.shards import read_records
 from retinalogos_hub.errors import OfflineError
-from test_caption import make_curated
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "caption" / "transformers.yaml"

@@ -3,6 +3,7 @@ only when its optic disc is clearly on the wrong side for the labelled eye, and 
 and why."""
 
 import json
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -10,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from retinalogos_hub.config import load_config
 from retinalogos_hub.curate import CurateConfig, curate, merge
 from retinalogos_hub.curate.fov import Fov
 from retinalogos_hub.curate.process import AGREES, NO_EYE, ROTATED, UNSURE, UPRIGHT, orient
@@ -17,7 +19,8 @@ from retinalogos_hub.demo.fundus import fundus_image
 from retinalogos_hub.demo.layouts import write_layout
 from retinalogos_hub.errors import InputError, SourceError
 
-CFG = dict(size=128, format="png", commit_every=2)  # PNG: outputs compare pixel for pixel
+CFG = replace(load_config(CurateConfig), size=128, format="png", commit_every=2)  # PNG: compare pixel for pixel
+FOV = CFG.fov
 CHECKED = (UPRIGHT, ROTATED, AGREES, UNSURE, NO_EYE)
 
 
@@ -54,7 +57,7 @@ def raw(tmp_path_factory):
 
 
 def _run(raw, out, **cfg):
-    return curate(raw["sources"], out, cfg=CurateConfig(**CFG, **cfg), progress=False)
+    return curate(raw["sources"], out, cfg=replace(CFG, **cfg), progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +118,7 @@ def test_orient_cases(fundus):
 
     def case(img, eye, notch=None, size=128):
         a = np.asarray(img)
-        f = detect_fov(a)
+        f = detect_fov(a, FOV)
         return orient(crop_square(a, f, size), Fov(f.cx, f.cy, f.r, f.visible, f.fill, notch), eye)
 
     up = fundus(640, 480, seed=0, eye="right", notch=False)
@@ -132,7 +135,7 @@ def test_small_photos_with_missed_notches_stay_upright(tmp_path):
     """The demo's case: 160 px EyePACS miniatures, all upright, a third drawn without a notch (and notches of a few
     pixels are easily missed): nothing may be turned."""
     root = write_layout("eyepacs", tmp_path / "eyepacs", n=12, seed=0, size=160)
-    result = curate([("eyepacs", root)], tmp_path / "out", cfg=CurateConfig(**CFG), progress=False)
+    result = curate([("eyepacs", root)], tmp_path / "out", cfg=CFG, progress=False)
     found = [r["orientation"] for r in pq.read_table(result.out / "manifest.parquet").to_pylist()]
     assert len(found) == 12 and ROTATED not in found, found
     assert set(found) <= {UPRIGHT, AGREES, UNSURE} and {AGREES, UNSURE} & set(found)  # un-notched ones, left alone
@@ -143,12 +146,12 @@ def test_off_means_the_plain_crop(raw, runs):
 
     src = np.asarray(Image.open(raw["inverted"]).convert("RGB"))
     _, img = _outputs(runs[False])[str(raw["inverted"])]
-    expected = crop_square(src, detect_fov(src), CFG["size"])
+    expected = crop_square(src, detect_fov(src, FOV), CFG.size)
     assert np.abs(img.astype(int) - expected).mean() < 2  # same pixels, up to the decoder's DCT scaling
 
 
 def test_orientation_setting_is_part_of_the_work_key(raw, runs, tmp_path):
-    with pytest.raises(InputError, match="different image settings"):
+    with pytest.raises(InputError, match=r"made with rotate_unnotched=\['eyepacs'\] \(now \[\]\)"):
         _run(raw, runs[True].out, rotate_unnotched=[])
     with pytest.raises(SourceError, match="rotate_unnotched.*unknown source 'eyepaks'"):
         _run(raw, tmp_path / "x", rotate_unnotched=["eyepaks"])
@@ -156,10 +159,10 @@ def test_orientation_setting_is_part_of_the_work_key(raw, runs, tmp_path):
 
 def test_merge_refuses_shards_from_an_older_version(raw, tmp_path):
     part = tmp_path / "part"
-    curate(raw["sources"], part, cfg=CurateConfig(**CFG), shard=(0, 1), progress=False)
-    state_file = part / ".work" / "shard-0-of-1" / "state.json"
+    curate(raw["sources"], part, cfg=CFG, shard=(0, 1), progress=False)
+    state_file = part / ".work" / "curate" / "shard-0-of-1" / "state.json"
     state = json.loads(state_file.read_text())
     assert merge([part], tmp_path / "merged").kept > 0
-    state_file.write_text(json.dumps({**state, "version": 1}))
+    state_file.write_text(json.dumps({**state, "settings": {**state["settings"], "version": 1}}))
     with pytest.raises(InputError, match="older version"):
         merge([part], tmp_path / "merged2")

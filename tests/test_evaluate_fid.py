@@ -1,4 +1,5 @@
-"""`evaluate fid`: real TF-FID Inception weights; a set against itself is ~0, against noise large; bad inputs."""
+"""`evaluate fid`: real TF-FID Inception weights; a set against itself is ~0, against noise large; provenance; the
+recipe; bad inputs."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from retinalogos_hub.cli import app
-from retinalogos_hub.errors import InputError
+from retinalogos_hub.errors import ConfigError, InputError
 from retinalogos_hub.evaluate.fid import fid_report, resize_tf1
 
 N = 6
@@ -41,7 +42,7 @@ def test_fid_self_is_zero_noise_is_large(sets, tmp_path):
     real, noise, real_ds = sets
     out = tmp_path / "report"
     args = ["evaluate", "fid", "--real", f"fundus={real_ds}", "--fake", f"same={real_ds}", "--fake", f"noise={noise}",
-            "--kid-subset-size", "3", "-o", str(out)]
+            "-o", str(out), "kid_subset_size=3", "--device", "cpu"]
     with pytest.warns(UserWarning, match="mixed image sizes"):
         res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
@@ -52,9 +53,16 @@ def test_fid_self_is_zero_noise_is_large(sets, tmp_path):
     assert fid["noise"]["fundus"] > 200 and kid["noise"]["fundus"][0] > 0.2
     assert fid["real vs real (halves)"]["fundus"] > 0
     assert "real vs real (halves)" in (out / "report.html").read_text()
+    # the provenance: the resolved recipe (override and device included), every set's fingerprint, the counts
+    prov = json.loads((out / "retinalogos.json").read_text())
+    assert prov["stage"] == "evaluate fid" and prov["config"]["kid_subset_size"] == 3 and prov["config"]["device"] == "cpu"
+    assert prov["config"]["batch_size"] == {"cpu": 4, "cuda": 64} and prov["config"]["weights"] is None
+    assert set(prov["inputs"]) == {"real:fundus", "fake:same", "fake:noise", "weights"}
+    assert prov["inputs"]["real:fundus"]["fingerprint"] == prov["inputs"]["fake:same"]["fingerprint"]
+    assert prov["counts"] == {"images": {"fundus": N, "same": N, "noise": N}}
     # features are cached by content: the same set under two names is embedded once; a rerun embeds nothing
-    assert len(list((out / "features").glob("*.pt"))) == 2
-    res2 = fid_report([f"fundus={real_ds}"], [f"noise={noise}"], out, kid_subset_size=3)
+    assert len(list((out / ".work" / "fid").glob("*.pt"))) == 2
+    res2 = fid_report([f"fundus={real_ds}"], [f"noise={noise}"], out, overrides=["kid_subset_size=3"])
     assert res2.fid["noise"]["fundus"] == pytest.approx(fid["noise"]["fundus"])
 
 
@@ -62,15 +70,18 @@ def test_fid_cli_and_bad_inputs(sets, tmp_path):
     real, noise, _ = sets
     res = CliRunner().invoke(app, ["evaluate", "fid", "--real", str(real), "--fake", str(noise), "-o", str(tmp_path / "r")])
     assert isinstance(res.exception, InputError) and "KID subset size 1000" in str(res.exception)
-    assert "--kid-subset-size 3" in str(res.exception)  # the real halves hold 3 images
+    assert "kid_subset_size=3" in str(res.exception)  # the real halves hold 3 images
     with pytest.raises(InputError, match="not found"):
         fid_report([tmp_path / "missing"], [noise], tmp_path / "r")
     with pytest.raises(InputError, match="names collide"):
-        fid_report([f"a={real}"], [f"a={noise}"], tmp_path / "r", kid_subset_size=2)
-    with pytest.raises(InputError, match="--weights"):
-        bad = tmp_path / "w.pt"
-        bad.write_bytes(b"not torchscript")
-        fid_report([real], [noise], tmp_path / "r", weights=bad, kid_subset_size=2)
+        fid_report([f"a={real}"], [f"a={noise}"], tmp_path / "r", overrides=["kid_subset_size=2"])
+    bad = tmp_path / "w.pt"
+    bad.write_bytes(b"not torchscript")
+    with pytest.raises(InputError, match="weights="):
+        fid_report([real], [noise], tmp_path / "r", overrides=[f"weights={bad}", "kid_subset_size=2"])
+    with pytest.raises(ConfigError, match="kid_subset_size >= 2"):
+        fid_report([real], [noise], tmp_path / "r", overrides=["kid_subset_size=1"])
+    assert not (tmp_path / "r" / "retinalogos.json").exists()  # written only once the report is
 
 
 def test_resize_matches_the_tf1_protocol():

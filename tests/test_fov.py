@@ -7,8 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from retinalogos_hub.config import load_config
+from retinalogos_hub.curate import CurateConfig
 from retinalogos_hub.curate.fov import DISC_CONFIDENT, crop_square, detect_fov, disc_side
 from retinalogos_hub.curate.quality import quality_score
+
+FOV = load_config(CurateConfig).fov  # the shipped recipe's field settings
 
 
 def _expected_radius(w, h, fov=0.92, truncate=0.0):
@@ -20,7 +24,7 @@ def _expected_radius(w, h, fov=0.92, truncate=0.0):
 @pytest.mark.parametrize("w,h", [(256, 256), (384, 256), (900, 600)])
 @pytest.mark.parametrize("notch", [False, True])
 def test_full_circle(fundus, w, h, notch):
-    f = detect_fov(np.asarray(fundus(w, h, seed=3, notch=notch)))
+    f = detect_fov(np.asarray(fundus(w, h, seed=3, notch=notch)), FOV)
     assert f is not None
     assert f.cx == pytest.approx(w / 2, abs=0.02 * w) and f.cy == pytest.approx(h / 2, abs=0.02 * h)
     assert f.r == pytest.approx(_expected_radius(w, h), rel=0.03)
@@ -30,7 +34,7 @@ def test_full_circle(fundus, w, h, notch):
 @pytest.mark.parametrize("truncate", [0.2, 0.3])
 def test_truncated_circle_recovers_true_radius(fundus, truncate):
     w, h = 450, 300
-    f = detect_fov(np.asarray(fundus(w, h, seed=1, truncate=truncate)))
+    f = detect_fov(np.asarray(fundus(w, h, seed=1, truncate=truncate)), FOV)
     r = _expected_radius(w, h, truncate=truncate)
     assert r > h / 2  # the circle really is cut at top and bottom
     assert f.r == pytest.approx(r, rel=0.03)
@@ -40,7 +44,7 @@ def test_truncated_circle_recovers_true_radius(fundus, truncate):
 
 def test_truncated_crop_is_padded_square(fundus):
     img = np.asarray(fundus(450, 300, seed=1, truncate=0.2))
-    f = detect_fov(img)
+    f = detect_fov(img, FOV)
     sq = crop_square(img, f, 128)
     assert sq.shape == (128, 128, 3)
     assert sq[:4].max() <= 8 and sq[-4:].max() <= 8  # rows above/below the frame are black padding
@@ -49,7 +53,7 @@ def test_truncated_crop_is_padded_square(fundus):
 
 def test_dark_image(fundus):
     img = (np.asarray(fundus(384, 256, seed=2)).astype(np.float32) * 0.15).astype(np.uint8)
-    f = detect_fov(img)
+    f = detect_fov(img, FOV)
     assert f is not None and f.r == pytest.approx(_expected_radius(384, 256), rel=0.04)
 
 
@@ -66,14 +70,14 @@ def test_non_fundus_images_have_no_fov(kind):
         "text": lambda: cv2.putText(np.full((h, w, 3), 245, np.uint8), "REPORT 2019", (20, 120),
                                     cv2.FONT_HERSHEY_SIMPLEX, 1.5, (0, 0, 0), 3),
     }[kind]()
-    assert detect_fov(img) is None
+    assert detect_fov(img, FOV) is None
 
 
 def test_quality_score_orders_sharp_blurred_dark(fundus):
     img = np.asarray(fundus(384, 256, seed=4, dr_grade=2))
 
     def score(a):
-        f = detect_fov(a)
+        f = detect_fov(a, FOV)
         return quality_score(crop_square(a, f, 256), f)
 
     sharp, blurred = score(img), score(cv2.GaussianBlur(img, (0, 0), 4))
@@ -89,7 +93,7 @@ def test_dark_region_reaching_the_rim(fundus):
     img = (np.asarray(fundus(w, h, seed=5, notch=False)).astype(np.float32) * 0.35).astype(np.uint8)
     wedge = np.array([[w // 2 - 30, h // 2 - 20], [w // 2 + 30, h // 2 - 20], [w // 2 + 80, h], [w // 2 - 80, h]])
     cv2.fillPoly(img, [wedge], (2, 2, 2))
-    f = detect_fov(img)
+    f = detect_fov(img, FOV)
     assert f is not None
     assert f.r == pytest.approx(_expected_radius(w, h), rel=0.03)
     assert (f.cx, f.cy) == (pytest.approx(w / 2, abs=4), pytest.approx(h / 2, abs=4))
@@ -104,7 +108,7 @@ CUT_ANGLE = 137.5
 
 def _tab(img: np.ndarray, shape: str, deg: float) -> np.ndarray:
     """`img` with a field-coloured tab (sticking out ~5% of the radius) drawn on the rim at `deg`."""
-    f = detect_fov(img)
+    f = detect_fov(img, FOV)
     out, t = img.copy(), np.radians(deg)
     u, v = np.array([np.cos(t), -np.sin(t)]), np.array([np.sin(t), np.cos(t)])  # outward, along the rim
     c, s = np.array([f.cx, f.cy]), 0.05 * f.r
@@ -138,7 +142,7 @@ def test_rim_cut_found_only_when_present(fundus, truncate, dark):
             img = np.asarray(fundus(640, 480, seed=seed, notch=notch, truncate=truncate, dr_grade=2 * seed))
             if dark:
                 img = (img.astype(np.float32) * 0.12).astype(np.uint8)
-            f = detect_fov(_jpeg(img))
+            f = detect_fov(_jpeg(img), FOV)
             assert f is not None
             found.append(f.notch)
         assert found[0] is not None and _angle_diff(found[0], CUT_ANGLE) < 3, (seed, found)
@@ -150,7 +154,7 @@ def test_rim_cut_found_only_when_present(fundus, truncate, dark):
 def test_rim_tab_found(fundus, shape, truncate, deg):
     img = _tab(np.asarray(fundus(648, 486, seed=1, notch=False, truncate=truncate)), shape, deg)
     for im in (img, (img.astype(np.float32) * 0.15).astype(np.uint8)):
-        f = detect_fov(_jpeg(im))
+        f = detect_fov(_jpeg(im), FOV)
         assert f.notch is not None and _angle_diff(f.notch, deg) < 3, f
 
 
@@ -159,7 +163,7 @@ def test_no_false_notch_from_truncation(fundus, truncate):
     # the demo leaves dark rows between the cut and the frame; cropping the rows lets the field run into the frame
     img = np.asarray(fundus(600, 400, seed=4, notch=False, truncate=truncate, dr_grade=3))
     for im in (img, img[40:-40], img[:, 60:-60], (img.astype(np.float32) * 0.12).astype(np.uint8)):
-        f = detect_fov(_jpeg(np.ascontiguousarray(im)))
+        f = detect_fov(_jpeg(np.ascontiguousarray(im)), FOV)
         assert f is not None and f.notch is None, (im.shape, f)
 
 
@@ -169,13 +173,13 @@ def test_no_false_notch_from_dark_patches_or_clipping(fundus):
     img = (np.asarray(fundus(w, h, seed=5, notch=False)).astype(np.float32) * 0.35).astype(np.uint8)
     wedge = np.array([[w // 2 - 30, h // 2 - 20], [w // 2 + 30, h // 2 - 20], [w // 2 + 80, h], [w // 2 - 80, h]])
     cv2.fillPoly(img, [wedge], (2, 2, 2))
-    assert detect_fov(img).notch is None
+    assert detect_fov(img, FOV).notch is None
     # a circle that touches the left and right frame (the demo clamps the radius) is not a tab on the frame
-    assert detect_fov(np.asarray(fundus(320, 320, seed=1, notch=False, truncate=0.2))).notch is None
+    assert detect_fov(np.asarray(fundus(320, 320, seed=1, notch=False, truncate=0.2)), FOV).notch is None
 
 
 def test_rim_notch_is_carried_through_scaling(fundus):
-    f = detect_fov(np.asarray(fundus(1296, 972, seed=2, notch=True)))
+    f = detect_fov(np.asarray(fundus(1296, 972, seed=2, notch=True)), FOV)
     assert f.notch is not None and f.scaled(0.5).notch == f.notch
 
 
@@ -183,7 +187,7 @@ def test_rim_notch_is_carried_through_scaling(fundus):
 # fundus_image draws the disc on the nasal side: right of centre for a right eye, left for a left eye
 def _side(img, size=128) -> float:
     a = np.asarray(img)
-    return disc_side(crop_square(a, detect_fov(a), size))
+    return disc_side(crop_square(a, detect_fov(a, FOV), size))
 
 
 @pytest.mark.parametrize("seed,truncate", [(0, 0.0), (3, 0.1)])

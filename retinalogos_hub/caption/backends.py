@@ -97,7 +97,7 @@ class TransformersBackend:
                  for i in items]
         images = [fit_pixels(i.image, self.max_pixels) for i in items]
         enc = self.processor(text=texts, images=images, return_tensors="pt", padding=True)
-        enc = enc.to(self.device, dtype=self.model.dtype)  # pixel values in the model's dtype (bf16 on GPU); ids stay int
+        enc = enc.to(self.device, dtype=self.model.dtype)  # pixels in the model's dtype (bf16 on GPU); ids stay int
         sample = attempt > 0  # greedy would repeat the same malformed/inconsistent answer
         if sample:
             torch.manual_seed(self.seed + attempt)
@@ -119,7 +119,8 @@ class OpenAIBackend:
         self.base_url, self.key_env = oc.base_url.rstrip("/"), oc.api_key_env
         served = _reachable(self.base_url, self.key_env)
         if oc.model and oc.model not in served:
-            raise InputError(f"openai.model={oc.model!r} is not served by {self.base_url}; it serves: {', '.join(served)}")
+            raise InputError(f"openai.model={oc.model!r} is not served by {self.base_url}; "
+                             f"it serves: {', '.join(served)}")
         self.model_name = oc.model or served[0]
         # The client retries connection errors, 408/429/5xx with exponential backoff.
         self.client = OpenAI(base_url=self.base_url, api_key=os.environ.get(self.key_env) or "EMPTY",

@@ -27,9 +27,12 @@ GLAUCOMA_SIGNS = (
 DME_SIGNS = r"macular o?edema|\bdme\b|\bcsme\b|clinically significant macular|diabetic maculopathy"
 DR_NAME = r"diabetic retinopathy|\bnpdr\b|\bpdr\b"
 # Whole-fundus denials that contradict any graded disease.
-NORMAL_CLAIMS = r"\b(?:normal|unremarkable|healthy) (?:fundus|retina)\b|\bno (?:\w+ )?(?:lesions?|abnormalit\w+|pathology)\b(?! grad)"
+NORMAL_CLAIMS = (r"\b(?:normal|unremarkable|healthy) (?:fundus|retina)\b"
+                 r"|\bno (?:\w+ )?(?:lesions?|abnormalit\w+|pathology)\b(?! grad)")
 CDR = r"(?:cup[- ]to[- ]disc|c/d|cdr)(?: ratio)?\D{0,20}?(\d?\.\d+)"
 EYE = r"\b(right|left) (?:eye|fundus|retina)\b"
+NO_RETINOPATHY = (r"\bno (?:(?:signs?|evidence|features) of |definite |obvious |apparent )*"
+                  r"(?:diabetic retinopathy|retinopathy|npdr|pdr)\b")
 
 _CLAUSE_END = re.compile(r"[.;:!?\n]|\b(?:but|however|although|though|whereas|while|yet|except)\b", re.I)
 _NEG_BEFORE = re.compile(
@@ -38,7 +41,8 @@ _NEG_BEFORE = re.compile(
     re.I,
 )
 _NEG_AFTER = re.compile(
-    r"^[^,]{0,40}?\b(?:not (?:seen|present|visible|identified|evident|detected|observed|noted|apparent)|absent|ruled out)\b",
+    r"^[^,]{0,40}?\b(?:not (?:seen|present|visible|identified|evident|detected|observed|noted|apparent)"
+    r"|absent|ruled out)\b",
     re.I,
 )
 _SEVERITY = (  # (pattern, ICDR grade) stated in a clause that names diabetic retinopathy
@@ -88,7 +92,7 @@ def check(caption: str, row: dict) -> list[str]:
         if grade == 0 and mentions(text, DR_NAME)[0]:
             issues.append("dr_grade 0 but the caption reports diabetic retinopathy")
         if grade >= 1:
-            if re.search(r"\bno (?:(?:signs?|evidence|features) of |definite |obvious |apparent )*(?:diabetic retinopathy|retinopathy|npdr|pdr)\b", text, re.I):
+            if re.search(NO_RETINOPATHY, text, re.I):
                 issues.append(f"dr_grade {grade} but the caption says there is no retinopathy")
             elif mentions(text, NORMAL_CLAIMS)[0]:
                 issues.append(f"dr_grade {grade} but the caption calls the fundus normal / lesion-free")

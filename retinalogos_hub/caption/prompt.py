@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from ..errors import InputError
@@ -37,7 +37,7 @@ def versions() -> list[str]:
     return sorted(p.stem for p in PROMPTS_DIR.glob("*.j2"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def template(version: str):
     import jinja2
 
@@ -66,7 +66,8 @@ def reference_lines(row: dict) -> list[str]:
         lines.append(f"Diseases: {', '.join(row['diseases'])}")
     if row.get("findings"):
         lines.append(f"Report / findings: {row['findings']}")
-    who = [f"age {int(row['age'])}" if row.get("age") is not None else "", {"F": "female", "M": "male"}.get(row.get("sex") or "", "")]
+    who = [f"age {int(row['age'])}" if row.get("age") is not None else "",
+           {"F": "female", "M": "male"}.get(row.get("sex") or "", "")]
     if any(who):
         lines.append(f"Patient: {', '.join(w for w in who if w)}")
     return lines

@@ -269,8 +269,15 @@ def _progress(enabled: bool, total: int, completed: int):
     from contextlib import contextmanager
 
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TaskProgressColumn, TextColumn,
-                               TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
     from rich.text import Text
 
     class Rate(ProgressColumn):
@@ -279,8 +286,8 @@ def _progress(enabled: bool, total: int, completed: int):
 
     @contextmanager
     def bar():
-        cols = (TextColumn("caption"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(), Rate(), TextColumn("ETA"),
-                TimeRemainingColumn())
+        cols = (TextColumn("caption"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(), Rate(),
+                TextColumn("ETA"), TimeRemainingColumn())
         with Progress(*cols, console=Console(stderr=True), disable=not enabled) as prog:
             task = prog.add_task("caption", total=total, completed=completed)
             yield lambda k: prog.advance(task, k)

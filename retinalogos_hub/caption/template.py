@@ -19,7 +19,9 @@ GRADE_NAMES = {
     3: "severe non-proliferative diabetic retinopathy",
     4: "proliferative diabetic retinopathy",
 }
-DISEASE_NAMES = {"amd": "age-related macular degeneration", "rvo": "retinal vein occlusion", "dme": "diabetic macular oedema"}
+DISEASE_NAMES = {"amd": "age-related macular degeneration", "rvo": "retinal vein occlusion",
+                 "dme": "diabetic macular oedema"}
+AREAS = ("optic_disc", "vessels", "nerve_fibre_layer", "macula", "lesions", "impression")  # the order of the prose
 
 
 class TemplateCaptioner:
@@ -41,7 +43,7 @@ class TemplateCaptioner:
         self.seed, self.min_words, self.max_words = seed, min_words, max_words
 
     @classmethod
-    def from_config(cls, cfg, seed_offset: int = 0) -> "TemplateCaptioner":
+    def from_config(cls, cfg, seed_offset: int = 0) -> TemplateCaptioner:
         """The captioner a `CaptionConfig` asks for (`seed_offset` varies the wording on retries)."""
         return cls(seed=cfg.seed + seed_offset, min_words=cfg.min_words, max_words=cfg.max_words)
 
@@ -66,7 +68,7 @@ class TemplateCaptioner:
             if words() + len(sentence.split()) <= self.max_words:
                 fields[field].append(sentence)
         out = {k: " ".join(fields[k]) for k in CAPTION_FIELD_NAMES}
-        prose = " ".join([opening] + [out[k] for k in ("optic_disc", "vessels", "nerve_fibre_layer", "macula", "lesions", "impression")])
+        prose = " ".join([opening] + [out[k] for k in AREAS])
         words_ = prose.split()
         if len(words_) > self.max_words:  # only with a tiny max_words: cut at a sentence end where possible
             cut = " ".join(words_[: self.max_words])
@@ -116,7 +118,8 @@ def _opening(rng, lab: _Labels) -> str:
 
 
 def _optic_disc(rng, lab: _Labels) -> str:
-    side = {"right": "to the right of the image centre, on the nasal side", "left": "to the left of the image centre, on the nasal side"}
+    side = {"right": "to the right of the image centre, on the nasal side",
+            "left": "to the left of the image centre, on the nasal side"}
     where = side.get(lab.eye, "nasal to the macula")
     if lab.glaucoma is True:
         cdr = _pick(rng, "0.7", "0.8")
@@ -147,7 +150,8 @@ def _vessels(rng, lab: _Labels) -> str:
     if lab.has("hypertens"):
         return _pick(
             rng,
-            "The retinal arterioles are narrowed with arteriovenous nicking, while the venules follow their usual course.",
+            "The retinal arterioles are narrowed with arteriovenous nicking, while the venules follow their usual "
+            "course.",
             "Arteriolar narrowing and arteriovenous crossing changes are visible along the arcades.",
         )
     if lab.grade == 4:
@@ -202,13 +206,15 @@ def _macula(rng, lab: _Labels) -> str:
             )
         )
     elif lab.has("amd", "macular degeneration"):
-        parts.append(_pick(rng, "Drusen and pigment changes are scattered over the macula.", "The macula carries soft drusen with mottled pigment."))
+        parts.append(_pick(rng, "Drusen and pigment changes are scattered over the macula.",
+                           "The macula carries soft drusen with mottled pigment."))
     elif lab.dme == 0:
         parts.append(
             _pick(
                 rng,
                 "The macula is flat with a bright foveal reflex and no macular oedema.",
-                "The fovea is darker than the surrounding retina, with a preserved reflex and no sign of macular oedema.",
+                "The fovea is darker than the surrounding retina, with a preserved reflex and no sign of macular "
+                "oedema.",
             )
         )
     else:
@@ -246,12 +252,14 @@ def _lesions(rng, lab: _Labels) -> str:
         ),
         2: _pick(
             rng,
-            "Microaneurysms and dot-blot haemorrhages are scattered across the posterior pole, with a few hard exudates.",
+            "Microaneurysms and dot-blot haemorrhages are scattered across the posterior pole, with a few hard "
+            "exudates.",
             "Several dot and blot haemorrhages, microaneurysms and some hard exudates are present.",
         ),
         3: _pick(
             rng,
-            "Numerous intraretinal haemorrhages are present in all four quadrants, with cotton-wool spots and hard exudates.",
+            "Numerous intraretinal haemorrhages are present in all four quadrants, with cotton-wool spots and hard "
+            "exudates.",
             "Extensive blot haemorrhages, microaneurysms and cotton-wool spots occupy every quadrant.",
         ),
         4: _pick(
@@ -275,7 +283,8 @@ def _impression(rng, lab: _Labels) -> str:
         if d not in ("diabetic retinopathy", "normal", "glaucoma") and name not in items:
             items.append(name)
     if not items:
-        text = _pick(rng, "Impression: no graded abnormality is recorded for this image.", "Impression: ungraded fundus photograph.")
+        text = _pick(rng, "Impression: no graded abnormality is recorded for this image.",
+                     "Impression: ungraded fundus photograph.")
     else:
         text = _pick(rng, "Impression: ", "Overall impression: ", "Summary: ") + "; ".join(items) + "."
     if lab.findings:
@@ -291,7 +300,8 @@ def _extras(rng, lab: _Labels) -> list[tuple[str, str]]:
         ("macula", "The foveal avascular zone sits roughly two disc diameters temporal to the disc."),
         ("nerve_fibre_layer", "The peripapillary retina has an even, slightly glossy sheen."),
         ("optic_disc", "The disc margin is clearly separated from the surrounding retina."),
-        ("impression", "The background colour is an even orange-red with a visible choroidal pattern in the periphery."),
+        ("impression",
+         "The background colour is an even orange-red with a visible choroidal pattern in the periphery."),
         ("impression", "The field of view covers the posterior pole, centred between the disc and the macula."),
     ]
     if lab.quality in ("usable", "reject"):

@@ -19,11 +19,7 @@ def caption_run(in_dir: InDir, out: OutDir, recipe: Recipe, shard: Shard = None,
     Reruns resume from OUT/.work/caption/. With --shard i/N only that share is captioned; the last shard to finish
     merges (or run `retinalogos caption merge --out OUT`). Under `accelerate launch` each process takes its part.
 
-    Examples: retinalogos caption run curated --out captioned --recipe recipes/caption/template.yaml max_words=150 ;
-    retinalogos caption run curated --out captioned --recipe recipes/caption/openai.yaml --shard 0/4
-    openai.base_url=http://HOST:8000/v1 ;
-    accelerate launch --multi_gpu -m retinalogos_hub.cli caption run curated --out captioned
-    --recipe recipes/caption/transformers.yaml
+    Example: retinalogos caption run curated --out captioned --recipe recipes/caption/template.yaml max_words=150
     """
     from ..caption import caption_dataset, load
 

@@ -106,11 +106,12 @@ def curate(
     with work.lock("curate run"):
         if not work.parts():
             work.write_state()  # no work rows yet: the settings of an earlier attempt bind nothing
-        work.bind(cfg.work_settings(), hint=f"finished work was made with other image settings (size, format, "
-                  f"jpeg_quality, fov, rotate_unnotched) or an older version; use a new --out, or delete {work.dir} "
-                  "to start over")
+        work.bind(cfg.work_settings(), hint="curate reuses work rows only with the same image settings (size, "
+                  "format, jpeg_quality, fov, rotate_unnotched) and version; rerun with those, choose a new --out, "
+                  f"or delete {work.dir} to start over")
         n_inputs, inputs_fp = work.write_inputs(_enumerate(sources, cfg, shard))
-        state = {**work.state(), "shard": list(work.shard), "config": asdict(cfg), "inputs": n_inputs,
+        state = {**work.state(), "shard": list(work.shard), "config": asdict(cfg),
+                 "sources": {name: str(root) for name, root in sources}, "inputs": n_inputs,
                  "inputs_fingerprint": inputs_fp}
         work.write_state(**{**state, "complete": False})
         processed = _process_all(work, cfg, workers, progress)
@@ -167,7 +168,11 @@ def merge(shard_outs: Sequence[Path], out: Path, *, cfg: CurateConfig | None = N
     elif cfg.fingerprint() != stage.fingerprint(states[0]["settings"]):
         raise InputError("the recipe's image settings (size/format/FOV/orientation) differ from the ones the shards "
                          "were curated with; merge with their recipe (or none: the shards' own is used)")
-    run = stage.start(STAGE, out, cfg, **{s.dir.name: s.dir for s in chosen})
+    roots: dict[str, str] = {}  # the sources, as the shards saw them (the shards' work is in the stamp)
+    for st in states:
+        for name, root in st["sources"].items():
+            roots.setdefault(name, root)
+    run = stage.start(STAGE, out, cfg, **roots)
     return _finalize(chosen, Path(out), cfg, 0, run)
 
 

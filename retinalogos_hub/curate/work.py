@@ -6,8 +6,8 @@ and atomic commits).
 - `part-NNNNNN.parquet`: processed work rows, committed `commit_every` rows at a time (atomically: a killed run
   leaves only whole parts, and a rerun redoes at most one batch).
 - `state.json`: the image settings the work rows were made with (`WorkDir.bind`: work from other settings is never
-  mixed in), the resolved config, the inputs' fingerprint and, once every input has a work row, `complete: true`
-  with the input count, which the merge checks.
+  mixed in), the resolved config and the source roots (the merge's defaults and provenance), the input count and
+  fingerprint, and `complete: true` once every input has a work row, which the merge checks.
 """
 
 from __future__ import annotations

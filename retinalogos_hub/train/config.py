@@ -27,7 +27,7 @@ class LoraSection:
     alpha: int
     dropout: float
     target_modules: list[str]
-    init: str  # peft `init_lora_weights`: "gaussian" so an untrained adapter is not an exact no-op
+    init: Literal["gaussian", "pissa", "olora", "orthogonal"]  # peft `init_lora_weights`: "gaussian" so an untrained adapter is not a no-op
     fuse_export: bool  # also write pipeline/ with the adapter merged (always on for lumina-next: no LoRA loader)
 
 
@@ -39,8 +39,8 @@ class DataSection:
     resolution: int  # an AREA budget: buckets hold about resolution**2 pixels (the paper's "512")
     max_aspect: float  # widest bucket aspect ratio allowed (both orientations)
     caption_dropout: float  # probability of the empty caption, for classifier-free guidance
+    cache_dtype: Literal["float32", "float16"]  # cached latents and text embeddings (float16 halves the cache)
     cache_dir: Optional[str] = None  # latents + text embeddings; default OUTPUT_DIR/cache
-    cache_dtype: Literal["float32", "float16"] = "float32"
     limit: Optional[int] = None  # use only the first N rows (smoke runs)
 
 

@@ -63,6 +63,8 @@ class FlowMatchingRecipe:
         for key in ("max_steps", "batch_size", "grad_accum", "log_every"):
             if getattr(cfg.train, key) < 1:
                 errors.append(f"train.{key} must be >= 1, got {getattr(cfg.train, key)}")
+        if len(cfg.optim.betas) != 2:
+            errors.append(f"optim.betas must be two numbers, got {cfg.optim.betas}")
         if cfg.checkpoint.every < 1 or cfg.checkpoint.total_limit < 1:
             errors.append("checkpoint.every and checkpoint.total_limit must be >= 1")
         if errors:
@@ -158,7 +160,8 @@ class FlowMatchingRecipe:
             import bitsandbytes as bnb
 
             opt_cls = bnb.optim.AdamW8bit
-        optimizer = opt_cls(self.params, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
+        beta1, beta2 = cfg.optim.betas
+        optimizer = opt_cls(self.params, lr=cfg.optim.lr, betas=(beta1, beta2),
                             weight_decay=cfg.optim.weight_decay, eps=cfg.optim.eps)
         # accelerate steps a prepared scheduler once per process, so its horizon is scaled the same way
         scheduler = get_scheduler(cfg.lr_scheduler.name, optimizer,
@@ -187,6 +190,7 @@ class FlowMatchingRecipe:
         from peft import LoraConfig, inject_adapter_in_model
 
         lc = self.cfg.lora
+        assert lc is not None  # checked in __init__: a LoRA recipe has a lora: section
         transformer.requires_grad_(False)
         config = LoraConfig(r=lc.rank, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
                             target_modules=list(lc.target_modules), init_lora_weights=lc.init)
@@ -345,7 +349,7 @@ class FlowMatchingRecipe:
                 pipeline_dir = export.save_pipeline(self.pipe, plain, self.out / "pipeline")
             else:
                 lora_dir = export.save_lora(self.pipe, transformer, self.out / "lora").parent
-                if cfg.lora.fuse_export or not self.backbone.loads_lora:
+                if (cfg.lora is not None and cfg.lora.fuse_export) or not self.backbone.loads_lora:
                     pipeline_dir = export.save_pipeline(self.pipe, export.fused(transformer), self.out / "pipeline")
             run = {
                 "backbone": cfg.model.backbone, "base_model": cfg.model.base_model, "dataset": cfg.data.dataset,
