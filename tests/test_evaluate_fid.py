@@ -38,6 +38,7 @@ def sets(tmp_path, fundus):
     return real, noise, tmp_path / "real_ds"
 
 
+@pytest.mark.slow  # the Inception on CPU: about a minute
 def test_fid_self_is_zero_noise_is_large(sets, tmp_path):
     real, noise, real_ds = sets
     out = tmp_path / "report"
@@ -55,7 +56,8 @@ def test_fid_self_is_zero_noise_is_large(sets, tmp_path):
     assert "real vs real (halves)" in (out / "report.html").read_text()
     # the provenance: the resolved recipe (override and device included), every set's fingerprint, the counts
     prov = json.loads((out / "retinalogos.json").read_text())
-    assert prov["stage"] == "evaluate fid" and prov["config"]["kid_subset_size"] == 3 and prov["config"]["device"] == "cpu"
+    assert prov["stage"] == "evaluate fid" and prov["config"]["kid_subset_size"] == 3
+    assert prov["config"]["device"] == "cpu"
     assert prov["config"]["batch_size"] == {"cpu": 4, "cuda": 64} and prov["config"]["weights"] is None
     assert set(prov["inputs"]) == {"real:fundus", "fake:same", "fake:noise", "weights"}
     assert prov["inputs"]["real:fundus"]["fingerprint"] == prov["inputs"]["fake:same"]["fingerprint"]
@@ -68,7 +70,8 @@ def test_fid_self_is_zero_noise_is_large(sets, tmp_path):
 
 def test_fid_cli_and_bad_inputs(sets, tmp_path):
     real, noise, _ = sets
-    res = CliRunner().invoke(app, ["evaluate", "fid", "--real", str(real), "--fake", str(noise), "-o", str(tmp_path / "r")])
+    args = ["evaluate", "fid", "--real", str(real), "--fake", str(noise), "-o", str(tmp_path / "r")]
+    res = CliRunner().invoke(app, args)
     assert isinstance(res.exception, InputError) and "KID subset size 1000" in str(res.exception)
     assert "kid_subset_size=3" in str(res.exception)  # the real halves hold 3 images
     with pytest.raises(InputError, match="not found"):
