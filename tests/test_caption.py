@@ -304,6 +304,20 @@ def test_incomplete_merge_and_changed_settings_fail_clearly(curated, tmp_path):
         merge_shards(tmp_path / "nothing")
 
 
+def test_merge_refuses_a_changed_input_and_waits_its_turn(tmp_path):
+    from retinalogos_hub.stage import WorkDir
+
+    src = make_curated(tmp_path / "ds", n=4)
+    assert caption_dataset(src, tmp_path / "o", TEMPLATE, shard="0/2", progress=False).merged is False
+    with WorkDir(tmp_path / "o", "caption").lock("caption merge"):  # another job is merging
+        r = caption_dataset(src, tmp_path / "o", TEMPLATE, shard="1/2", progress=False)
+        assert r.merged is False and not (tmp_path / "o" / "retinalogos.json").exists()
+    assert merge_shards(tmp_path / "o").rows == 4
+    make_curated(tmp_path / "ds", n=5)  # the input is rewritten after captioning
+    with pytest.raises(InputError, match="changed since"):
+        merge_shards(tmp_path / "o")
+
+
 def test_unreachable_server_fails_fast_before_any_work(curated, tmp_path):
     import time
 

@@ -160,11 +160,13 @@ def test_sigkill_mid_run_then_resume_loses_and_duplicates_nothing(tmp_path):
 
 @pytest.mark.slow
 def test_processes_under_torchrun_split_rows_and_the_main_one_merges(tmp_path):
-    """What `accelerate launch` / torchrun does on a multi-GPU node, here with 2 CPU processes (gloo)."""
+    """What `accelerate launch` / torchrun does on a multi-GPU node, here with 2 CPU processes (gloo), each with its
+    own copy of the VLM."""
     src = make_curated(tmp_path / "ds", n=9, size=32)
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "retinalogos_hub.cli",
-           "caption", "run", str(src), "--out", str(out), "--recipe", str(RECIPE.with_name("template.yaml"))]
+           "caption", "run", str(src), "--out", str(out), "--recipe", str(RECIPE), "transformers.model=tiny:qwen2-vl",
+           "transformers.batch_size=3", "transformers.max_new_tokens=4"]
     r = subprocess.run(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     work = out / ".work" / "caption"
@@ -173,3 +175,5 @@ def test_processes_under_torchrun_split_rows_and_the_main_one_merges(tmp_path):
     sizes = [len((work / p).read_text().splitlines()) for p in parts]
     assert sorted(sizes) == [4, 5]
     assert sorted(load_from_disk(str(out))["id"]) == sorted(load_from_disk(str(src))["id"])
+    prov = json.loads((out / "retinalogos.json").read_text())
+    assert prov["counts"]["rows"] == 9 and prov["config"]["transformers"]["model"] == "tiny:qwen2-vl"

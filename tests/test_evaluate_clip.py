@@ -1,4 +1,5 @@
-"""`evaluate clip-score` with the embedded tiny CLIP: the score equals CLIP's own normalised embeddings' cosine."""
+"""`evaluate clip-score` with the embedded tiny CLIP: the score equals CLIP's own normalised embeddings' cosine;
+provenance; bad inputs."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datasets import Dataset, Features, Image as ImageFeature, Value
 from typer.testing import CliRunner
 
 from retinalogos_hub.cli import app
-from retinalogos_hub.errors import InputError
+from retinalogos_hub.errors import ConfigError, InputError
 from retinalogos_hub.evaluate.clip import clip_score
 from retinalogos_hub.models import resolve
 
@@ -24,8 +25,8 @@ def captioned(tmp_path, fundus):
         p = tmp_path / f"{i}.png"
         fundus(48, seed=i, dr_grade=2 * i).save(p)
         paths.append(str(p))
-    ds = Dataset.from_dict({"image": paths, "caption": CAPTIONS, "id": ["a", "b", "c"]},
-                           features=Features({"image": ImageFeature(), "caption": Value("string"), "id": Value("string")}))
+    features = Features({"image": ImageFeature(), "caption": Value("string"), "id": Value("string")})
+    ds = Dataset.from_dict({"image": paths, "caption": CAPTIONS, "id": ["a", "b", "c"]}, features=features)
     ds.save_to_disk(str(tmp_path / "ds"))
     return tmp_path / "ds", ds
 
@@ -34,14 +35,23 @@ def test_clip_score_matches_clip_model(captioned, tmp_path):
     from transformers import CLIPModel, CLIPProcessor
 
     path, ds = captioned
-    res = CliRunner().invoke(app, ["evaluate", "clip-score", "--data", str(path), "-m", "tiny:clip", "-o", str(tmp_path / "r")])
+    out = tmp_path / "r"
+    args = ["evaluate", "clip-score", "--data", str(path), "-m", "tiny:clip", "-o", str(out), "batch_size=2"]
+    res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
-    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    report = json.loads((out / "report.json").read_text())
     assert report["summary"]["captions truncated"] == 1  # the 200-word caption exceeds CLIP's 77 tokens
+    prov = json.loads((out / "retinalogos.json").read_text())
+    assert prov["stage"] == "evaluate clip-score" and prov["config"]["batch_size"] == 2
+    assert prov["config"]["caption_column"] == "caption" and prov["config"]["device"] == "cpu"  # no GPU here
+    assert set(prov["inputs"]) == {"data", "model"} and prov["inputs"]["model"]["ref"] == "tiny:clip"
+    assert prov["counts"] == {"pairs": 3, "truncated": 1}
 
     # the reference: CLIPModel.forward's own normalised embeddings
-    model, proc = CLIPModel.from_pretrained(resolve("tiny:clip")).eval(), CLIPProcessor.from_pretrained(resolve("tiny:clip"))
-    inputs = proc(text=CAPTIONS, images=[r["image"] for r in ds], return_tensors="pt", padding=True, truncation=True, max_length=77)
+    model = CLIPModel.from_pretrained(resolve("tiny:clip")).eval()
+    proc = CLIPProcessor.from_pretrained(resolve("tiny:clip"))
+    inputs = proc(text=CAPTIONS, images=[r["image"] for r in ds], return_tensors="pt", padding=True, truncation=True,
+                  max_length=77)
     with torch.no_grad():
         o = model(**inputs)
     expected = (o.image_embeds * o.text_embeds).sum(-1).clamp(min=0)
@@ -51,8 +61,10 @@ def test_clip_score_matches_clip_model(captioned, tmp_path):
 
 def test_clip_score_bad_inputs(captioned, tmp_path, fundus):
     path, _ = captioned
-    with pytest.raises(InputError, match="no 'prompt' column"):
-        clip_score(path, "tiny:clip", tmp_path / "r", caption_column="prompt")
+    with pytest.raises(InputError, match="no 'prompt' column.*caption_column=NAME"):
+        clip_score(path, "tiny:clip", tmp_path / "r", overrides=["caption_column=prompt"])
+    with pytest.raises(ConfigError, match="unknown key 'batch'"):
+        clip_score(path, "tiny:clip", tmp_path / "r", overrides=["batch=3"])
     folder = tmp_path / "folder"
     folder.mkdir()
     fundus(32).save(folder / "a.png")

@@ -1,4 +1,4 @@
-"""`evaluate turing-kit` / `turing-score`: blinded sheet -> filled CSV -> score, and malformed answers."""
+"""`evaluate turing-kit` / `turing-score`: blinded sheet -> filled CSV -> score, provenance, and malformed answers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from retinalogos_hub.cli import app
-from retinalogos_hub.errors import InputError
+from retinalogos_hub.errors import ConfigError, InputError
 from retinalogos_hub.evaluate.turing import turing_kit, turing_score
 
 
@@ -19,8 +19,9 @@ def kit(tmp_path, fundus):
         (tmp_path / name).mkdir()
         for i in range(5):
             fundus(48, seed=i + (100 if name == "fake" else 0)).save(tmp_path / name / f"{name}_{i}.png")
-    res = CliRunner().invoke(app, ["evaluate", "turing-kit", "--real", str(tmp_path / "real"), "--fake", str(tmp_path / "fake"),
-                                   "--n-real", "4", "--n-fake", "4", "-o", str(tmp_path / "kit")])
+    args = ["evaluate", "turing-kit", "--real", str(tmp_path / "real"), "--fake", str(tmp_path / "fake"),
+            "-o", str(tmp_path / "kit"), "n_real=4", "n_fake=4"]
+    res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     return tmp_path / "kit"
 
@@ -47,11 +48,17 @@ def test_turing_round_trip(kit, tmp_path):
     key = json.loads((kit / "key.json").read_text())["cases"]
     assert sum(v["real"] for v in key.values()) == 4 and not (sheet / "key.json").exists()
     assert [v["real"] for v in key.values()] != [True] * 4 + [False] * 4  # shuffled
+    prov = json.loads((kit / "retinalogos.json").read_text())
+    assert prov["stage"] == "evaluate turing-kit"
+    assert prov["config"] == {"n_real": 4, "n_fake": 4, "size": 1024, "seed": 0}  # overrides on the shipped recipe
+    assert set(prov["inputs"]) == {"real:real", "fake:fake"}
+    assert prov["counts"] == {"cases": 8, "real": 4, "synthetic": 4}
 
     # grader 1 calls every image real; grader 2 spots half the synthetic ones (the lower-numbered)
     fakes = sorted(c for c, v in key.items() if not v["real"])
     g1 = _fill(kit, tmp_path / "g1.csv", lambda c, real: "real", lambda real: 5 if real else 3)
-    g2 = _fill(kit, tmp_path / "g2.csv", lambda c, real: "real" if real or c in fakes[2:] else "synthetic", lambda real: 4 if real else 2)
+    g2 = _fill(kit, tmp_path / "g2.csv", lambda c, real: "real" if real or c in fakes[2:] else "synthetic",
+               lambda real: 4 if real else 2)
     res = CliRunner().invoke(app, ["evaluate", "turing-score", str(kit), "--answers", str(g1), "--answers", str(g2)])
     assert res.exit_code == 0, res.output
     score = turing_score(kit, [g1, g2])
@@ -61,6 +68,10 @@ def test_turing_round_trip(kit, tmp_path):
     assert score.structures["lesions"]["real"] != score.structures["lesions"]["real"]  # left blank: NaN
     report = json.loads((kit / "score" / "report.json").read_text())
     assert report["structures"]["lesions"]["real"] is None and report["summary"]["synthetic judged real %"] == 75.0
+    prov = json.loads((kit / "score" / "retinalogos.json").read_text())
+    assert prov["stage"] == "evaluate turing-score" and prov["config"] == {}
+    assert set(prov["inputs"]) == {"kit", "answers:g1", "answers:g2"}
+    assert prov["counts"] == {"answers": 16, "graders": 2}
 
 
 def test_sheet_images_carry_no_camera_metadata(tmp_path, fundus):
@@ -73,7 +84,8 @@ def test_sheet_images_carry_no_camera_metadata(tmp_path, fundus):
     for name in ("real", "fake"):
         (tmp_path / name).mkdir()
         fundus(48, seed=1).save(tmp_path / name / "a.jpg", icc_profile=icc, exif=exif.tobytes())
-    kit = turing_kit([str(tmp_path / "real")], [str(tmp_path / "fake")], tmp_path / "kit", n_real=1, n_fake=1)
+    kit = turing_kit([str(tmp_path / "real")], [str(tmp_path / "fake")], tmp_path / "kit",
+                     overrides=["n_real=1", "n_fake=1"])
     for png in (kit.sheet / "images").iterdir():
         data = png.read_bytes()
         assert b"iCCP" not in data and b"eXIf" not in data and b"FundusCam" not in data
@@ -94,5 +106,7 @@ def test_turing_bad_answers(kit, tmp_path):
         turing_score(kit, [bad])
     with pytest.raises(InputError, match="key.json"):
         turing_score(tmp_path, [good])
-    with pytest.raises(InputError, match="only 5 available"):
-        turing_kit([tmp_path / "real"], [tmp_path / "fake"], tmp_path / "k2", n_real=9, n_fake=1)
+    with pytest.raises(InputError, match="n_real=9: .*only 5 available"):
+        turing_kit([tmp_path / "real"], [tmp_path / "fake"], tmp_path / "k2", overrides=["n_real=9", "n_fake=1"])
+    with pytest.raises(ConfigError, match="size >= 8"):
+        turing_kit([tmp_path / "real"], [tmp_path / "fake"], tmp_path / "k2", overrides=["size=2"])

@@ -158,6 +158,13 @@ def test_chain_runs_step1_purify_step3(chains, bb):
     resolved = yaml.safe_load((out / "step3" / "config.yaml").read_text())
     assert resolved["data"]["require_purify_keep"] is True and resolved["model"]["base_model"] == s3["base_model"]
     assert (out / "step1" / "validation" / "step-000004.png").is_file()
+    # every stage folder of the chain holds its provenance, and the chain's own names the steps' counts
+    stages = {d: json.loads((out / d / "retinalogos.json").read_text()) for d in ("step1", "step2", "step3", ".")}
+    assert [stages[d]["stage"] for d in ("step1", "step2", "step3", ".")] == ["train", "purify", "train", "chain"]
+    assert stages["step1"]["counts"]["global_step"] == 4 and stages["step1"]["counts"]["engine"] == "NO"
+    assert stages["step3"]["config"]["data"]["require_purify_keep"] is True
+    assert stages["."]["counts"]["step2_kept"] == s3["train_rows"]
+    assert s1["pipeline_class"] == {"lumina-next": "LuminaPipeline", "lumina2": "Lumina2Pipeline", "sana": "SanaPipeline"}[bb]
     for step in ("step1", "step3"):
         ckpts = sorted((out / step / "checkpoints").iterdir())
         assert len(ckpts) <= 2  # checkpoint.total_limit
