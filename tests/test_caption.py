@@ -321,6 +321,8 @@ def test_merge_refuses_a_changed_input_and_waits_its_turn(tmp_path):
 def test_unreachable_server_fails_fast_before_any_work(curated, tmp_path):
     import time
 
+    import openai  # noqa: F401  (what is timed is the probe, not the import)
+
     cfg = shipped("openai", "openai.base_url=http://127.0.0.1:9/v1")
     t = time.monotonic()
     with pytest.raises(HubError, match=r"http://127.0.0.1:9/v1"):

@@ -129,6 +129,7 @@ def test_provenance_records_config_inputs_and_counts(raw, run):
     prov = _check_provenance(run.out, CFG, raw["sources"])
     assert prov["counts"]["kept"] == run.kept and prov["counts"]["splits"] == run.splits
     assert (run.out / WORK / "state.json").is_file()  # the work store: OUT/.work/curate/shard-<i>-of-<N>/
+    assert [p.name for p in (run.out / ".work").rglob("*") if p.is_dir()] == ["curate", "shard-0-of-1"]  # no scratch
 
 
 def test_images_are_cropped_squares_without_metadata(raw, run):
@@ -241,6 +242,7 @@ def test_shards_plus_merge_equal_unsharded(raw, run, tmp_path):
     assert key(_manifest(merged.out)) == key(_manifest(run.out))
     assert datasets.load_from_disk(str(merged.out))["id"] == datasets.load_from_disk(str(run.out))["id"]
     prov = _check_provenance(merged.out, CFG, raw["sources"])  # the same provenance as an unsharded run
+    assert not (merged.out / ".work").exists()  # the merge's scratch is gone; its work stays in the shards
     assert prov["counts"]["stamp"] != stage.read_provenance(run.out)["counts"]["stamp"]  # other work rows
     for i in range(2):  # each shard records its own share
         assert stage.read_provenance(parts[i])["counts"]["shard"] == f"{i}/2"

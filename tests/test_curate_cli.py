@@ -64,11 +64,17 @@ def test_nonexistent_source_dir_is_one_line_without_traceback(tmp_path):
         (["--source", "eyepacs"], "expected NAME=PATH"),
         (["--source", "eyepacs=/tmp", "--shard", "2/2"], "expected i/N with 0 <= i < N"),
         (["--source", "eyepacs=/tmp", "dedup.phash_distanse=3"], "unknown key 'dedup.phash_distanse'"),
+        (["--source", "eyepacs=/tmp", "--recipe", "/nonexistent/curate.yaml"], "recipe not found"),
     ],
 )
 def test_bad_arguments(monkeypatch, capsys, tmp_path, args, expected):
     code, _, err = _main(monkeypatch, capsys, "curate", "run", "--out", str(tmp_path / "out"), *args)
     assert code == 1 and expected in err and "Traceback" not in err
+
+
+def test_merge_without_shards_says_how_to_make_them(monkeypatch, capsys, tmp_path):
+    code, _, err = _main(monkeypatch, capsys, "curate", "merge", str(tmp_path), "--out", str(tmp_path / "m"))
+    assert code == 1 and "no shard work found" in err and "curate run --shard i/N" in err
 
 
 def test_wrong_label_columns_and_empty_dir(monkeypatch, capsys, tmp_path):

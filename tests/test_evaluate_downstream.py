@@ -1,4 +1,5 @@
-"""`evaluate downstream`: the Table-2 experiment end to end on tiny classifiers; resume; unlabelled synthetic refused."""
+"""`evaluate downstream`: the Table-2 experiment end to end on tiny classifiers; provenance; resume; unlabelled
+synthetic refused."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from retinalogos_hub.generate import generate
 from retinalogos_hub.schema import CURATED
 
 RECIPES = Path(__file__).parents[1] / "recipes" / "eval"
+TASKS = [p for p in sorted(RECIPES.glob("*.yaml")) if p.stem not in ("fid", "clip_score", "turing")]
 FAST = ["sampling.height=32", "sampling.width=32", "sampling.num_inference_steps=2"]
 
 
@@ -29,19 +31,19 @@ def _real(tmp_path, fundus) -> Path:
         fundus(40, seed=i, dr_grade=grade).save(path)
         rows.append({
             "image": str(path), "id": f"idrid/{i}", "source": "idrid", "source_id": str(i), "patient_id": str(i),
-            "eye": "left", "dr_grade": grade, "dme": 0, "glaucoma": False, "diseases": [], "findings": None, "age": None,
-            "sex": None, "quality": None, "quality_score": None, "width": 40, "height": 40,
+            "eye": "left", "dr_grade": grade, "dme": 0, "glaucoma": False, "diseases": [], "findings": None,
+            "age": None, "sex": None, "quality": None, "quality_score": None, "width": 40, "height": 40,
             "split": "test" if i >= 10 else "train", "license": "CC-BY-4.0", "redistributable": True,
         })
     Dataset.from_list(rows, features=Features(CURATED)).save_to_disk(str(tmp_path / "real"))
     return tmp_path / "real"
 
 
+@pytest.mark.slow
 def test_downstream_end_to_end_and_resume(tmp_path, fundus, monkeypatch):
     real = _real(tmp_path, fundus)
-    cond = tmp_path / "cond.yaml"
-    cond.write_text("dr_grade: {0: 1, 2: 1, 4: 1}\nsampling: {batch_size: 6}\n")
-    generate("tiny:lumina-next", tmp_path / "synth", conditions=cond, n=6, overrides=FAST)
+    grades = ["conditions.dr_grade={0: 1, 2: 1, 4: 1}", "sampling.batch_size=6"]
+    generate("tiny:lumina-next", tmp_path / "synth", n=6, overrides=[*FAST, *grades])
     out = tmp_path / "eval"
     args = ["evaluate", "downstream", "--recipe", str(RECIPES / "tiny.yaml"), f"data.real={real}",
             f"data.synthetic={tmp_path / 'synth'}", f"output_dir={out}", "training.epochs=1"]
@@ -54,19 +56,29 @@ def test_downstream_end_to_end_and_resume(tmp_path, fundus, monkeypatch):
         assert set(by_set) == {"real", "real+synthetic"}
         for m in by_set.values():
             assert 0 <= m["accuracy"] <= 1 and 0 <= m["f1"] <= 1 and -1 <= m["qwk"] <= 1
-    assert len(list((out / "runs").glob("*.json"))) == 4 and (out / "config.yaml").is_file()
+    assert len(list((out / ".work" / "downstream").glob("*.json"))) == 4 and not (out / "config.yaml").exists()
     assert "real → real + synthetic" in (out / "report.html").read_text()
+    # the provenance: the resolved recipe (overrides included), the data sets' and classifiers' fingerprints, counts
+    prov = json.loads((out / "retinalogos.json").read_text())
+    assert prov["stage"] == "evaluate downstream" and prov["config"]["training"]["epochs"] == 1
+    assert prov["config"]["data"]["synthetic"] == str(tmp_path / "synth")
+    assert prov["config"]["training"]["device"] is None
+    assert set(prov["inputs"]) == {"real", "synthetic", "model:ResNet (tiny)", "model:ViT (tiny)"}
+    assert prov["counts"] == {"rows": report["counts"], "runs": 4, "trained": 4, "read_back": 0}
 
     # killed and rerun: finished runs are read back, nothing is trained again
     from retinalogos_hub.evaluate import downstream as mod
 
     monkeypatch.setattr(mod, "_train_and_score", lambda *a, **k: pytest.fail("retrained a finished run"))
-    again = downstream(RECIPES / "tiny.yaml", args[4:])
+    again = downstream(RECIPES / "tiny.yaml", args[4:], device="cpu")  # the device is recorded, not part of a run
     assert again.metrics == report["metrics"]
+    prov = json.loads(again.provenance.read_text())
+    assert prov["counts"]["read_back"] == 4 and prov["config"]["training"]["device"] == "cpu"
 
     # other settings in the same output_dir: trained afresh, never answered with the earlier results
     retrained = []
-    monkeypatch.setattr(mod, "_train_and_score", lambda *a, **k: retrained.append(1) or {"accuracy": 0.0, "f1": 0.0, "qwk": 0.0})
+    zeros = {"accuracy": 0.0, "f1": 0.0, "qwk": 0.0}
+    monkeypatch.setattr(mod, "_train_and_score", lambda *a, **k: retrained.append(1) or zeros)
     downstream(RECIPES / "tiny.yaml", [*args[4:-1], "training.epochs=2"])
     assert len(retrained) == 4
 
@@ -78,7 +90,8 @@ def test_training_resumes_from_its_epoch_checkpoint(tmp_path, fundus, monkeypatc
     from retinalogos_hub.evaluate.images import open_images
 
     real = open_images(_real(tmp_path, fundus))
-    cfg = load_config(DownstreamRecipe, RECIPES / "tiny.yaml", [f"data.real={real.path}", "data.synthetic=x", "output_dir=o"])
+    cfg = load_config(DownstreamRecipe, RECIPES / "tiny.yaml",
+                      [f"data.real={real.path}", "data.synthetic=x", "output_dir=o"])
     clf, rows, test = cfg.classifiers[0], [(real, i) for i in range(10)], [(real, i) for i in range(10, 15)]
     straight = _train_and_score(clf, rows, test, cfg, tmp_path / "a.ckpt.pt")  # 2 epochs x 2 steps
 
@@ -104,15 +117,17 @@ def test_training_resumes_from_its_epoch_checkpoint(tmp_path, fundus, monkeypatc
 def test_downstream_refuses_unlabelled_synthetic(tmp_path, fundus):
     real = _real(tmp_path, fundus)
     generate("tiny:lumina-next", tmp_path / "free", prompts=["A fundus photograph."], n=2, overrides=FAST)
-    with pytest.raises(InputError, match="cannot enter the downstream experiment"):
-        downstream(RECIPES / "tiny.yaml", [f"data.real={real}", f"data.synthetic={tmp_path / 'free'}", f"output_dir={tmp_path / 'o'}"])
+    out = f"output_dir={tmp_path / 'o'}"
+    with pytest.raises(InputError, match="cannot enter the downstream"):
+        downstream(RECIPES / "tiny.yaml", [f"data.real={real}", f"data.synthetic={tmp_path / 'free'}", out])
     with pytest.raises(InputError, match="outside 0..1"):
-        downstream(RECIPES / "tiny.yaml", [f"data.real={real}", f"data.synthetic={real}", f"output_dir={tmp_path / 'o'}",
-                                           "num_labels=2", "label=dr_grade"])
+        downstream(RECIPES / "tiny.yaml", [f"data.real={real}", f"data.synthetic={real}", out, "num_labels=2",
+                                           "label=dr_grade"])
+    assert not (tmp_path / "o" / "retinalogos.json").exists()
 
 
-@pytest.mark.parametrize("recipe", sorted(RECIPES.glob("*.yaml")), ids=lambda p: p.name)
-def test_shipped_eval_recipes_load(recipe):
+@pytest.mark.parametrize("recipe", TASKS, ids=lambda p: p.name)
+def test_shipped_downstream_recipes_load(recipe):
     cfg = load_config(DownstreamRecipe, recipe)
     assert cfg.classifiers and cfg.num_labels in (2, 5)
 

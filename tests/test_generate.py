@@ -71,6 +71,7 @@ def test_generate_prompts_file_dataset_and_provenance(tmp_path):
     assert prov["counts"] == {"images": 3, "resumed": 0}
 
 
+@pytest.mark.slow  # generation + push-dataset + load_dataset
 def test_generate_dataset_labels_seeds_provenance_and_publish(tmp_path):
     from retinalogos_hub.hub import push_dataset
 

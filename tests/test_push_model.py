@@ -48,6 +48,7 @@ def run_dir(tmp_path, fundus) -> Path:
     return run
 
 
+@pytest.mark.slow
 def test_push_model_round_trip_and_card_snippet_runs(hub_server, run_dir, tmp_path):
     from huggingface_hub import ModelCard, snapshot_download
 

@@ -148,7 +148,9 @@ def test_every_registered_source_has_layout_licence_and_expectations():
     rows = describe()
     assert [r["name"] for r in rows] == list(REGISTRY)
     for row in rows:
-        assert row["expects"] and row["labels"] and row["license"] and isinstance(row["redistributable"], bool)
+        assert row["expects"] and row["license"] and isinstance(row["redistributable"], bool)
+        assert row["labels"] and all(isinstance(label, str) for label in row["labels"])  # a list, for `--json`
+        assert row["homepage"].startswith("http") or row["name"] == "table"
     redistributable = {r["name"] for r in rows if r["redistributable"]}
     assert {"idrid", "deepdrid", "rfmid2", "origa", "g1020", "papila", "fives", "hrf", "chase_db1"} == redistributable
 

@@ -94,6 +94,7 @@ def test_buckets_are_an_area_budget():
     assert px.shape == (3, 32, 48) and px.min() >= -1 and px.max() <= 1
 
 
+@pytest.mark.slow
 def test_cache_parts_are_shared_by_processes_and_match_one_process(tmp_path, monkeypatch):
     from retinalogos_hub.train import data as D
 
@@ -214,6 +215,7 @@ def generate_fresh(specs: list[tuple[str, Path, Path | None]]) -> list[dict]:
     return [json.loads(line[len("RESULT "):]) for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
 
 
+@pytest.mark.slow
 def test_exports_load_in_a_fresh_process_and_lora_changes_output(chains):
     specs = [("lumina-next", chains["lumina-next"] / step / "pipeline", None) for step in ("step1", "step3")]
     specs += [(bb, chains[bb] / "step1" / "pipeline", chains[bb] / "step3" / "lora") for bb in ("lumina2", "sana")]
@@ -266,6 +268,7 @@ def test_bf16_autocast_and_grad_accumulation_run(tmp_path):
 # --- the training target points the way each sampler integrates ---------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bb", BACKBONES)
 def test_overfit_one_image_moves_generation_toward_it(bb, tmp_path):
     from diffusers import DiffusionPipeline
@@ -302,6 +305,7 @@ def test_overfit_one_image_moves_generation_toward_it(bb, tmp_path):
 # --- resume, multi-process --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights(tmp_path):
     data = make_captioned(tmp_path / "captioned", n=6)
     recipe = TINY / "lumina-next" / "step1_pretrain_full.yaml"
@@ -330,6 +334,7 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     assert resumed.final_loss == whole.final_loss
 
 
+@pytest.mark.slow
 def test_accelerate_launch_two_cpu_processes(tmp_path):
     data = make_captioned(tmp_path / "captioned", n=6)
     with socket.socket() as s:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from ..errors import HubError, InputError
+from ..errors import HubError, InputError, OfflineError
 from .config import CaptionConfig
 from .prompt import json_schema
 from .template import TemplateCaptioner
@@ -63,7 +63,6 @@ class TransformersBackend:
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        from ..errors import OfflineError
         from ..models import resolve
 
         tc = cfg.transformers

@@ -1,7 +1,9 @@
 """Curation: public fundus layouts -> FOV-cropped, quality-scored, deduplicated, patient-split HF dataset directory.
 
-`curate(sources, out)` for one machine (or `shard=(i, N)` per machine, then `merge(shard_outs, out)`); the output is
-`datasets.load_from_disk(out)` with `schema.CURATED` features, plus `out/manifest.parquet` accounting for every input.
+`curate(sources, out, cfg=load_config(CurateConfig))` for one machine (or `shard=(i, N)` per machine, then
+`merge(shard_outs, out)`); the output is `datasets.load_from_disk(out)` with `schema.CURATED` features, plus
+`out/manifest.parquet` accounting for every input and `out/retinalogos.json` (the provenance: resolved config, source
+fingerprints, counts). Resumable work lives under `out/.work/curate/shard-<i>-of-<N>/`.
 """
 
 from .settings import CurateConfig

@@ -18,8 +18,8 @@ for a left eye.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -80,7 +80,7 @@ class Fov:
     fill: float  # fraction of (circle ∩ image) that is bright field
     notch: float | None = None  # angle (degrees counter-clockwise from 3 o'clock) of a rim notch; None = none seen
 
-    def scaled(self, s: float) -> "Fov":
+    def scaled(self, s: float) -> Fov:
         return Fov(self.cx * s, self.cy * s, self.r * s, self.visible, self.fill, self.notch)
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -25,12 +25,12 @@ import pyarrow.parquet as pq
 
 from .. import stage
 from ..config import load_config
-from ..shards import parse_shard, shard_of  # noqa: F401  (parse_shard re-exported for the CLI)
 from ..errors import InputError, SourceError
+from ..licenses import license_for
 from ..schema import CURATED, make_id
+from ..shards import parse_shard, shard_of  # noqa: F401  (parse_shard re-exported for the CLI)
 from ..sources import get_source, make_config
 from ..sources.base import complete
-from ..licenses import license_for
 from .dedup import Item, find_duplicates
 from .process import THUMB, process
 from .settings import WORK_VERSION, CurateConfig
@@ -280,7 +280,16 @@ def _parallel(pool: ProcessPoolExecutor, records: Iterator[dict], cfg: CurateCon
 def _finalize(
     shards: list[ShardWork], out: Path, cfg: CurateConfig, processed: int, run: stage.StageRun
 ) -> CurateResult:
-    out.mkdir(parents=True, exist_ok=True)
+    scratch = stage.WorkDir(out, STAGE, "finalize")  # the dataset generator's cache
+    with scratch.lock("curate finalize"):  # one finalize per OUT at a time
+        try:
+            return _build(shards, out, cfg, processed, run, scratch)
+        finally:
+            scratch.remove()
+
+
+def _build(shards: list[ShardWork], out: Path, cfg: CurateConfig, processed: int, run: stage.StageRun,
+           scratch: stage.WorkDir) -> CurateResult:
     parts = [p for s in shards for p in s.parts()]
     # the stamp changes whenever the config, the inputs or the work rows change; it is kept in the provenance's counts
     stamp = stage.fingerprint(cfg, [s.key() for s in shards])
@@ -322,7 +331,7 @@ def _finalize(
     # 4. manifest: one row per input file
     counts = _write_manifest(out, shards, index, statuses, reasons, cols["orientation"], dups, split_of)
     # 5. the dataset; inputs = kept + excluded + duplicate, and every kept row is in it exactly once
-    rows = _write_dataset(out, parts, split_of)
+    rows = _write_dataset(out, parts, split_of, scratch)
     if sum(counts.values()) != n_inputs or rows != counts["kept"] or rows != len(split_of):
         raise AssertionError(f"{n_inputs} inputs but manifest {counts} and {rows} dataset rows")
     splits = {s: n for s in ("train", "validation", "test") if (n := sum(1 for v in split_of.values() if v == s))}
@@ -400,23 +409,15 @@ def _rows(parts: list[str], keep: str) -> Iterator[dict]:
                 }
 
 
-def _write_dataset(out: Path, parts: list[Path], split_of: dict[str, str]) -> int:
+def _write_dataset(out: Path, parts: list[Path], split_of: dict[str, str], scratch: stage.WorkDir) -> int:
     from datasets import Dataset
 
-    scratch = stage.WorkDir(out, STAGE, "finalize")  # the generator's cache; locked: one finalize per OUT at a time
-    with scratch.lock("curate finalize"):
-        try:
-            keep = scratch.commit("keep.parquet", _parquet(pa.table({"id": list(split_of),
-                                                                      "split": list(split_of.values())})))
-            ds = Dataset.from_generator(_rows, features=CURATED, cache_dir=str(scratch.path("cache")),
-                                        gen_kwargs={"parts": [str(p) for p in parts], "keep": str(keep)})
-            ds = ds.sort("id")  # deterministic row order whatever the worker count or resume history
-            stage.save_dataset(ds, out)
-            rows = len(ds)
-            del ds
-        finally:
-            scratch.remove()
-    return rows
+    keep = scratch.commit("keep.parquet", _parquet(pa.table({"id": list(split_of), "split": list(split_of.values())})))
+    ds = Dataset.from_generator(_rows, features=CURATED, cache_dir=str(scratch.path("cache")),
+                                gen_kwargs={"parts": [str(p) for p in parts], "keep": str(keep)})
+    ds = ds.sort("id")  # deterministic row order whatever the worker count or resume history
+    stage.save_dataset(ds, out)
+    return len(ds)
 
 
 def _parquet(table: pa.Table) -> bytes:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 SPLITS = ("train", "validation", "test")
 _RANK = {"validation": 1, "test": 2}  # official splits that are kept as published

@@ -12,8 +12,8 @@ and atomic commits).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -47,7 +47,9 @@ class ShardWork(stage.WorkDir):
     def write_inputs(self, rows: Iterable[dict], batch: int = 4096) -> tuple[int, str]:
         """Commit the shard's input rows as inputs.parquet; returns (how many, their fingerprint). A bad label file
         fails while the rows are read, before anything is committed."""
-        sink, n, digests, buf = pa.BufferOutputStream(), 0, [], []
+        sink, n = pa.BufferOutputStream(), 0
+        digests: list[str] = []
+        buf: list[dict] = []
 
         def flush() -> None:
             w.write_table(pa.Table.from_pylist(buf, INPUTS))

@@ -117,8 +117,10 @@ def downstream(recipe: Path, overrides: Sequence[str] = (), *, device: str | Non
 
     # 2. Train and score every (classifier, training set); finished runs of the same settings and data are read
     # back (the file name carries their fingerprint, so a changed recipe or dataset trains afresh instead of reusing).
-    settings = {**asdict(cfg), "output_dir": None, "data_fingerprints": [real.fingerprint, test.fingerprint,
-                                                                         synth.fingerprint]}
+    # Where the output goes and which device trains are not part of a run.
+    fingerprints = [real.fingerprint, test.fingerprint, synth.fingerprint]
+    settings = {**asdict(cfg), "output_dir": None, "data_fingerprints": fingerprints}
+    settings["training"]["device"] = None
     metrics: dict[str, dict[str, dict[str, float]]] = {}
     work = stage.WorkDir(out, "downstream")
     trained = 0
