@@ -8,44 +8,36 @@ import pytest
 from typer.testing import CliRunner
 
 from retinalogos_hub.cli import app
-from retinalogos_hub.config import load_config
-from retinalogos_hub.curate.settings import CurateConfig
-from retinalogos_hub.evaluate.downstream import DownstreamRecipe
-from retinalogos_hub.generate import Conditions
-from retinalogos_hub.purify import PurifyConfig
-from retinalogos_hub.train.config import PipelineConfig, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = ("curate", "curate-merge", "sources", "caption", "purify", "push-dataset", "attach-images", "train",
-            "push-model", "generate", "evaluate", "demo")
-
-
-def loader_for(path: Path):
-    """The dataclass each shipped YAML is read with (None: not a recipe of ours, e.g. accelerate's own format)."""
-    rel = path.relative_to(ROOT / "recipes")
-    if rel.parts[0] == "accelerate":
-        return None
-    if path.name == "pipeline.yaml":
-        return PipelineConfig
-    if path.name.startswith(("step1_", "step3_")):
-        return TrainConfig
-    if path.name == "step2_purify.yaml":
-        return PurifyConfig
-    return {"curate": CurateConfig, "eval": DownstreamRecipe, "generate": Conditions}[rel.parts[0]]
-
-
-@pytest.mark.parametrize("path", sorted((ROOT / "recipes").rglob("*.yaml")), ids=lambda p: str(p.relative_to(ROOT)))
-def test_every_shipped_yaml_loads_and_says_how_to_run_it(path):
-    cls = loader_for(path)
-    if cls is not None:
-        assert load_config(cls, path) is not None
-    assert path.read_text().startswith("#"), "each YAML starts with a comment giving its launch command"
+COMMANDS = ("curate", "sources", "caption", "purify", "push-dataset", "attach-images", "train", "push-model", "generate",
+            "evaluate", "demo")
+GROUPS = {"curate": ("run", "merge"), "caption": ("run", "merge"),
+          "evaluate": ("fid", "clip-score", "downstream", "turing-kit", "turing-score")}
 
 
 def test_help_lists_every_command():
     out = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"}).output
     for command in COMMANDS:
         assert f" {command} " in out, command
+
+
+@pytest.mark.parametrize("group", list(GROUPS))
+def test_groups_have_real_sub_commands(group):
+    out = CliRunner().invoke(app, [group, "--help"], env={"COLUMNS": "200"}).output
+    for command in GROUPS[group]:
+        assert f" {command} " in out, (group, command)
+
+
+def test_shared_options_are_defined_once():
+    """Options used by several commands have one definition, and so one default, in cli/_options.py."""
+    import re
+
+    for path in sorted((ROOT / "retinalogos_hub" / "cli").glob("*.py")):
+        if path.name == "_options.py":
+            continue
+        for flag in ("--model", "--device", "--recipe", "--shard", "--token", "--seed", "--workers"):
+            assert not re.search(rf'typer\.Option\(\s*"{flag}"', path.read_text()), f"{path.name} redefines {flag}"
 
 
 def test_library_error_is_one_line_and_debug_shows_traceback(tmp_path):

@@ -8,13 +8,14 @@ from typing import Annotated
 import typer
 
 from ._app import app, result, table
+from ._options import Seed
 
 
 @app.command("demo")
 def demo(
     workdir: Annotated[Path, typer.Option("--workdir", help="Where every stage writes its directory.")] = Path("demo-run"),
     patients: Annotated[int, typer.Option("--patients", help="Miniature EyePACS patients (two eyes each).")] = 6,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Seed = 0,
 ) -> None:
     """Run the whole path offline on procedural fundus images and embedded tiny models (a few minutes on a CPU)."""
     from ..demo.run import run_demo
