@@ -118,7 +118,7 @@ def _build(cls, data: dict, prefix: str, errors: list[str]):
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as e:
-        errors.append(f"{prefix or cls.__name__}: {e}")
+        errors.append(f"{prefix.rstrip('.') or cls.__name__}: {e}")
         return None
 
 
@@ -135,6 +135,9 @@ def _coerce(tp, value, key: str, errors: list[str]):
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1:  # Optional[X]: X's own errors name the bad key (never "must be Optional, got {...}")
+            return _coerce(inner[0], value, key, errors)
         for arg in args:
             if arg is type(None):
                 continue

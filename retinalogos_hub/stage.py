@@ -53,8 +53,8 @@ def folder_fingerprint(path: str | Path) -> str:
     if not p.exists():
         return fingerprint(str(path))
     state = p / "state.json"
-    if state.is_file():
-        st = json.loads(state.read_text())
+    st = json.loads(state.read_text()) if state.is_file() else {}
+    if "_fingerprint" in st or "_data_files" in st:  # a HF dataset folder (a WorkDir's state.json is not one)
         return fingerprint(st.get("_fingerprint"), [f.get("filename") for f in st.get("_data_files", [])])
     if p.is_file():
         return fingerprint(p.name, p.stat().st_size)
@@ -116,7 +116,7 @@ class WorkDir:
         new = json.loads(_canonical(dict(settings)))
         if old is not None and old != new:
             diff = [f"{k}={old.get(k)!r} (now {new.get(k)!r})" for k in sorted({*old, *new}) if old.get(k) != new.get(k)]
-            raise InputError(f"{self.out}: holds unfinished work made with {', '.join(diff)}; {hint}")
+            raise InputError(f"{self.out}: holds work made with {', '.join(diff)}; {hint}")
         if old is None:
             self.write_state(**{**self.state(), "settings": new})
 

@@ -115,11 +115,16 @@ def _keys(d: dict, prefix: str = "") -> set[str]:
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_keys_meant_to_agree_across_a_backbones_steps_do(tree, backbone):
     recipes = {s: _yaml(RECIPES / f"{tree}{backbone}/{s}.yaml") for s in STEPS}
-    for key in ("model.backbone", "model.base_model", "model.max_sequence_length", "data.caption_dropout",
+    for key in ("model.backbone", "model.max_sequence_length", "data.caption_dropout",
                 "data.max_aspect", "validation.prompts", "validation.guidance_scale", "optim.name"):
         values = {s: _get(r, key) for s, r in recipes.items()}
         assert len({repr(v) for v in values.values()}) == 1, f"{tree}{backbone}: {key} differs: {values}"
     assert _get(recipes["step1_pretrain_full"], "model.backbone") == backbone
+    # both step-1 variants start from the same base; both step-3 variants from step 1's exported pipeline
+    s1 = recipes["step1_pretrain_full"]
+    assert recipes["step1_pretrain_lora"]["model"]["base_model"] == s1["model"]["base_model"]
+    for s in ("step3_hires_sft_full", "step3_hires_sft_lora"):
+        assert recipes[s]["model"]["base_model"] == f"{s1['output_dir']}/pipeline", s
     # step 3 trains on what step 2 kept, at a higher resolution than step 1
     for s, r in recipes.items():
         assert r["data"]["require_purify_keep"] == s.startswith("step3"), s
@@ -151,5 +156,6 @@ def test_caption_recipes_agree_on_what_a_caption_is():
     recipes = {p.name: _yaml(p) for p in sorted((RECIPES / "caption").glob("*.yaml"))}
     assert len(recipes) >= 3
     shared = set.intersection(*(set(r) for r in recipes.values()))
-    for key in sorted(shared & {"min_words", "max_words", "prompt_version", "regenerate_inconsistent"}):
+    assert {"min_words", "max_words", "prompt_version"} <= shared
+    for key in ("min_words", "max_words", "prompt_version"):
         assert len({repr(r[key]) for r in recipes.values()}) == 1, f"caption recipes disagree on {key}"
