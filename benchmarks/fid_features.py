@@ -18,10 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
-from retinalogos_hub.demo.fundus import fundus_image
 from retinalogos_hub.config import load_config
+from retinalogos_hub.demo.fundus import fundus_image
 from retinalogos_hub.evaluate.fid import FidConfig, InceptionFeatures, extract, resize_tf1
 from retinalogos_hub.evaluate.images import open_images
 

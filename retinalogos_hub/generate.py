@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -261,7 +262,7 @@ def _plan_settings(model: str, cfg: GenerateConfig, prompts: Sequence[str], n: i
 
 
 def _plan_prompts(prompts: Sequence[str], ids: list[str]) -> list[dict]:
-    rows = []
+    rows: list[dict] = []
     for i, source_id in enumerate(ids):
         prompt = prompts[i % len(prompts)]
         rows.append(
@@ -286,7 +287,7 @@ def _plan_conditions(cfg: GenerateConfig, ids: list[str], captions_from: Path | 
         found = real.pick(row) if real else None
         if found:
             row["caption"], row["caption_fields"] = found
-            row["caption_model"] = f"real:{Path(captions_from).name}"
+            row["caption_model"] = f"real:{real.name}"
         else:
             row["caption"], row["caption_fields"] = captioner.caption(row)
             row["caption_model"] = "template"
@@ -310,6 +311,7 @@ class _RealCaptions:
 
         if not Path(path).exists():
             raise InputError(f"--captions-from {path}: not found; pass a captioned dataset directory")
+        self.name = Path(path).name
         ds = load_from_disk(str(path))
         require_columns(ds.column_names, ("caption", "caption_fields", *self.KEY), f"--captions-from {path}")
         ds = ds.remove_columns([c for c in ds.column_names if c not in ("caption", "caption_fields", *self.KEY)])

@@ -7,7 +7,8 @@ import json
 
 import pytest
 import torch
-from datasets import Dataset, Features, Image as ImageFeature, Value
+from datasets import Dataset, Features, Value
+from datasets import Image as ImageFeature
 from typer.testing import CliRunner
 
 from retinalogos_hub.cli import app

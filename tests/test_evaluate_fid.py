@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from datasets import Dataset, Features, Image as ImageFeature, Value
+from datasets import Dataset, Features, Value
+from datasets import Image as ImageFeature
 from PIL import Image
 from typer.testing import CliRunner
 

@@ -14,9 +14,10 @@ from PIL import Image
 from retinalogos_hub.evaluate.report import Report, Table, bar_plot, write_report
 
 CHROMIUM = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (run scripts/setup_chromium.sh)")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
+pytestmark = pytest.mark.skipif(CHROMIUM is None,
+                                reason="headless Chromium not installed (run scripts/setup_chromium.sh)")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
 
 
 def _chromium(tmp_path, *args):
@@ -28,7 +29,8 @@ def _chromium(tmp_path, *args):
 def test_report_renders_in_chromium(tmp_path, fundus):
     report = Report(
         "fid", "FID / KID", {"FID synth vs aptos": 56.08, "images": 12},
-        [Table("FID (lower is better)", ["set", "aptos", "eyepacs"], [["synth", 56.08, 42.44], ["real vs real (halves)", 47.1, float("nan")]])],
+        [Table("FID (lower is better)", ["set", "aptos", "eyepacs"],
+               [["synth", 56.08, 42.44], ["real vs real (halves)", 47.1, float("nan")]])],
         grids=[("synth (first images)", [(str(i), fundus(64, seed=i)) for i in range(3)])],
         plots=[("FID", bar_plot("FID per real set", ["aptos", "eyepacs"], {"synth": [56.08, 42.44]}, "FID"))],
     )
@@ -44,5 +46,6 @@ def test_report_renders_in_chromium(tmp_path, fundus):
     _chromium(tmp_path, f"--screenshot={shot}", "--window-size=900,1400", html_path.as_uri())
     pixels = np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3).astype(int)
     blue = np.abs(pixels - [31, 119, 180]).sum(1) < 30  # matplotlib's first bar colour: the plot image rendered
-    orange = (pixels[:, 0] > 150) & (pixels[:, 1] > 60) & (pixels[:, 1] < 130) & (pixels[:, 2] < 70)  # fundus thumbnails
+    # the fundus thumbnails
+    orange = (pixels[:, 0] > 150) & (pixels[:, 1] > 60) & (pixels[:, 1] < 130) & (pixels[:, 2] < 70)
     assert blue.sum() > 500 and orange.sum() > 500

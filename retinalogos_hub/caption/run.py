@@ -221,7 +221,7 @@ def _load(in_dir: Path):
 
     in_dir = Path(in_dir)
     if not (in_dir / "dataset_info.json").is_file() and not (in_dir / "state.json").is_file():
-        raise InputError(f"{in_dir}: not a dataset directory (written by `retinalogos curate --out DIR`)")
+        raise InputError(f"{in_dir}: not a dataset directory (written by `retinalogos curate run --out DIR`)")
     ds = load_from_disk(str(in_dir))
     require_columns(ds.column_names, list(CURATED), str(in_dir))
     return ds

@@ -22,10 +22,6 @@ Size = Annotated[Optional[int], typer.Option(
     "--size", help="Side in pixels of the stored FOV square (overrides the recipe's `size`).", show_default=False)]
 ShardOuts = Annotated[list[Path], typer.Argument(
     help="OUT directories of `curate run --shard i/N` runs (together all N shards).")]
-MergeRecipe = Annotated[Optional[Path], typer.Option(
-    "--recipe", "-r", help="Recipe whose dedup and splits the merge uses (default: the one the shards recorded; its "
-    "image settings must be theirs).", show_default=False)]
-
 
 @curate_cli.command("run")
 def curate_run(source: SourceSpec, out: OutDir, size: Size = None, workers: Workers = 1, shard: Shard = None,
@@ -46,10 +42,11 @@ def curate_run(source: SourceSpec, out: OutDir, size: Size = None, workers: Work
 
 
 @curate_cli.command("merge")
-def curate_merge(shard_outs: ShardOuts, out: OutDir, recipe: MergeRecipe = None) -> None:
+def curate_merge(shard_outs: ShardOuts, out: OutDir, recipe: OptionalRecipe = None) -> None:
     """Join `curate run --shard i/N` outputs into one dataset: dedup and patient splits run over all shards together.
 
-    Example: retinalogos curate merge part0 part1 --out curated
+    --recipe picks the dedup and split settings (default: the config the shards recorded; its image settings must be
+    theirs). Example: retinalogos curate merge part0 part1 --out curated
     """
     from ..curate import CurateConfig, merge
 

@@ -8,9 +8,10 @@ says how many were. The settings live in `ClipScoreConfig` (`recipes/eval/clip_s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 import torch
 

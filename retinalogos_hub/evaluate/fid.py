@@ -14,9 +14,10 @@ import importlib.util
 import io
 import logging
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import ClassVar, Optional, Sequence
+from typing import ClassVar, Optional
 
 import numpy as np
 import torch
@@ -148,7 +149,7 @@ def extract(images: ImageSet, model: InceptionFeatures, *, batch_size: int, work
     """(N, 2048) float64 features of every image; warns when the set mixes image sizes."""
     loader = torch.utils.data.DataLoader(_Pixels(images), batch_size=batch_size, num_workers=workers)
     model = model.to(device)
-    feats, sizes = [], set()
+    feats, sizes = [], set[tuple[int, int]]()
     # FID is defined in fp32: keep cuDNN from TF32 convolutions (its default on Ampere and later GPUs)
     with torch.backends.cudnn.flags(enabled=True, benchmark=True, deterministic=False, allow_tf32=False):
         for x, wh in loader:
@@ -157,7 +158,8 @@ def extract(images: ImageSet, model: InceptionFeatures, *, batch_size: int, work
     if len(sizes) > 1:
         shown = ", ".join(f"{w}x{h}" for w, h in sorted(sizes)[:4])
         more = ", ..." if len(sizes) > 4 else ""
-        warnings.warn(f"{images.name}: mixed image sizes ({shown}{more}); each is resized to {SIZE}x{SIZE}")
+        message = f"{images.name}: mixed image sizes ({shown}{more}); each is resized to {SIZE}x{SIZE}"
+        warnings.warn(message, stacklevel=2)
     return torch.cat(feats)
 
 
@@ -228,7 +230,7 @@ def fid_report(
     sizes = {s.name: _first_size(s) for s in reals + fakes}
     if len(set(sizes.values())) > 1:
         shown = ", ".join(f"{k}: {w}x{h}" for k, (w, h) in sizes.items())
-        warnings.warn(f"sets differ in image size ({shown}); all are resized to {SIZE}x{SIZE}")
+        warnings.warn(f"sets differ in image size ({shown}); all are resized to {SIZE}x{SIZE}", stacklevel=2)
     # 3. Distances: fake rows, then the real-vs-real reference row.
     fid: dict[str, dict[str, float]] = {}
     kid: dict[str, dict[str, tuple[float, float]]] = {}

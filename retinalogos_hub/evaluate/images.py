@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 from PIL import Image
 
@@ -18,7 +18,7 @@ class ImageSet:
 
     name: str
     path: Path
-    _items: Sequence  # file paths, or a `datasets.Dataset`
+    _items: Any  # a list of file paths, or a `datasets.Dataset`
 
     def __len__(self) -> int:
         return len(self._items)

@@ -7,9 +7,10 @@ import base64
 import io
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from PIL import Image
 
@@ -70,7 +71,7 @@ def write_report(report: Report, out: Path) -> tuple[Path, Path]:
     return json_path, html_path
 
 
-def bar_plot(title: str, groups: Sequence[str], series: dict[str, Sequence[float]], ylabel: str):
+def bar_plot(title: str, groups: Sequence[str], series: Mapping[str, Sequence[float]], ylabel: str):
     """Grouped bars (one group per x label, one bar per series) as a matplotlib Figure."""
     import matplotlib
 
