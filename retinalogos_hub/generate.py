@@ -285,7 +285,7 @@ def _plan_conditions(cfg: GenerateConfig, ids: list[str], captions_from: Path | 
     for row, source_id in zip(rows, ids):
         row["id"], row["source_id"] = make_id(SOURCE, source_id), source_id
         found = real.pick(row) if real else None
-        if found:
+        if real and found:
             row["caption"], row["caption_fields"] = found
             row["caption_model"] = f"real:{real.name}"
         else:

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from ._app import app, result
-from ._options import Overrides
+from ._options import Overrides, Recipe
 
 
 @app.command("train")
 def train(
-    recipe: Annotated[Path, typer.Option("--recipe", "-r", help="Step recipe (recipes/<backbone>/step*.yaml) or pipeline.yaml.")],
+    recipe: Recipe,
     overrides: Overrides = None,
     resume: Annotated[Optional[str], typer.Option("--resume", help="'latest' or a RUN_DIR/checkpoints/checkpoint-NNNNNN dir.")] = None,
 ) -> None:
-    """Train a text-to-fundus model from a recipe (one step, or the step 1 -> purify -> step 3 chain).
+    """Train a text-to-fundus model from a recipe: a step (recipes/<backbone>/step*.yaml) or the step 1 -> purify ->
+    step 3 chain (recipes/<backbone>/pipeline.yaml).
 
     Examples: retinalogos train --recipe recipes/tiny/lumina-next/step1_pretrain_full.yaml train.max_steps=8
     """
