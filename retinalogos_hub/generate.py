@@ -221,10 +221,10 @@ class _Generator:
         import torch
         from diffusers import DiffusionPipeline
 
-        from .models import resolve
+        from .models import resolve, resolve_device
         from .pipelines import call_kwargs
 
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = resolve_device(device)
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         self.pipe = DiffusionPipeline.from_pretrained(resolve(model, option="--model"), dtype=dtype).to(self.device)
         self.pipe.set_progress_bar_config(disable=True)

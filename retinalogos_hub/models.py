@@ -14,6 +14,15 @@ from .errors import OfflineError, InputError
 TINY_PREFIX = "tiny:"
 
 
+def resolve_device(device: str | None) -> str:
+    """`device` as given, or cuda when available: the one default of every `--device` (generate, evaluate)."""
+    if device:
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def cache_root() -> Path:
     """Where retinalogos keeps built tiny models and staged Hub repos: $RETINALOGOS_CACHE or $HF_HOME/retinalogos."""
     base = os.environ.get("RETINALOGOS_CACHE") or os.path.join(

@@ -9,12 +9,3 @@ Modules: `images` (image sets from dataset dirs or folders), `fid`, `clip`, `dow
 """
 
 from __future__ import annotations
-
-
-def resolve_device(device: str | None) -> str:
-    """`device` as given, or cuda when available (the one default of every evaluate command's `--device`)."""
-    if device:
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"

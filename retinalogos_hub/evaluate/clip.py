@@ -18,7 +18,7 @@ import torch
 from .. import stage
 from ..config import load_config
 from ..errors import InputError
-from . import resolve_device
+from ..models import resolve_device
 from .images import open_images
 from .report import Report, Table, write_report
 

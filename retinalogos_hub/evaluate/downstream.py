@@ -22,7 +22,7 @@ from .. import stage
 from ..config import load_config
 from ..errors import InputError
 from ..models import resolve
-from . import resolve_device
+from ..models import resolve_device
 from .images import ImageSet, open_images
 from .metrics import load as load_metric
 from .report import Report, Table, bar_plot, write_report

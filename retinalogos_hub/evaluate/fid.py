@@ -26,7 +26,7 @@ from torch import nn
 from .. import stage
 from ..config import load_config
 from ..errors import InputError
-from . import resolve_device
+from ..models import resolve_device
 from .images import ImageSet, open_images
 from .report import Report, Table, bar_plot, write_report
 
