@@ -39,15 +39,36 @@ def main() -> None:
     from retinalogos_hub.demo.fundus import fundus_image
 
     # the shipped transformers recipe, with this run's model, device and budget on top
-    cfg = shipped("transformers", f"transformers.model={args.model}", f"transformers.device={args.device}",
-                  f"transformers.max_new_tokens={args.max_new_tokens}", f"transformers.batch_size={args.batch_size}")
+    cfg = shipped(
+        "transformers",
+        f"transformers.model={args.model}",
+        f"transformers.device={args.device}",
+        f"transformers.max_new_tokens={args.max_new_tokens}",
+        f"transformers.batch_size={args.batch_size}",
+    )
     be = TransformersBackend(cfg)
-    rows = [dict(id=f"bench/{k}", dr_grade=k % 5, eye=("left", "right")[k % 2], glaucoma=k % 3 == 0,
-                 dme=int(k % 5 >= 3), diseases=["diabetic retinopathy"] if k % 5 else [], quality="good",
-                 age=40.0 + k, sex="FM"[k % 2]) for k in range(args.rows)]
-    items = [Item(r, fundus_image(args.image_size, seed=k, dr_grade=r["dr_grade"], eye=r["eye"]),
-                  build_prompt(r, version=cfg.prompt_version, min_words=cfg.min_words, max_words=cfg.max_words))
-             for k, r in enumerate(rows)]
+    rows = [
+        dict(
+            id=f"bench/{k}",
+            dr_grade=k % 5,
+            eye=("left", "right")[k % 2],
+            glaucoma=k % 3 == 0,
+            dme=int(k % 5 >= 3),
+            diseases=["diabetic retinopathy"] if k % 5 else [],
+            quality="good",
+            age=40.0 + k,
+            sex="FM"[k % 2],
+        )
+        for k in range(args.rows)
+    ]
+    items = [
+        Item(
+            r,
+            fundus_image(args.image_size, seed=k, dr_grade=r["dr_grade"], eye=r["eye"]),
+            build_prompt(r, version=cfg.prompt_version, min_words=cfg.min_words, max_words=cfg.max_words),
+        )
+        for k, r in enumerate(rows)
+    ]
     be.answer(items[: args.batch_size])  # warm-up (allocator, kernels)
 
     def timed(fn):
@@ -63,10 +84,16 @@ def main() -> None:
     bs = args.batch_size
     tb, batched = timed(lambda: [a for s in range(0, len(items), bs) for a in be.answer(items[s : s + bs])])
     res = {
-        "model": args.model, "device": args.device, "rows": len(items), "batch_size": args.batch_size,
-        "max_new_tokens": args.max_new_tokens, "image_size": args.image_size,
-        "unbatched_rows_per_s": round(len(items) / t1, 3), "batched_rows_per_s": round(len(items) / tb, 3),
-        "speedup": round(t1 / tb, 2), "same_outputs": single == batched,
+        "model": args.model,
+        "device": args.device,
+        "rows": len(items),
+        "batch_size": args.batch_size,
+        "max_new_tokens": args.max_new_tokens,
+        "image_size": args.image_size,
+        "unbatched_rows_per_s": round(len(items) / t1, 3),
+        "batched_rows_per_s": round(len(items) / tb, 3),
+        "speedup": round(t1 / tb, 2),
+        "same_outputs": single == batched,
     }
     print(json.dumps(res))
 

@@ -122,19 +122,24 @@ def main() -> None:
     for _ in range(args.rounds):
         for workers in (1, 2):
             for name, fn in (("naive", naive), ("ours", ours)):
-                best[name, workers] = max(best.get((name, workers), (0.0,)), rate(fn, paths, args.size, workers),
-                                          key=lambda r: r[0])
+                best[name, workers] = max(
+                    best.get((name, workers), (0.0,)), rate(fn, paths, args.size, workers), key=lambda r: r[0]
+                )
     # other processes take cores from the 2-worker runs first ("waiting for a CPU"); "idle" is what the pool itself
     # costs (workers waiting on the parent or a lock). Per CPU-second rates divide out the first.
     per_cpu = {k: r / (k[1] * split[0]) for k, (r, split) in best.items()}
     for w in (1, 2):
         (n, _), (o, split), cn, co = best["naive", w], best["ours", w], per_cpu["naive", w], per_cpu["ours", w]
         print(f"workers={w}: naive {n:6.2f} img/s   ours {o:6.2f} img/s   ratio {o / n:5.2f}x")
-        print(f"  per CPU-second: naive {cn:6.2f}   ours {co:6.2f}   ratio {co / cn:5.2f}x   (ours' workers: "
-              f"{split[0]:.0%} on a CPU, {split[1]:.0%} waiting for one, {max(0.0, split[2]):.0%} idle)")
+        print(
+            f"  per CPU-second: naive {cn:6.2f}   ours {co:6.2f}   ratio {co / cn:5.2f}x   (ours' workers: "
+            f"{split[0]:.0%} on a CPU, {split[1]:.0%} waiting for one, {max(0.0, split[2]):.0%} idle)"
+        )
     for name in ("naive", "ours"):
-        print(f"scaling 1->2 workers, {name}: {best[name, 2][0] / best[name, 1][0]:.2f}x wall, "
-              f"{2 * per_cpu[name, 2] / per_cpu[name, 1]:.2f}x per CPU obtained")
+        print(
+            f"scaling 1->2 workers, {name}: {best[name, 2][0] / best[name, 1][0]:.2f}x wall, "
+            f"{2 * per_cpu[name, 2] / per_cpu[name, 1]:.2f}x per CPU obtained"
+        )
     print(f"load average (1 min) before {load[0]:.2f}, after {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
 
 

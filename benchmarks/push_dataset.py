@@ -20,10 +20,10 @@ from pathlib import Path
 from datasets import Dataset, load_from_disk
 from PIL import Image
 
+from retinalogos_hub import licenses
 from retinalogos_hub.demo.fundus import fundus_image
 from retinalogos_hub.hub.export import export_dataset
-from retinalogos_hub.schema import CAPTIONED, CAPTION_FIELD_NAMES
-from retinalogos_hub import licenses
+from retinalogos_hub.schema import CAPTION_FIELD_NAMES, CAPTIONED
 
 
 def make_stage(path: Path, rows: int, size: int, open_share: float) -> Path:
@@ -37,12 +37,34 @@ def make_stage(path: Path, rows: int, size: int, open_share: float) -> Path:
             buf = io.BytesIO()
             base[i % 8].save(buf, "JPEG", quality=92, exif=exif.tobytes())
             src = "openbench" if i < rows * open_share else "eyepacs"
-            yield {"image": {"bytes": buf.getvalue(), "path": None}, "id": f"{src}/{i}", "source": src, "source_id": str(i),
-                   "patient_id": None, "eye": "left", "dr_grade": i % 5, "dme": None, "glaucoma": None, "diseases": [],
-                   "findings": None, "age": None, "sex": None, "quality": None, "quality_score": 0.9, "width": size,
-                   "height": size, "split": "train", "license": "x", "redistributable": src == "openbench",
-                   "caption": "A colour fundus photograph. " * 20, "caption_fields": {k: "" for k in CAPTION_FIELD_NAMES},
-                   "caption_model": "template", "caption_prompt_version": "v1", "caption_consistent": True, "caption_issues": []}
+            yield {
+                "image": {"bytes": buf.getvalue(), "path": None},
+                "id": f"{src}/{i}",
+                "source": src,
+                "source_id": str(i),
+                "patient_id": None,
+                "eye": "left",
+                "dr_grade": i % 5,
+                "dme": None,
+                "glaucoma": None,
+                "diseases": [],
+                "findings": None,
+                "age": None,
+                "sex": None,
+                "quality": None,
+                "quality_score": 0.9,
+                "width": size,
+                "height": size,
+                "split": "train",
+                "license": "x",
+                "redistributable": src == "openbench",
+                "caption": "A colour fundus photograph. " * 20,
+                "caption_fields": {k: "" for k in CAPTION_FIELD_NAMES},
+                "caption_model": "template",
+                "caption_prompt_version": "v1",
+                "caption_consistent": True,
+                "caption_issues": [],
+            }
 
     Dataset.from_generator(gen, features=CAPTIONED).save_to_disk(str(path))
     return path

@@ -31,9 +31,13 @@ def tiny_dataset(out: Path, n: int) -> Path:
 
     from retinalogos_hub.demo.fundus import fundus_image
 
-    rows = [{"image": fundus_image(32, seed=i, dr_grade=i % 5),
-             "caption": f"A colour fundus photograph of the {'left' if i % 2 else 'right'} eye. Diabetic retinopathy grade {i % 5}."}
-            for i in range(n)]
+    rows = [
+        {
+            "image": fundus_image(32, seed=i, dr_grade=i % 5),
+            "caption": f"A colour fundus photograph of the {'left' if i % 2 else 'right'} eye. Diabetic retinopathy grade {i % 5}.",
+        }
+        for i in range(n)
+    ]
     datasets.Dataset.from_list(rows).save_to_disk(str(out))
     return out
 
@@ -43,10 +47,19 @@ def ours(recipe_path: Path, data: Path, out: Path, steps: int, batch: int):
     from retinalogos_hub.config import load_config
     from retinalogos_hub.train import FlowMatchingRecipe, TrainConfig
 
-    cfg = load_config(TrainConfig, recipe_path, [
-        f"data.dataset={data}", f"output_dir={out}", f"train.batch_size={batch}", "train.max_steps=1",
-        "checkpoint.every=100000000", "train.log_every=100000000", "data.caption_dropout=0.0",
-    ])
+    cfg = load_config(
+        TrainConfig,
+        recipe_path,
+        [
+            f"data.dataset={data}",
+            f"output_dir={out}",
+            f"train.batch_size={batch}",
+            "train.max_steps=1",
+            "checkpoint.every=100000000",
+            "train.log_every=100000000",
+            "data.caption_dropout=0.0",
+        ],
+    )
     recipe = FlowMatchingRecipe(cfg)
     recipe.setup()
 
@@ -73,7 +86,9 @@ def baseline(recipe):
     cfg, backbone, acc = recipe.cfg, recipe.backbone, recipe.acc
     model = copy.deepcopy(acc.unwrap_model(recipe.transformer)).train()
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), weight_decay=cfg.optim.weight_decay, eps=cfg.optim.eps)
+    opt = torch.optim.AdamW(
+        params, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), weight_decay=cfg.optim.weight_decay, eps=cfg.optim.eps
+    )
     sched = get_scheduler("constant", opt)
     model, opt, sched = acc.prepare(model, opt, sched)
     ema = EMAModel(params, decay=cfg.ema.decay) if cfg.ema else None
@@ -113,7 +128,9 @@ def cpu(args) -> dict:
     root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory() as tmp:
         data = tiny_dataset(Path(tmp) / "data", 16)
-        recipe, ours_step = ours(root / "recipes/tiny/lumina-next/step1_pretrain_full.yaml", data, Path(tmp) / "run", args.steps, args.batch)
+        recipe, ours_step = ours(
+            root / "recipes/tiny/lumina-next/step1_pretrain_full.yaml", data, Path(tmp) / "run", args.steps, args.batch
+        )
         base_step = baseline(recipe)
         ours_step(5), base_step(5)  # warm-up
         ours_t, base_t = [], []
@@ -122,8 +139,16 @@ def cpu(args) -> dict:
             base_t.append(base_step(args.steps))
     o, b = statistics.median(ours_t), statistics.median(base_t)
     ratio = statistics.median(x / y for x, y in zip(ours_t, base_t))  # per round: both saw the same machine load
-    return {"mode": "cpu", "model": "tiny:lumina-next", "batch": args.batch, "steps": args.steps, "rounds": args.rounds,
-            "ours_s_per_step": round(o, 5), "baseline_s_per_step": round(b, 5), "ratio": round(ratio, 3)}
+    return {
+        "mode": "cpu",
+        "model": "tiny:lumina-next",
+        "batch": args.batch,
+        "steps": args.steps,
+        "rounds": args.rounds,
+        "ours_s_per_step": round(o, 5),
+        "baseline_s_per_step": round(b, 5),
+        "ratio": round(ratio, 3),
+    }
 
 
 def gpu(args) -> dict:
@@ -136,9 +161,19 @@ def gpu(args) -> dict:
     dev = torch.device("cuda")
     torch.backends.cuda.matmul.allow_tf32 = True
     backbone = backbones.get("lumina-next")
-    model = LuminaNextDiT2DModel(sample_size=128, patch_size=2, in_channels=4, hidden_size=2304, num_layers=24,
-                                 num_attention_heads=32, num_kv_heads=8, multiple_of=256, learn_sigma=True,
-                                 qk_norm=True, cross_attention_dim=2048).to(dev)
+    model = LuminaNextDiT2DModel(
+        sample_size=128,
+        patch_size=2,
+        in_channels=4,
+        hidden_size=2304,
+        num_layers=24,
+        num_attention_heads=32,
+        num_kv_heads=8,
+        multiple_of=256,
+        learn_sigma=True,
+        qk_norm=True,
+        cross_attention_dim=2048,
+    ).to(dev)
     model.requires_grad_(True)
     model.get_parameter("pad_token").requires_grad_(False)
     if args.grad_ckpt:
@@ -147,18 +182,42 @@ def gpu(args) -> dict:
     n_params = sum(p.numel() for p in params)
     opt = torch.optim.AdamW(params, lr=1e-6, fused=True)
     # the encoders only matter for the uncached path: random weights, real sizes (Gemma-2B, SDXL VAE)
-    gemma = GemmaModel(GemmaConfig(vocab_size=256000, hidden_size=2048, intermediate_size=16384, num_hidden_layers=18,
-                                   num_attention_heads=8, num_key_value_heads=1, head_dim=256)).to(dev, torch.bfloat16).eval()
-    vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
-                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-                        scaling_factor=0.13025).to(dev, torch.bfloat16).eval()
+    gemma = (
+        GemmaModel(
+            GemmaConfig(
+                vocab_size=256000,
+                hidden_size=2048,
+                intermediate_size=16384,
+                num_hidden_layers=18,
+                num_attention_heads=8,
+                num_key_value_heads=1,
+                head_dim=256,
+            )
+        )
+        .to(dev, torch.bfloat16)
+        .eval()
+    )
+    vae = (
+        AutoencoderKL(
+            block_out_channels=(128, 256, 512, 512),
+            layers_per_block=2,
+            latent_channels=4,
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            scaling_factor=0.13025,
+        )
+        .to(dev, torch.bfloat16)
+        .eval()
+    )
     b, text_len, side = args.batch, args.text_tokens, 512
     pixels = torch.randn(b, 3, side, side, device=dev, dtype=torch.bfloat16)
     ids = torch.randint(0, 256000, (b, text_len), device=dev)
     mask = torch.ones(b, text_len, dtype=torch.long, device=dev)
     with torch.no_grad():
-        cached = ((vae.encode(pixels).latent_dist.mean * 0.13025).float(),
-                  gemma(ids, attention_mask=mask, output_hidden_states=True).hidden_states[-2].float())
+        cached = (
+            (vae.encode(pixels).latent_dist.mean * 0.13025).float(),
+            gemma(ids, attention_mask=mask, output_hidden_states=True).hidden_states[-2].float(),
+        )
 
     def step(encode: bool):
         if encode:
@@ -184,8 +243,15 @@ def gpu(args) -> dict:
     flops = 6 * n_params * tokens + 3 * layers * 4 * d * (tokens * tokens + tokens * text_len)
     if args.grad_ckpt:
         flops *= 4 / 3  # the recomputed forward
-    out = {"mode": "gpu", "device": torch.cuda.get_device_name(), "params": n_params, "batch": b, "resolution": side,
-           "grad_ckpt": args.grad_ckpt, "peak_tflops": args.peak_tflops}
+    out = {
+        "mode": "gpu",
+        "device": torch.cuda.get_device_name(),
+        "params": n_params,
+        "batch": b,
+        "resolution": side,
+        "grad_ckpt": args.grad_ckpt,
+        "peak_tflops": args.peak_tflops,
+    }
     for name, encode in (("cached", False), ("uncached", True)):
         for _ in range(3):
             step(encode)
@@ -195,8 +261,11 @@ def gpu(args) -> dict:
             step(encode)
         torch.cuda.synchronize()
         sec = (time.perf_counter() - t) / args.steps
-        out[name] = {"s_per_step": round(sec, 4), "samples_per_s": round(b / sec, 2),
-                     "mfu": round(flops * b / sec / (args.peak_tflops * 1e12), 4)}
+        out[name] = {
+            "s_per_step": round(sec, 4),
+            "samples_per_s": round(b / sec, 2),
+            "mfu": round(flops * b / sec / (args.peak_tflops * 1e12), 4),
+        }
     out["max_mem_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 1)
     return out
 

@@ -10,8 +10,8 @@ stopped. CLI overrides `stepN.key=value` go to step N's recipe. OUTPUT_DIR/retin
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import yaml
 
@@ -46,7 +46,13 @@ def _finished(cfg: TrainConfig) -> TrainResult | None:
     if info.get("global_step") != cfg.train.max_steps:
         return None
     pipe, lora = out / "pipeline", out / "lora"
-    return TrainResult(out, pipe if pipe.is_dir() else None, lora if lora.is_dir() else None, info["global_step"], info.get("final_loss"))
+    return TrainResult(
+        out,
+        pipe if pipe.is_dir() else None,
+        lora if lora.is_dir() else None,
+        info["global_step"],
+        info.get("final_loss"),
+    )
 
 
 def _train(cfg: TrainConfig, resume: str | None) -> TrainResult:
@@ -82,11 +88,16 @@ def run_pipeline(recipe: Path, overrides: Sequence[str] = (), resume: str | None
     here, out = Path(recipe).parent, Path(cfg.output_dir)
     provenance = stage.start("chain", out, cfg, captioned=cfg.dataset)
     # 1. Step 1 on every caption-image pair
-    s1 = load_config(TrainConfig, here / cfg.steps.step1,
-                     [f"data.dataset={cfg.dataset}", f"output_dir={out / 'step1'}", *cfg.step1, *routed["step1"]])
+    s1 = load_config(
+        TrainConfig,
+        here / cfg.steps.step1,
+        [f"data.dataset={cfg.dataset}", f"output_dir={out / 'step1'}", *cfg.step1, *routed["step1"]],
+    )
     r1 = _train(s1, resume)
     if r1.pipeline_dir is None:
-        raise ConfigError(f"{here / cfg.steps.step1}: step 1 exported no pipeline/ (a LoRA step 1 needs lora.fuse_export: true), so step 3 has nothing to start from")
+        raise ConfigError(
+            f"{here / cfg.steps.step1}: step 1 exported no pipeline/ (a LoRA step 1 needs lora.fuse_export: true), so step 3 has nothing to start from"
+        )
     # 2. Purify: score every pair, keep the consistent ones
     step2 = out / "step2"
     if not (step2 / stage.PROVENANCE).is_file():  # written last, once the purified dataset is in place
@@ -94,13 +105,27 @@ def run_pipeline(recipe: Path, overrides: Sequence[str] = (), resume: str | None
 
         purify(Path(cfg.dataset), here / cfg.steps.step2, step2, [*cfg.step2, *routed["step2"]])
     # 3. Step 3 from step 1's exported (EMA) weights, on the rows step 2 kept
-    s3 = load_config(TrainConfig, here / cfg.steps.step3, [
-        f"model.base_model={r1.pipeline_dir}", f"data.dataset={step2}", "data.require_purify_keep=true",
-        f"output_dir={out / 'step3'}", *cfg.step3, *routed["step3"],
-    ])
+    s3 = load_config(
+        TrainConfig,
+        here / cfg.steps.step3,
+        [
+            f"model.base_model={r1.pipeline_dir}",
+            f"data.dataset={step2}",
+            "data.require_purify_keep=true",
+            f"output_dir={out / 'step3'}",
+            *cfg.step3,
+            *routed["step3"],
+        ],
+    )
     r3 = _train(s3, resume)
     r3.steps = {"step1": r1, "step3": r3}
     kept = stage.read_provenance(step2)["counts"]
-    provenance.finish(step1_steps=r1.global_step, step1_loss=r1.final_loss, step2_kept=kept["kept"],
-                      step2_dropped=kept["dropped"], step3_steps=r3.global_step, step3_loss=r3.final_loss)
+    provenance.finish(
+        step1_steps=r1.global_step,
+        step1_loss=r1.final_loss,
+        step2_kept=kept["kept"],
+        step2_dropped=kept["dropped"],
+        step3_steps=r3.global_step,
+        step3_loss=r3.final_loss,
+    )
     return r3

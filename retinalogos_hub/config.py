@@ -22,7 +22,9 @@ from .errors import ConfigError
 T = TypeVar("T")
 
 
-def load_config(cls: type[T], path: str | Path | None = None, overrides: typing.Sequence[str] = (), data: dict | None = None) -> T:
+def load_config(
+    cls: type[T], path: str | Path | None = None, overrides: typing.Sequence[str] = (), data: dict | None = None
+) -> T:
     """Build `cls` from a YAML file (or a dict) plus `key.sub=value` overrides (the override wins)."""
     if path is None and data is None and getattr(cls, "DEFAULT_RECIPE", None):
         path = shipped_recipe(cls.DEFAULT_RECIPE)  # type: ignore[attr-defined]
@@ -48,8 +50,10 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: typing.
         try:
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError as e:
-            raise ConfigError(f"override {item!r}: the value is not valid YAML ({str(e).splitlines()[0]}); "
-                              f"quote it, e.g. {key}='\"...\"'") from None
+            raise ConfigError(
+                f"override {item!r}: the value is not valid YAML ({str(e).splitlines()[0]}); "
+                f"quote it, e.g. {key}='\"...\"'"
+            ) from None
         _set_dotted(data, key.strip(), value)
     errors: list[str] = []
     obj = _build(cls, data, "", errors)
@@ -101,7 +105,9 @@ def _build(cls, data: dict, prefix: str, errors: list[str]):
         if key not in fields:
             close = difflib.get_close_matches(str(key), fields, n=1)
             suggestion = f" (did you mean {prefix + close[0]!r}?)" if close else ""
-            errors.append(f"unknown key {prefix + str(key)!r}{suggestion}; valid keys: {', '.join(prefix + k for k in fields)}")
+            errors.append(
+                f"unknown key {prefix + str(key)!r}{suggestion}; valid keys: {', '.join(prefix + k for k in fields)}"
+            )
     kwargs = {}
     before = len(errors)
     for name, f in fields.items():

@@ -133,8 +133,14 @@ def sample_labels(cond: Conditions, n: int, seed: int) -> list[dict]:
         if dme:
             diseases.append("diabetic macular edema")
         rows.append(
-            {"eye": eye, "dr_grade": grade, "dme": dme, "glaucoma": glaucoma, "diseases": diseases,
-             "findings": ", ".join(lesions) or None}
+            {
+                "eye": eye,
+                "dr_grade": grade,
+                "dme": dme,
+                "glaucoma": glaucoma,
+                "diseases": diseases,
+                "findings": ", ".join(lesions) or None,
+            }
         )
     return rows
 
@@ -187,13 +193,19 @@ def generate(
         return GenerateResult(out, 1, [rows[0]["seed"]])
 
     # 2. Resume: the work folder is bound to the plan; a changed plan in the same --out is refused rather than mixed.
-    record = {"n": n, "prompts": inline or None, "sampling": asdict(cfg.sampling),
-              "conditions": None if prompts else asdict(cfg.conditions)}
+    record = {
+        "n": n,
+        "prompts": inline or None,
+        "sampling": asdict(cfg.sampling),
+        "conditions": None if prompts else asdict(cfg.conditions),
+    }
     run = stage.start("generate", out, record, model=model, prompts_file=prompts_file, captions_from=captions_from)
     work = stage.WorkDir(out, "generate")
     with work.lock("generate"):
-        work.bind({**settings, "plan": stage.fingerprint(rows)},
-                  hint=f"rerun with the same settings to resume, or pass a new --out (or delete {work.dir})")
+        work.bind(
+            {**settings, "plan": stage.fingerprint(rows)},
+            hint=f"rerun with the same settings to resume, or pass a new --out (or delete {work.dir})",
+        )
         done = {p.name for p in work.committed("*.png")}
         todo = [i for i in range(len(rows)) if _image_name(i) not in done]
 
@@ -266,10 +278,23 @@ def _plan_prompts(prompts: Sequence[str], ids: list[str]) -> list[dict]:
     for i, source_id in enumerate(ids):
         prompt = prompts[i % len(prompts)]
         rows.append(
-            {"id": make_id(SOURCE, source_id), "source_id": source_id, "eye": None, "dr_grade": None, "dme": None,
-             "glaucoma": None, "diseases": [], "findings": None, "caption": prompt,
-             "caption_fields": dict.fromkeys(CAPTION_FIELD_NAMES), "caption_model": "prompt",
-             "caption_prompt_version": None, "caption_consistent": None, "caption_issues": [], "prompt": prompt}
+            {
+                "id": make_id(SOURCE, source_id),
+                "source_id": source_id,
+                "eye": None,
+                "dr_grade": None,
+                "dme": None,
+                "glaucoma": None,
+                "diseases": [],
+                "findings": None,
+                "caption": prompt,
+                "caption_fields": dict.fromkeys(CAPTION_FIELD_NAMES),
+                "caption_model": "prompt",
+                "caption_prompt_version": None,
+                "caption_consistent": None,
+                "caption_issues": [],
+                "prompt": prompt,
+            }
         )
     return rows
 
@@ -355,9 +380,18 @@ def _save(rows: list[dict], work: stage.WorkDir, out: Path) -> None:
             yield {
                 **row,
                 "image": {"bytes": path.read_bytes(), "path": None},
-                "source": SOURCE, "patient_id": None,
-                "age": None, "sex": None, "quality": None, "quality_score": None, "width": width, "height": height,
-                "split": "train", "license": lic.license, "redistributable": lic.redistributable, "synthetic": True,
+                "source": SOURCE,
+                "patient_id": None,
+                "age": None,
+                "sex": None,
+                "quality": None,
+                "quality_score": None,
+                "width": width,
+                "height": height,
+                "split": "train",
+                "license": lic.license,
+                "redistributable": lic.redistributable,
+                "synthetic": True,
             }
 
     ds = Dataset.from_generator(records, features=features, cache_dir=str(work.path("cache")))

@@ -9,7 +9,7 @@ import importlib
 import os
 from pathlib import Path
 
-from .errors import OfflineError, InputError
+from .errors import InputError, OfflineError
 
 TINY_PREFIX = "tiny:"
 
@@ -39,7 +39,7 @@ def resolve(ref: str | os.PathLike, *, option: str = "--model", allow_patterns: 
     """A local directory for `ref`. `option` names the CLI option / recipe key to mention in errors."""
     ref = str(ref)
     if ref.startswith(TINY_PREFIX):
-        return build_tiny(ref[len(TINY_PREFIX):])
+        return build_tiny(ref[len(TINY_PREFIX) :])
     path = Path(ref).expanduser()
     if path.exists():
         return path
@@ -54,7 +54,11 @@ def resolve(ref: str | os.PathLike, *, option: str = "--model", allow_patterns: 
         raise InputError(f"{option}: {ref!r} is neither an existing local path nor a valid Hub id") from None
     except (LocalEntryNotFoundError, OfflineModeIsEnabled, OSError) as e:
         offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-        why = "HF_HUB_OFFLINE=1 is set and it is not in the local cache" if offline else f"it could not be fetched ({type(e).__name__})"
+        why = (
+            "HF_HUB_OFFLINE=1 is set and it is not in the local cache"
+            if offline
+            else f"it could not be fetched ({type(e).__name__})"
+        )
         raise OfflineError(
             f"{option}: model {ref!r} is not available: {why}",
             hint=f"download it elsewhere and pass the local directory with {option} /path/to/model "

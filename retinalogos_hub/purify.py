@@ -23,16 +23,17 @@ import math
 import os
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional, Sequence
+from typing import Literal, Optional
 
 from . import stage
 from .config import load_config
 from .errors import HubError, InputError, OfflineError
 from .models import resolve
-from .scorers import ClipScorer
 from .schema import CAPTIONED, PURIFIED, require_columns
+from .scorers import ClipScorer
 
 JUDGE_SYSTEM = "You check captions of colour fundus photographs against the patient's recorded labels."
 
@@ -94,17 +95,20 @@ class PurifyResult:
 
 def label_text(row: dict) -> str:
     """The labels a judge reads, in words (unknown labels are said to be unknown, never guessed)."""
+
     def known(v, fmt=str):
         return "unknown" if v is None else fmt(v)
 
-    return "; ".join([
-        f"eye: {known(row.get('eye'))}",
-        f"diabetic retinopathy grade (ICDR 0-4): {known(row.get('dr_grade'))}",
-        f"diabetic macular oedema: {known(row.get('dme'), lambda v: 'present' if v else 'absent')}",
-        f"glaucoma: {known(row.get('glaucoma'), lambda v: 'yes' if v else 'no')}",
-        f"diseases: {', '.join(row.get('diseases') or []) or 'none recorded'}",
-        f"image quality: {known(row.get('quality'))}",
-    ])
+    return "; ".join(
+        [
+            f"eye: {known(row.get('eye'))}",
+            f"diabetic retinopathy grade (ICDR 0-4): {known(row.get('dr_grade'))}",
+            f"diabetic macular oedema: {known(row.get('dme'), lambda v: 'present' if v else 'absent')}",
+            f"glaucoma: {known(row.get('glaucoma'), lambda v: 'yes' if v else 'no')}",
+            f"diseases: {', '.join(row.get('diseases') or []) or 'none recorded'}",
+            f"image quality: {known(row.get('quality'))}",
+        ]
+    )
 
 
 def parse_verdict(text: str) -> tuple[bool | None, str]:
@@ -123,7 +127,9 @@ def parse_verdict(text: str) -> tuple[bool | None, str]:
             pass
     match = re.match(r"\W*(KEEP|DROP)\b[\s:.\-]*(.*)", text, re.I | re.S)
     if match:
-        return match.group(1).upper() == "KEEP", match.group(2).strip().splitlines()[0] if match.group(2).strip() else ""
+        return match.group(1).upper() == "KEEP", match.group(2).strip().splitlines()[0] if match.group(
+            2
+        ).strip() else ""
     return None, text[:120]
 
 
@@ -191,15 +197,21 @@ class OpenAIJudge:
             user = self.cfg.prompt.format(labels=label_text(row), caption=row["caption"])
             try:
                 reply = self.client.chat.completions.create(
-                    model=self.cfg.model, temperature=0, max_tokens=self.cfg.max_new_tokens,
+                    model=self.cfg.model,
+                    temperature=0,
+                    max_tokens=self.cfg.max_new_tokens,
                     messages=[{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}],
                 )
             except openai.APIConnectionError:
-                raise OfflineError(f"judge.base_url {self.cfg.base_url} is unreachable",
-                                   hint="start the server (e.g. `vllm serve MODEL`) or use judge.backend=lm with a local model") from None
+                raise OfflineError(
+                    f"judge.base_url {self.cfg.base_url} is unreachable",
+                    hint="start the server (e.g. `vllm serve MODEL`) or use judge.backend=lm with a local model",
+                ) from None
             except openai.AuthenticationError as e:  # its text can echo part of the key: not printed
-                raise HubError(f"judge.base_url {self.cfg.base_url} refused the API key (HTTP {e.status_code})",
-                               hint=f"set {self.cfg.api_key_env} to a key this server accepts") from None
+                raise HubError(
+                    f"judge.base_url {self.cfg.base_url} refused the API key (HTTP {e.status_code})",
+                    hint=f"set {self.cfg.api_key_env} to a key this server accepts",
+                ) from None
             keep, reason = parse_verdict(reply.choices[0].message.content or "")
             if keep is None:
                 out.append((False, f"judge answer not KEEP/DROP: {reason!r}"))
@@ -218,7 +230,9 @@ def _chunk(ds, start: int, end: int, cfg: PurifyConfig, clip: ClipScorer, judge)
         images = list(rows["image"])
         if any(im is None for im in images):
             bad = rows[[im is None for im in images].index(True)]["id"]
-            raise InputError(f"row {bad} has no image (a licence-stripped export?); re-attach images with `retinalogos attach-images` first")
+            raise InputError(
+                f"row {bad} has no image (a licence-stripped export?); re-attach images with `retinalogos attach-images` first"
+            )
         scores = clip(images, list(rows["caption"]))
         plain = rows.remove_columns("image").to_list()
         judged: list[tuple[bool, str]] = []
@@ -233,7 +247,9 @@ def _chunk(ds, start: int, end: int, cfg: PurifyConfig, clip: ClipScorer, judge)
                 reasons += [f"guard: {issue}" for issue in check(row["caption"], row)]
             if judge is not None and not judged[i][0]:
                 reasons.append(judged[i][1] if judged[i][1].startswith("judge") else f"judge: {judged[i][1]}")
-            verdicts.append({"purify_score": scores[i], "purify_keep": not reasons, "purify_reason": "; ".join(reasons) or None})
+            verdicts.append(
+                {"purify_score": scores[i], "purify_keep": not reasons, "purify_reason": "; ".join(reasons) or None}
+            )
     return verdicts
 
 
@@ -242,7 +258,9 @@ def purify(in_dir: Path, recipe: Path, out_dir: Path, overrides: Sequence[str] =
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     cfg = load_config(PurifyConfig, recipe, overrides)
     if not (in_dir / "dataset_info.json").is_file():
-        raise InputError(f"{in_dir}: not a stage directory (no dataset_info.json); pass the output of `retinalogos caption`")
+        raise InputError(
+            f"{in_dir}: not a stage directory (no dataset_info.json); pass the output of `retinalogos caption`"
+        )
     if out_dir.resolve() == in_dir.resolve():
         raise InputError(f"--out {out_dir} is the input directory; choose a new folder")
     from datasets import Features, load_from_disk
@@ -253,7 +271,9 @@ def purify(in_dir: Path, recipe: Path, out_dir: Path, overrides: Sequence[str] =
     ds = ds.remove_columns([c for c in PURIFIED if c in ds.column_names and c not in CAPTIONED])  # re-purify
     missing = [i for i, c in enumerate(ds["caption"]) if not c or not str(c).strip()]
     if missing:
-        raise InputError(f"{in_dir}: {len(missing)} row(s) without a caption (e.g. {ds[missing[0]]['id']}); run `retinalogos caption` first")
+        raise InputError(
+            f"{in_dir}: {len(missing)} row(s) without a caption (e.g. {ds[missing[0]]['id']}); run `retinalogos caption` first"
+        )
 
     # 1. Resume: committed chunks of this recipe + input are reused as they are (another recipe works elsewhere).
     work = stage.WorkDir(out_dir, "purify", stage.fingerprint(cfg, stage.folder_fingerprint(in_dir)))
@@ -266,7 +286,9 @@ def purify(in_dir: Path, recipe: Path, out_dir: Path, overrides: Sequence[str] =
             clip = ClipScorer(cfg.clip.model)
             judge = None  # not loaded (nor asked) when its verdict would be ignored
             if cfg.keep.judge and cfg.judge.backend != "none":
-                judge = LMJudge(cfg.judge, cfg.keep.judge_margin) if cfg.judge.backend == "lm" else OpenAIJudge(cfg.judge)
+                judge = (
+                    LMJudge(cfg.judge, cfg.keep.judge_margin) if cfg.judge.backend == "lm" else OpenAIJudge(cfg.judge)
+                )
             for k in todo:
                 verdicts = _chunk(ds, k * cfg.chunk_rows, min((k + 1) * cfg.chunk_rows, len(ds)), cfg, clip, judge)
                 work.commit(f"chunk-{k:06d}.json", json.dumps(verdicts))
@@ -276,15 +298,23 @@ def purify(in_dir: Path, recipe: Path, out_dir: Path, overrides: Sequence[str] =
     for col in ("purify_score", "purify_keep", "purify_reason"):
         ds = ds.add_column(col, [v[col] for v in verdicts])
     # extra input columns (e.g. synthetic ones) are kept; the new ones are typed as in the schema
-    ds = ds.cast(Features({**ds.features, **{c: PURIFIED[c] for c in ("purify_score", "purify_keep", "purify_reason")}}))
+    ds = ds.cast(
+        Features({**ds.features, **{c: PURIFIED[c] for c in ("purify_score", "purify_keep", "purify_reason")}})
+    )
     stage.save_dataset(ds, out_dir)
     stage.WorkDir(out_dir, "purify").remove()  # this recipe's work and any other recipe's left here
 
-    summary = Counter((s, k, reason_category(r)) for s, k, r in zip(ds["source"], ds["purify_keep"], ds["purify_reason"]))
+    summary = Counter(
+        (s, k, reason_category(r)) for s, k, r in zip(ds["source"], ds["purify_keep"], ds["purify_reason"])
+    )
     rows = [[s, k, r, n] for (s, k, r), n in sorted(summary.items(), key=lambda x: (x[0][0], not x[0][1], x[0][2]))]
     kept = sum(ds["purify_keep"])
-    run.finish(rows=len(ds), kept=kept, dropped=len(ds) - kept,
-               by_reason={f"{s}/{'kept' if k else 'dropped'}/{r}": n for (s, k, r), n in sorted(summary.items(), key=str)})
+    run.finish(
+        rows=len(ds),
+        kept=kept,
+        dropped=len(ds) - kept,
+        by_reason={f"{s}/{'kept' if k else 'dropped'}/{r}": n for (s, k, r), n in sorted(summary.items(), key=str)},
+    )
     return PurifyResult(out_dir, kept, len(ds) - kept, rows)
 
 

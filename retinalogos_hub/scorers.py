@@ -21,9 +21,14 @@ class ClipScorer:
         """(N,) float tensor on the CPU; captions beyond the text window are truncated."""
         import torch
 
-        inputs = self.processor(text=captions, images=[im.convert("RGB") for im in images], return_tensors="pt",
-                                padding="max_length" if "siglip" in self.model.config.model_type else True,
-                                truncation=True, max_length=self.max_len).to(self.device)
+        inputs = self.processor(
+            text=captions,
+            images=[im.convert("RGB") for im in images],
+            return_tensors="pt",
+            padding="max_length" if "siglip" in self.model.config.model_type else True,
+            truncation=True,
+            max_length=self.max_len,
+        ).to(self.device)
         with torch.inference_mode():
             img = self.model.get_image_features(pixel_values=inputs["pixel_values"])
             txt = self.model.get_text_features(**{k: v for k, v in inputs.items() if k != "pixel_values"})

@@ -20,9 +20,10 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from .errors import InputError
 
@@ -58,7 +59,9 @@ def folder_fingerprint(path: str | Path) -> str:
         return fingerprint(st.get("_fingerprint"), [f.get("filename") for f in st.get("_data_files", [])])
     if p.is_file():
         return fingerprint(p.name, p.stat().st_size)
-    files = sorted(f for f in p.rglob("*") if f.is_file() and WORK not in f.relative_to(p).parts and f.name != PROVENANCE)
+    files = sorted(
+        f for f in p.rglob("*") if f.is_file() and WORK not in f.relative_to(p).parts and f.name != PROVENANCE
+    )
     return fingerprint([(str(f.relative_to(p)), f.stat().st_size) for f in files])
 
 
@@ -110,12 +113,19 @@ class WorkDir:
     def write_state(self, **state: Any) -> None:
         atomic_write(self.state_file, json.dumps(state, indent=1, default=str))
 
-    def bind(self, settings: Mapping[str, Any], *, hint: str = "rerun with the same settings to resume, or choose a new --out") -> None:
+    def bind(
+        self,
+        settings: Mapping[str, Any],
+        *,
+        hint: str = "rerun with the same settings to resume, or choose a new --out",
+    ) -> None:
         """Record the settings this work is made with; fail, naming what differs, if earlier work used others."""
         old = self.state().get("settings")
         new = json.loads(_canonical(dict(settings)))
         if old is not None and old != new:
-            diff = [f"{k}={old.get(k)!r} (now {new.get(k)!r})" for k in sorted({*old, *new}) if old.get(k) != new.get(k)]
+            diff = [
+                f"{k}={old.get(k)!r} (now {new.get(k)!r})" for k in sorted({*old, *new}) if old.get(k) != new.get(k)
+            ]
             raise InputError(f"{self.out}: holds work made with {', '.join(diff)}; {hint}")
         if old is None:
             self.write_state(**{**self.state(), "settings": new})
@@ -183,8 +193,15 @@ class StageRun:
             entry["ref"] = Path(str(ref)).name if public and Path(str(ref)).exists() else str(ref)
             inputs[role] = entry
         config = json.loads(_canonical(self.config))  # dataclasses as dicts, paths as strings
-        record = {"stage": self.stage, "version": __version__, "config": config, "inputs": inputs,
-                  "started": self.started, "finished": _now(), "counts": counts}
+        record = {
+            "stage": self.stage,
+            "version": __version__,
+            "config": config,
+            "inputs": inputs,
+            "started": self.started,
+            "finished": _now(),
+            "counts": counts,
+        }
         if public:  # a published folder changes only when its content does: an unchanged re-push is a no-op
             del record["started"], record["finished"]
         return atomic_write(Path(self.out) / PROVENANCE, json.dumps(record, indent=1, default=str))
@@ -198,5 +215,7 @@ def start(stage: str, out: str | Path, config: Any, **inputs: Any) -> StageRun:
 def read_provenance(folder: str | Path) -> dict:
     path = Path(folder) / PROVENANCE
     if not path.is_file():
-        raise InputError(f"{folder}: no {PROVENANCE}; it was not written by a retinalogos stage (or by an older version)")
+        raise InputError(
+            f"{folder}: no {PROVENANCE}; it was not written by a retinalogos stage (or by an older version)"
+        )
     return json.loads(path.read_text())

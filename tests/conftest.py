@@ -26,6 +26,7 @@ def fundus():
 
     return fundus_image
 
+
 from hub_server import hub_server  # noqa: E402,F401  (loopback Hub fixture, see tests/hub_server.py)
 
 
@@ -43,7 +44,9 @@ def refusing_server():
 
         def _refuse(self):
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            data = json.dumps({"error": {"message": f"Incorrect API key provided: {self.headers['Authorization']}"}}).encode()
+            data = json.dumps(
+                {"error": {"message": f"Incorrect API key provided: {self.headers['Authorization']}"}}
+            ).encode()
             self.send_response(401)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))

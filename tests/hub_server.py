@@ -30,8 +30,28 @@ import pytest
 USER = "tester"
 PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 # Files the real Hub stores in LFS by default (.gitattributes of a new repo), plus anything binary or >= 10 MB.
-LFS_SUFFIXES = (".parquet", ".arrow", ".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".png", ".jpg", ".jpeg",
-                ".gz", ".zip", ".tar", ".npy", ".npz", ".onnx", ".msgpack", ".h5", ".pkl", ".model")
+LFS_SUFFIXES = (
+    ".parquet",
+    ".arrow",
+    ".safetensors",
+    ".bin",
+    ".pt",
+    ".pth",
+    ".ckpt",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".gz",
+    ".zip",
+    ".tar",
+    ".npy",
+    ".npz",
+    ".onnx",
+    ".msgpack",
+    ".h5",
+    ".pkl",
+    ".model",
+)
 
 
 def git_blob_oid(data: bytes) -> str:
@@ -98,7 +118,7 @@ class HubServer:
         self.endpoint = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="loopback-hub", daemon=True)
 
-    def __enter__(self) -> "HubServer":
+    def __enter__(self) -> HubServer:
         self.thread.start()
         return self
 
@@ -111,7 +131,11 @@ class HubServer:
 
     def create(self, repo_type: str, repo_id: str, private: bool) -> Repo:
         repo = Repo(repo_type, repo_id, private)
-        attrs = {".gitattributes": Entry(b"".join(f"*{s} filter=lfs diff=lfs merge=lfs -text\n".encode() for s in LFS_SUFFIXES), False)}
+        attrs = {
+            ".gitattributes": Entry(
+                b"".join(f"*{s} filter=lfs diff=lfs merge=lfs -text\n".encode() for s in LFS_SUFFIXES), False
+            )
+        }
         repo.commits.append((self._commit_oid(repo_id, "initial"), attrs))
         self.repos[(repo_type, repo_id)] = repo
         return repo
@@ -218,8 +242,16 @@ class _Handler(BaseHTTPRequestHandler):
     # ---- endpoints ------------------------------------------------------------------------------------------------
     def do_whoami(self, query):
         if self._require_auth():
-            self._json(200, {"type": "user", "name": USER, "fullname": "Loopback Tester", "orgs": [],
-                             "auth": {"type": "access_token", "accessToken": {"displayName": "test", "role": "write"}}})
+            self._json(
+                200,
+                {
+                    "type": "user",
+                    "name": USER,
+                    "fullname": "Loopback Tester",
+                    "orgs": [],
+                    "auth": {"type": "access_token", "accessToken": {"displayName": "test", "role": "write"}},
+                },
+            )
 
     def do_create_repo(self, query):
         payload = json.loads(self._body() or b"{}")
@@ -258,11 +290,27 @@ class _Handler(BaseHTTPRequestHandler):
         r = self._readable_repo(t, repo)
         if r is None or (files := self._files_at(r, rev or "main")) is None:
             return
-        siblings = [{"rfilename": p, "size": len(e.blob), "blobId": e.tree_json(p)["oid"]} for p, e in sorted(files.items())]
-        self._json(200, {"id": repo, "_id": repo, "author": repo.split("/")[0], "sha": r.sha(unquote(rev or "main")),
-                         "private": r.private, "gated": r.gated, "disabled": False, "downloads": 0, "likes": 0,
-                         "tags": [], "siblings": siblings, "lastModified": "2026-01-01T00:00:00.000Z",
-                         "createdAt": "2026-01-01T00:00:00.000Z"})
+        siblings = [
+            {"rfilename": p, "size": len(e.blob), "blobId": e.tree_json(p)["oid"]} for p, e in sorted(files.items())
+        ]
+        self._json(
+            200,
+            {
+                "id": repo,
+                "_id": repo,
+                "author": repo.split("/")[0],
+                "sha": r.sha(unquote(rev or "main")),
+                "private": r.private,
+                "gated": r.gated,
+                "disabled": False,
+                "downloads": 0,
+                "likes": 0,
+                "tags": [],
+                "siblings": siblings,
+                "lastModified": "2026-01-01T00:00:00.000Z",
+                "createdAt": "2026-01-01T00:00:00.000Z",
+            },
+        )
 
     def _listing(self, files: dict[str, Entry], under: str, recursive: bool) -> list[dict]:
         prefix = f"{under.strip('/')}/" if under else ""
@@ -270,13 +318,16 @@ class _Handler(BaseHTTPRequestHandler):
         for path in sorted(files):
             if not path.startswith(prefix):
                 continue
-            rest = path[len(prefix):]
+            rest = path[len(prefix) :]
             parts = rest.split("/")
             for i in range(1, len(parts) if recursive else min(2, len(parts))):
                 dirs.add(prefix + "/".join(parts[:i]))
             if recursive or len(parts) == 1:
                 out.append(files[path].tree_json(path))
-        out += [{"type": "directory", "path": d, "oid": hashlib.sha1(d.encode()).hexdigest(), "size": 0} for d in sorted(dirs)]
+        out += [
+            {"type": "directory", "path": d, "oid": hashlib.sha1(d.encode()).hexdigest(), "size": 0}
+            for d in sorted(dirs)
+        ]
         return out
 
     def do_tree(self, query, t, repo, rev, path=None):
@@ -311,7 +362,9 @@ class _Handler(BaseHTTPRequestHandler):
             lfs = f["path"].lower().endswith(LFS_SUFFIXES) or f["size"] >= 10_000_000 or b"\0" in sample
             existing = files.get(f["path"])
             oid = (existing.etag if existing.lfs == lfs else None) if existing else None
-            out.append({"path": f["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False, "oid": oid})
+            out.append(
+                {"path": f["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False, "oid": oid}
+            )
         self._json(200, {"files": out, "commitOid": r.sha(unquote(rev))})
 
     def do_lfs_batch(self, query, repo, prefix=None):
@@ -325,11 +378,16 @@ class _Handler(BaseHTTPRequestHandler):
         for obj in payload["objects"]:
             item = {"oid": obj["oid"], "size": obj["size"], "authenticated": True}
             if obj["oid"] not in self.hub.lfs:  # already stored: no actions, the client skips the upload
-                item["actions"] = {"upload": {"href": f"{self.hub.endpoint}/_lfs/{obj['oid']}"},
-                                   "verify": {"href": f"{self.hub.endpoint}/_lfs/verify"}}
+                item["actions"] = {
+                    "upload": {"href": f"{self.hub.endpoint}/_lfs/{obj['oid']}"},
+                    "verify": {"href": f"{self.hub.endpoint}/_lfs/verify"},
+                }
             objects.append(item)
-        self._send(200, json.dumps({"transfer": "basic", "objects": objects}).encode(),
-                   content_type="application/vnd.git-lfs+json")
+        self._send(
+            200,
+            json.dumps({"transfer": "basic", "objects": objects}).encode(),
+            content_type="application/vnd.git-lfs+json",
+        )
 
     def do_lfs_put(self, query, oid):
         data = self._body()
@@ -389,7 +447,7 @@ class _Handler(BaseHTTPRequestHandler):
         if rng := re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", "")):
             start, end = int(rng.group(1)), int(rng.group(2) or len(body) - 1)
             headers["Content-Range"] = f"bytes {start}-{end}/{len(body)}"
-            body, status = body[start:end + 1], 206
+            body, status = body[start : end + 1], 206
         self._send(status, body, headers, content_type="application/octet-stream")
 
 
@@ -399,12 +457,18 @@ def hub_server(monkeypatch):
     import huggingface_hub.constants as hc
 
     with HubServer() as server:
-        for name, value in {"HF_ENDPOINT": server.endpoint, "HF_HUB_DISABLE_XET": "1", "HF_HUB_OFFLINE": "0",
-                            "HF_DATASETS_OFFLINE": "0"}.items():
+        for name, value in {
+            "HF_ENDPOINT": server.endpoint,
+            "HF_HUB_DISABLE_XET": "1",
+            "HF_HUB_OFFLINE": "0",
+            "HF_DATASETS_OFFLINE": "0",
+        }.items():
             monkeypatch.setenv(name, value)
         monkeypatch.delenv("HF_TOKEN", raising=False)
         monkeypatch.setattr(hc, "ENDPOINT", server.endpoint)
-        monkeypatch.setattr(hc, "HUGGINGFACE_CO_URL_TEMPLATE", server.endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+        monkeypatch.setattr(
+            hc, "HUGGINGFACE_CO_URL_TEMPLATE", server.endpoint + "/{repo_id}/resolve/{revision}/{filename}"
+        )
         monkeypatch.setattr(hc, "HF_HUB_OFFLINE", False)
         monkeypatch.setattr(hc, "HF_HUB_DISABLE_XET", True)
         monkeypatch.setattr(hc, "HF_URL_HOSTS", hc.HF_URL_HOSTS | {"127.0.0.1"})

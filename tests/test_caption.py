@@ -44,19 +44,36 @@ def make_curated(path, n=12, size=32, fundus=None, bad=()):
         image = fundus_image(size, seed=k, dr_grade=g, eye=eye)
         if k in bad:
             image = {"bytes": b"not an image", "path": None}
-        rows.append(dict(
-            image=image, id=f"demo/{k:04d}", source="demo", source_id=f"{k:04d}", patient_id=str(k // 2), eye=eye,
-            dr_grade=None if k % 7 == 6 else g, dme=None if k % 3 == 0 else int(g >= 3),
-            glaucoma=None if k % 4 == 0 else k % 4 == 1, diseases=["diabetic retinopathy"] if g else [],
-            findings="odir keywords: moderate non proliferative retinopathy" if g == 2 else None, age=40.0 + k,
-            sex="FM"[k % 2], quality="good", quality_score=0.9, width=size, height=size, split="train",
-            license="CC-BY-4.0", redistributable=True,
-        ))
+        rows.append(
+            dict(
+                image=image,
+                id=f"demo/{k:04d}",
+                source="demo",
+                source_id=f"{k:04d}",
+                patient_id=str(k // 2),
+                eye=eye,
+                dr_grade=None if k % 7 == 6 else g,
+                dme=None if k % 3 == 0 else int(g >= 3),
+                glaucoma=None if k % 4 == 0 else k % 4 == 1,
+                diseases=["diabetic retinopathy"] if g else [],
+                findings="odir keywords: moderate non proliferative retinopathy" if g == 2 else None,
+                age=40.0 + k,
+                sex="FM"[k % 2],
+                quality="good",
+                quality_score=0.9,
+                width=size,
+                height=size,
+                split="train",
+                license="CC-BY-4.0",
+                redistributable=True,
+            )
+        )
     Dataset.from_list(rows, features=CURATED).save_to_disk(str(path))
     return path
 
 
 # ---- recipes ----------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("path", sorted(RECIPES.glob("*.yaml")), ids=lambda p: p.stem)  # one per backend
 def test_every_caption_recipe_loads_and_says_how_to_run_it(path):
@@ -68,10 +85,13 @@ def test_every_caption_recipe_loads_and_says_how_to_run_it(path):
     assert "sk-" not in path.read_text()
 
 
-@pytest.mark.parametrize("edit,needle", [
-    (lambda t: t.replace("max_words: 200\n", ""), "missing required key 'max_words'"),
-    (lambda t: t + "max_word: 150\n", "unknown key 'max_word' (did you mean 'max_words'?)"),
-])
+@pytest.mark.parametrize(
+    "edit,needle",
+    [
+        (lambda t: t.replace("max_words: 200\n", ""), "missing required key 'max_words'"),
+        (lambda t: t + "max_word: 150\n", "unknown key 'max_word' (did you mean 'max_words'?)"),
+    ],
+)
 def test_a_missing_or_unknown_recipe_key_is_one_line_naming_it(tmp_path, edit, needle):
     bad = tmp_path / "r.yaml"
     bad.write_text(edit((RECIPES / "template.yaml").read_text()))
@@ -80,14 +100,17 @@ def test_a_missing_or_unknown_recipe_key_is_one_line_naming_it(tmp_path, edit, n
     assert needle in str(e.value) and "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("overrides,needle", [
-    (["min_words=300"], "min_words <= max_words"),
-    (["backend=gpt"], "backend must be one of 'template', 'transformers', 'openai'"),
-    (["backend=openai"], "needs a valid `openai:` section"),
-    (["prompt_version=v999"], "prompt_version 'v999' is unknown"),
-    (["commit_every=0"], "commit_every must be >= 1"),
-    (["seed=x"], "seed must be int"),
-])
+@pytest.mark.parametrize(
+    "overrides,needle",
+    [
+        (["min_words=300"], "min_words <= max_words"),
+        (["backend=gpt"], "backend must be one of 'template', 'transformers', 'openai'"),
+        (["backend=openai"], "needs a valid `openai:` section"),
+        (["prompt_version=v999"], "prompt_version 'v999' is unknown"),
+        (["commit_every=0"], "commit_every must be >= 1"),
+        (["seed=x"], "seed must be int"),
+    ],
+)
 def test_recipe_values_are_validated(overrides, needle):
     with pytest.raises(ConfigError) as e:
         load(RECIPES / "template.yaml", overrides)
@@ -104,14 +127,29 @@ def test_settings_bind_what_changes_a_caption_not_how_fast_it_is_made():
 
 # ---- template + guard -------------------------------------------------------------------------------------------
 
+
 def label_grid():
     for g, eye, glaucoma, dme, diseases, age, sex in itertools.product(
-        (None, 0, 1, 2, 3, 4), ("left", "right", None), (None, True, False), (None, 0, 1),
+        (None, 0, 1, 2, 3, 4),
+        ("left", "right", None),
+        (None, True, False),
+        (None, 0, 1),
         ([], ["amd"], ["hypertension", "myopia"]),
-        (None, 63.0), (None, "F"),
+        (None, 63.0),
+        (None, "F"),
     ):
-        yield dict(id=f"x/{g}{eye}{glaucoma}{dme}{diseases}{age}{sex}", dr_grade=g, eye=eye, glaucoma=glaucoma, dme=dme,
-                   diseases=diseases, age=age, sex=sex, quality="usable", findings=None)
+        yield dict(
+            id=f"x/{g}{eye}{glaucoma}{dme}{diseases}{age}{sex}",
+            dr_grade=g,
+            eye=eye,
+            glaucoma=glaucoma,
+            dme=dme,
+            diseases=diseases,
+            age=age,
+            sex=sex,
+            quality="usable",
+            findings=None,
+        )
 
 
 def test_template_covers_all_areas_and_passes_the_guard_for_every_label_combination():
@@ -140,22 +178,25 @@ def test_template_is_seeded_per_row_and_length_configurable():
     assert len(long.split()) >= 150 and len(short.split()) <= 90 and len(long.split()) > len(short.split())
 
 
-@pytest.mark.parametrize("caption,row,expect", [
-    ("Scattered dot haemorrhages and hard exudates are present.", dict(dr_grade=0), "dr_grade 0"),
-    ("The disc shows glaucomatous cupping.", dict(glaucoma=False), "glaucoma-negative"),
-    ("The cup-to-disc ratio is 0.8.", dict(glaucoma=False), "cup-to-disc"),
-    ("A photograph of the right eye.", dict(eye="left"), "eye is left"),
-    ("There are no lesions.", dict(dr_grade=2), "dr_grade 2"),
-    ("Normal fundus.", dict(dr_grade=3), "dr_grade 3"),
-    ("No microaneurysms, haemorrhages or exudates are seen.", dict(dr_grade=2), "denies every"),
-    ("Macular oedema is present.", dict(dme=0), "dme 0"),
-    ("There is no macular oedema.", dict(dme=1), "dme 1"),
-    ("Proliferative diabetic retinopathy.", dict(dr_grade=2), "states grade 4"),
-    ("Severe non-proliferative diabetic retinopathy.", dict(dr_grade=1), "states grade 3"),
-    ("No haemorrhages are present, but microaneurysms are visible.", dict(dr_grade=0), "microaneurysms"),
-    ("Unremarkable fundus.", dict(diseases=["amd"]), "amd"),
-    ("", {}, "empty"),
-])
+@pytest.mark.parametrize(
+    "caption,row,expect",
+    [
+        ("Scattered dot haemorrhages and hard exudates are present.", dict(dr_grade=0), "dr_grade 0"),
+        ("The disc shows glaucomatous cupping.", dict(glaucoma=False), "glaucoma-negative"),
+        ("The cup-to-disc ratio is 0.8.", dict(glaucoma=False), "cup-to-disc"),
+        ("A photograph of the right eye.", dict(eye="left"), "eye is left"),
+        ("There are no lesions.", dict(dr_grade=2), "dr_grade 2"),
+        ("Normal fundus.", dict(dr_grade=3), "dr_grade 3"),
+        ("No microaneurysms, haemorrhages or exudates are seen.", dict(dr_grade=2), "denies every"),
+        ("Macular oedema is present.", dict(dme=0), "dme 0"),
+        ("There is no macular oedema.", dict(dme=1), "dme 1"),
+        ("Proliferative diabetic retinopathy.", dict(dr_grade=2), "states grade 4"),
+        ("Severe non-proliferative diabetic retinopathy.", dict(dr_grade=1), "states grade 3"),
+        ("No haemorrhages are present, but microaneurysms are visible.", dict(dr_grade=0), "microaneurysms"),
+        ("Unremarkable fundus.", dict(diseases=["amd"]), "amd"),
+        ("", {}, "empty"),
+    ],
+)
 def test_guard_catches_contradictions(caption, row, expect):
     issues = check(caption, row)
     assert any(expect in i for i in issues), issues
@@ -166,32 +207,57 @@ def test_guard_reports_a_normal_fundus_claim_once():
     assert check("A normal fundus.", row) == ["dr_grade 2 but the caption calls the fundus normal / lesion-free"]
 
 
-@pytest.mark.parametrize("caption,row", [
-    ("No haemorrhages, microaneurysms or exudates are seen.", dict(dr_grade=0)),
-    ("Haemorrhages are absent and exudates are not seen.", dict(dr_grade=0)),
-    ("There is no glaucomatous cupping; the disc is non-glaucomatous with a cup-to-disc ratio of 0.3.",
-     dict(glaucoma=False)),
-    ("There is no macular oedema.", dict(dme=0)),
-    ("Moderate non-proliferative diabetic retinopathy with dot haemorrhages.", dict(dr_grade=2)),
-    ("Left eye. Enlarged cup, cup-to-disc ratio 0.8.", dict(eye="left", glaucoma=True)),
-    ("Haemorrhages are seen.", dict(dr_grade=None, eye=None)),  # unknown labels are never checked
-])
+@pytest.mark.parametrize(
+    "caption,row",
+    [
+        ("No haemorrhages, microaneurysms or exudates are seen.", dict(dr_grade=0)),
+        ("Haemorrhages are absent and exudates are not seen.", dict(dr_grade=0)),
+        (
+            "There is no glaucomatous cupping; the disc is non-glaucomatous with a cup-to-disc ratio of 0.3.",
+            dict(glaucoma=False),
+        ),
+        ("There is no macular oedema.", dict(dme=0)),
+        ("Moderate non-proliferative diabetic retinopathy with dot haemorrhages.", dict(dr_grade=2)),
+        ("Left eye. Enlarged cup, cup-to-disc ratio 0.8.", dict(eye="left", glaucoma=True)),
+        ("Haemorrhages are seen.", dict(dr_grade=None, eye=None)),  # unknown labels are never checked
+    ],
+)
 def test_guard_accepts_consistent_and_negated_statements(caption, row):
     assert check(caption, row) == []
 
 
 # ---- prompt -----------------------------------------------------------------------------------------------------
 
+
 def test_prompt_has_reference_block_areas_and_json_keys():
-    row = dict(eye="right", quality="good", dr_grade=3, dme=1, glaucoma=False,
-               diseases=["diabetic retinopathy", "cataract"],
-               findings="severe NPDR; cataract", age=61.0, sex="M")
+    row = dict(
+        eye="right",
+        quality="good",
+        dr_grade=3,
+        dme=1,
+        glaucoma=False,
+        diseases=["diabetic retinopathy", "cataract"],
+        findings="severe NPDR; cataract",
+        age=61.0,
+        sex="M",
+    )
     text = build_prompt(row, version="v1", min_words=90, max_words=150)
     for line in reference_lines(row):
         assert line in text
-    for needle in ("Eye: right (OD)", "grade 3", "Diabetic macular oedema: present", "Glaucoma: no", "cataract",
-                   "age 61, male",
-                   "optic disc", "vessels", "nerve fibre layer", "lesions", "90 to 150 words", "Never contradict"):
+    for needle in (
+        "Eye: right (OD)",
+        "grade 3",
+        "Diabetic macular oedema: present",
+        "Glaucoma: no",
+        "cataract",
+        "age 61, male",
+        "optic disc",
+        "vessels",
+        "nerve fibre layer",
+        "lesions",
+        "90 to 150 words",
+        "Never contradict",
+    ):
         assert needle in text, needle
     assert all(k in text for k in JSON_KEYS)
     assert "Glaucoma" not in build_prompt(dict(dr_grade=0), version="v1", min_words=80, max_words=200)  # not guessed
@@ -203,13 +269,18 @@ def test_parse_response_accepts_fenced_json_and_rejects_malformed():
     good = {k: f"{k} text" for k in JSON_KEYS}
     caption, fields = parse_response("```json\n" + json.dumps(good) + "\n```")
     assert caption == "caption text" and fields["lesions"] == "lesions text"
-    for bad, why in [("the disc is pink", "no JSON"), ('{"caption": "x"', "no JSON"), ("{'caption': 1}", "malformed"),
-                     (json.dumps({"caption": "x"}), "lacks")]:
+    for bad, why in [
+        ("the disc is pink", "no JSON"),
+        ('{"caption": "x"', "no JSON"),
+        ("{'caption': 1}", "malformed"),
+        (json.dumps({"caption": "x"}), "lacks"),
+    ]:
         with pytest.raises(ValueError, match=why):
             parse_response(bad)
 
 
 # ---- part files -------------------------------------------------------------------------------------------------
+
 
 def test_shard_writer_commits_every_k_and_cuts_a_torn_tail(tmp_path):
     part = tmp_path / "part-0.jsonl"
@@ -237,6 +308,7 @@ def test_shard_writer_commits_every_k_and_cuts_a_torn_tail(tmp_path):
 
 # ---- caption_dataset (template backend) -------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def curated(tmp_path_factory):
     return make_curated(tmp_path_factory.mktemp("curated") / "ds", n=14)
@@ -257,8 +329,14 @@ def test_template_run_writes_captioned_schema_and_provenance(curated, tmp_path):
     assert prov["config"]["backend"] == "template" and prov["config"]["max_words"] == 200
     assert load(RECIPES / "template.yaml") == CaptionConfig(**prov["config"])  # the resolved config, in full
     assert prov["inputs"]["curated"] == {"fingerprint": folder_fingerprint(curated), "ref": str(curated)}
-    assert prov["counts"] == {"rows": 14, "flagged": 0, "unreadable": 0, "malformed": 0, "request_failed": 0,
-                              "models": ["template"]}
+    assert prov["counts"] == {
+        "rows": 14,
+        "flagged": 0,
+        "unreadable": 0,
+        "malformed": 0,
+        "request_failed": 0,
+        "models": ["template"],
+    }
     assert prov["started"] <= prov["finished"]
     assert list((tmp_path / "out" / ".work" / "caption").glob("part-*.jsonl"))  # the work stays: a rerun is a no-op
 

@@ -25,8 +25,10 @@ VLLM_PYTHON = Path(os.environ.get("VLLM_PYTHON", ROOT / ".venv-vllm" / "bin" / "
 
 pytestmark = [
     pytest.mark.vllm,
-    pytest.mark.skipif(not (VLLM_PYTHON.parent / "vllm").exists(),
-                       reason=f"vLLM not installed at {VLLM_PYTHON.parent} (run scripts/setup_vllm.sh)"),
+    pytest.mark.skipif(
+        not (VLLM_PYTHON.parent / "vllm").exists(),
+        reason=f"vLLM not installed at {VLLM_PYTHON.parent} (run scripts/setup_vllm.sh)",
+    ),
 ]
 
 
@@ -37,11 +39,31 @@ def vllm_server(tmp_path_factory):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = tmp_path_factory.mktemp("vllm") / "serve.log"
-    cmd = [str(VLLM_PYTHON), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model), "--served-model-name",
-           "tiny-qwen2-vl", "--host", "127.0.0.1", "--port", str(port), "--max-model-len", "2048", "--dtype", "float32",
-           "--gpu-memory-utilization", "0.1", "--enforce-eager", "--max-num-seqs", "8",
-           # compact JSON: without it a random model may emit whitespace between JSON tokens until max_tokens
-           "--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}']
+    cmd = [
+        str(VLLM_PYTHON),
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(model),
+        "--served-model-name",
+        "tiny-qwen2-vl",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--max-model-len",
+        "2048",
+        "--dtype",
+        "float32",
+        "--gpu-memory-utilization",
+        "0.1",
+        "--enforce-eager",
+        "--max-num-seqs",
+        "8",
+        # compact JSON: without it a random model may emit whitespace between JSON tokens until max_tokens
+        "--structured-outputs-config",
+        '{"backend": "xgrammar", "disable_any_whitespace": true}',
+    ]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_HUB_OFFLINE", "PYTHONPATH"))}
     env.update(HF_HUB_OFFLINE="1", VLLM_CPU_OMP_THREADS_BIND="nobind", OMP_NUM_THREADS="1")
     with log.open("wb") as fh:
@@ -73,8 +95,14 @@ def vllm_server(tmp_path_factory):
 
 def test_openai_backend_against_vllm_with_guided_json(vllm_server, tmp_path):
     src = make_curated(tmp_path / "ds", n=8, size=48, bad={3})
-    cfg = shipped("openai", f"openai.base_url={vllm_server}", "openai.concurrency=4", "min_words=1", "max_words=4",
-                  "openai.max_new_tokens=1024")
+    cfg = shipped(
+        "openai",
+        f"openai.base_url={vllm_server}",
+        "openai.concurrency=4",
+        "min_words=1",
+        "max_words=4",
+        "openai.max_new_tokens=1024",
+    )
     r = caption_dataset(src, tmp_path / "out", cfg, progress=False)
     ds = load_from_disk(str(tmp_path / "out")).remove_columns("image")
     assert r.merged and len(ds) == 8

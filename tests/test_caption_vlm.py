@@ -40,8 +40,11 @@ def curated(tmp_path_factory):
 def test_tiny_vlm_rows_are_flagged_not_dropped(name, curated, tmp_path, monkeypatch):
     attempts = []
     real = TransformersBackend.answer
-    monkeypatch.setattr(TransformersBackend, "answer",
-                        lambda self, items, attempt=0: attempts.append(attempt) or real(self, items, attempt))
+    monkeypatch.setattr(
+        TransformersBackend,
+        "answer",
+        lambda self, items, attempt=0: attempts.append(attempt) or real(self, items, attempt),
+    )
     cfg = tiny(name, "transformers.batch_size=3", "transformers.max_new_tokens=6")
     r = caption_dataset(curated, tmp_path / "out", cfg, progress=False)
     ds = load_from_disk(str(tmp_path / "out"))
@@ -59,8 +62,9 @@ def test_tiny_vlm_rows_are_flagged_not_dropped(name, curated, tmp_path, monkeypa
 @pytest.mark.parametrize("name", ["qwen2.5-vl", "llava"])
 def test_left_padded_batch_matches_unbatched_greedy(name):
     be = TransformersBackend(tiny(name, "transformers.max_new_tokens=8"))
-    rows = [dict(id=f"r{k}", dr_grade=k, eye="left", glaucoma=bool(k % 2), dme=None, diseases=["amd"] * k)
-            for k in range(3)]
+    rows = [
+        dict(id=f"r{k}", dr_grade=k, eye="left", glaucoma=bool(k % 2), dme=None, diseases=["amd"] * k) for k in range(3)
+    ]
     from retinalogos_hub.demo.fundus import fundus_image
 
     # different image sizes -> different numbers of image tokens -> real padding inside the batch
@@ -130,9 +134,22 @@ def test_sigkill_mid_run_then_resume_loses_and_duplicates_nothing(tmp_path):
     n = 24
     src = make_curated(tmp_path / "ds", n=n, size=32)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "retinalogos_hub.cli", "caption", "run", str(src), "--out", str(out), "--recipe",
-           str(RECIPE), "transformers.model=tiny:qwen2-vl", "transformers.batch_size=2", "commit_every=2",
-           "transformers.max_new_tokens=4"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "retinalogos_hub.cli",
+        "caption",
+        "run",
+        str(src),
+        "--out",
+        str(out),
+        "--recipe",
+        str(RECIPE),
+        "transformers.model=tiny:qwen2-vl",
+        "transformers.batch_size=2",
+        "commit_every=2",
+        "transformers.max_new_tokens=4",
+    ]
     work = out / ".work" / "caption"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -164,9 +181,25 @@ def test_processes_under_torchrun_split_rows_and_the_main_one_merges(tmp_path):
     own copy of the VLM."""
     src = make_curated(tmp_path / "ds", n=9, size=32)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "retinalogos_hub.cli",
-           "caption", "run", str(src), "--out", str(out), "--recipe", str(RECIPE), "transformers.model=tiny:qwen2-vl",
-           "transformers.batch_size=3", "transformers.max_new_tokens=4"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "retinalogos_hub.cli",
+        "caption",
+        "run",
+        str(src),
+        "--out",
+        str(out),
+        "--recipe",
+        str(RECIPE),
+        "transformers.model=tiny:qwen2-vl",
+        "transformers.batch_size=3",
+        "transformers.max_new_tokens=4",
+    ]
     r = subprocess.run(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     work = out / ".work" / "caption"

@@ -10,10 +10,24 @@ from typer.testing import CliRunner
 from retinalogos_hub.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = ("curate", "sources", "caption", "purify", "push-dataset", "attach-images", "train", "push-model", "generate",
-            "evaluate", "demo")
-GROUPS = {"curate": ("run", "merge"), "caption": ("run", "merge"),
-          "evaluate": ("fid", "clip-score", "downstream", "turing-kit", "turing-score")}
+COMMANDS = (
+    "curate",
+    "sources",
+    "caption",
+    "purify",
+    "push-dataset",
+    "attach-images",
+    "train",
+    "push-model",
+    "generate",
+    "evaluate",
+    "demo",
+)
+GROUPS = {
+    "curate": ("run", "merge"),
+    "caption": ("run", "merge"),
+    "evaluate": ("fid", "clip-score", "downstream", "turing-kit", "turing-score"),
+}
 
 
 def test_help_lists_every_command():
@@ -47,7 +61,9 @@ def test_library_error_is_one_line_and_debug_shows_traceback(tmp_path):
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert p.returncode == 1 and "Traceback" not in p.stderr
     assert "unknown key 'learning_rat'" in p.stderr and "valid keys:" in p.stderr
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**__import__("os").environ, "RETINALOGOS_DEBUG": "1"})
+    p = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=120, env={**__import__("os").environ, "RETINALOGOS_DEBUG": "1"}
+    )
     assert p.returncode == 1 and "Traceback" in p.stderr and "ConfigError" in p.stderr
 
 
@@ -70,7 +86,11 @@ def test_error_text_with_brackets_is_printed_verbatim(tmp_path, monkeypatch, cap
 def test_recipes_and_card_templates_ship_inside_the_package():
     from retinalogos_hub import SHIPPED
 
-    for rel in ("recipes/demo/pipeline.yaml", "recipes/lumina-next/pipeline.yaml",
-                "dataset_cards/dataset_card.md.j2", "model_cards/model_card.md.j2"):
+    for rel in (
+        "recipes/demo/pipeline.yaml",
+        "recipes/lumina-next/pipeline.yaml",
+        "dataset_cards/dataset_card.md.j2",
+        "model_cards/model_card.md.j2",
+    ):
         assert (SHIPPED / rel).is_file(), rel
     assert '"_shipped/**/*"' in (ROOT / "pyproject.toml").read_text()  # so a wheel carries them too

@@ -87,14 +87,19 @@ def _check_provenance(out, cfg, sources):
     prov = stage.read_provenance(out)
     assert (prov["stage"], prov["version"]) == ("curate", retinalogos_hub.__version__)
     assert prov["config"] == json.loads(json.dumps(asdict(cfg)))
-    assert prov["inputs"] == {name: {"fingerprint": stage.folder_fingerprint(root), "ref": str(root)}
-                              for name, root in sources}
+    assert prov["inputs"] == {
+        name: {"fingerprint": stage.folder_fingerprint(root), "ref": str(root)} for name, root in sources
+    }
     rows = _manifest(out)
     status = [r["status"] for r in rows]
     splits = {s: n for s in ("train", "validation", "test") if (n := [r["split"] for r in rows].count(s))}
     counts = prov["counts"]
     assert (counts["inputs"], counts["kept"], counts["excluded"], counts["duplicates"]) == (
-        len(rows), status.count("kept"), status.count("excluded"), status.count("duplicate"))
+        len(rows),
+        status.count("kept"),
+        status.count("excluded"),
+        status.count("duplicate"),
+    )
     assert counts["splits"] == splits and prov["started"] <= prov["finished"]
     assert not (out / "curate.json").exists()  # the old summary is folded into the provenance
     return prov
@@ -152,8 +157,9 @@ def test_no_patient_in_two_splits(run):
     assert all(len(s) == 1 for s in splits.values())
     assert set(ds["split"]) <= {"train", "validation", "test"}
     # EyePACS test/ images keep their official split
-    official = [r for r in _manifest(run.out)
-                if r["status"] == "kept" and Path(r["path"]).parts[-3:-1] == ("eyepacs", "test")]
+    official = [
+        r for r in _manifest(run.out) if r["status"] == "kept" and Path(r["path"]).parts[-3:-1] == ("eyepacs", "test")
+    ]
     assert official and all(r["split"] == "test" for r in official)
     both = [p for p, i in zip(ds["patient_id"], ds["id"]) if i.startswith("eyepacs/")]
     assert any(both.count(p) == 2 for p in both)  # pairs exist, so the check above is not vacuous
@@ -268,13 +274,16 @@ def test_default_config_is_the_shipped_recipe():
     assert json.loads(json.dumps(asdict(BASE))) == yaml.safe_load(RECIPE.read_text())
 
 
-@pytest.mark.parametrize("pattern,repl,expected", [
-    (r"^sources: .*$", "colour: red", "unknown key 'colour'"),
-    (r"min_fill:", "min_fil:", "unknown key 'fov.min_fil' (did you mean 'fov.min_fill'?)"),
-    (r"^jpeg_quality:.*$", "", "missing required key 'jpeg_quality'"),
-    (r"^  salt:.*$", "", "missing required key 'splits.salt'"),
-    (r"^size: 512", "size: 8", "size must be in 16..8192, got 8"),
-])
+@pytest.mark.parametrize(
+    "pattern,repl,expected",
+    [
+        (r"^sources: .*$", "colour: red", "unknown key 'colour'"),
+        (r"min_fill:", "min_fil:", "unknown key 'fov.min_fil' (did you mean 'fov.min_fill'?)"),
+        (r"^jpeg_quality:.*$", "", "missing required key 'jpeg_quality'"),
+        (r"^  salt:.*$", "", "missing required key 'splits.salt'"),
+        (r"^size: 512", "size: 8", "size must be in 16..8192, got 8"),
+    ],
+)
 def test_recipe_errors_are_one_line_naming_the_key(tmp_path, pattern, repl, expected):
     bad = tmp_path / "curate.yaml"
     bad.write_text(re.sub(pattern, repl, RECIPE.read_text(), count=1, flags=re.M))
@@ -311,9 +320,11 @@ def test_bktree_matches_brute_force():
 
 def test_canonical_prefers_redistributable_then_richer_labels():
     thumb = np.arange(32 * 32, dtype=np.uint8).reshape(32, 32)
-    items = [Item("a/1", "s1", "p1", 5, (True, -5, 0.0, "a/1")),  # not redistributable, rich labels
-             Item("b/1", "s2", "p2", 5 ^ 1, (False, -1, 0.0, "b/1")),  # redistributable, fewer labels
-             Item("c/1", "s3", "p3", 5 ^ 3, (True, -9, 0.0, "c/1"))]
+    items = [
+        Item("a/1", "s1", "p1", 5, (True, -5, 0.0, "a/1")),  # not redistributable, rich labels
+        Item("b/1", "s2", "p2", 5 ^ 1, (False, -1, 0.0, "b/1")),  # redistributable, fewer labels
+        Item("c/1", "s3", "p3", 5 ^ 3, (True, -9, 0.0, "c/1")),
+    ]
     dups = find_duplicates(items, lambda ids: {i: thumb for i in ids}, BASE.dedup)
     assert {k: v[0] for k, v in dups.items()} == {"a/1": "b/1", "c/1": "b/1"}
     # same pHash but uncorrelated thumbnails (two eyes from one camera): not duplicates
@@ -336,8 +347,11 @@ def test_splits_deterministic_official_and_linked():
 def test_every_adapter_layout_curates(tmp_path):
     """All miniature layouts together: labels of every adapter fit the schema, unrelated procedural eyes are never
     merged as duplicates, and no patient spans two splits."""
-    sources = [(name, write_layout(name, tmp_path / name, n=8, seed=i, size=64))
-               for i, name in enumerate(WRITERS) if name != "table"]  # `table` needs a mapping YAML of its own
+    sources = [
+        (name, write_layout(name, tmp_path / name, n=8, seed=i, size=64))
+        for i, name in enumerate(WRITERS)
+        if name != "table"
+    ]  # `table` needs a mapping YAML of its own
     r = curate(sources, tmp_path / "out", cfg=replace(BASE, size=32, commit_every=50), progress=False)
     assert (r.excluded, r.duplicates) == (0, 0) and r.kept == r.inputs == len(_manifest(r.out))
     ds = datasets.load_from_disk(str(r.out))

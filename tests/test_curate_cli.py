@@ -26,8 +26,20 @@ def _main(monkeypatch, capsys, *args):
 def test_curate_and_merge_commands(tmp_path):
     src = write_layout("eyepacs", tmp_path / "eyepacs", n=8)
     runner = CliRunner()
-    r = runner.invoke(app, ["curate", "run", "--source", f"eyepacs={src}", "--out", str(tmp_path / "out"),
-                            "--size", "48", "splits.test=0.25"])
+    r = runner.invoke(
+        app,
+        [
+            "curate",
+            "run",
+            "--source",
+            f"eyepacs={src}",
+            "--out",
+            str(tmp_path / "out"),
+            "--size",
+            "48",
+            "splits.test=0.25",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "kept: 8" in r.output and "excluded: 0" in r.output
     ds = datasets.load_from_disk(str(tmp_path / "out"))
@@ -35,8 +47,21 @@ def test_curate_and_merge_commands(tmp_path):
     config = stage.read_provenance(tmp_path / "out")["config"]
     assert (config["size"], config["splits"]["test"]) == (48, 0.25)  # --size and the override, as resolved
     for i in range(2):
-        r = runner.invoke(app, ["curate", "run", "-s", f"eyepacs={src}", "-o", str(tmp_path / f"p{i}"),
-                                "--size", "48", "--shard", f"{i}/2"])
+        r = runner.invoke(
+            app,
+            [
+                "curate",
+                "run",
+                "-s",
+                f"eyepacs={src}",
+                "-o",
+                str(tmp_path / f"p{i}"),
+                "--size",
+                "48",
+                "--shard",
+                f"{i}/2",
+            ],
+        )
         assert r.exit_code == 0, r.output
         assert "curate merge" in r.output
     r = runner.invoke(app, ["curate", "merge", str(tmp_path / "p0"), str(tmp_path / "p1"), "-o", str(tmp_path / "m")])
@@ -48,9 +73,22 @@ def test_curate_and_merge_commands(tmp_path):
 
 def test_nonexistent_source_dir_is_one_line_without_traceback(tmp_path):
     # a real process: exactly what a user sees
-    p = subprocess.run([sys.executable, "-m", "retinalogos_hub.cli", "curate", "run", "--source",
-                        "eyepacs=/nonexistent", "--out", str(tmp_path / "out")], capture_output=True, text=True,
-                       timeout=120)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "retinalogos_hub.cli",
+            "curate",
+            "run",
+            "--source",
+            "eyepacs=/nonexistent",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 1
     assert "Traceback" not in p.stderr
     lines = [line for line in p.stderr.splitlines() if line.strip()]
@@ -83,8 +121,9 @@ def test_wrong_label_columns_and_empty_dir(monkeypatch, capsys, tmp_path):
     code, _, err = _main(monkeypatch, capsys, "curate", "run", "-s", f"eyepacs={src}", "-o", str(tmp_path / "o"))
     assert code == 1 and "trainLabels.csv: expected columns image, level" in err
     (tmp_path / "empty").mkdir()
-    code, _, err = _main(monkeypatch, capsys, "curate", "run", "-s", f"aptos={tmp_path / 'empty'}",
-                         "-o", str(tmp_path / "o2"))
+    code, _, err = _main(
+        monkeypatch, capsys, "curate", "run", "-s", f"aptos={tmp_path / 'empty'}", "-o", str(tmp_path / "o2")
+    )
     assert code == 1 and "aptos" in err and str(tmp_path / "empty") in err
 
 

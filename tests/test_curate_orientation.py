@@ -52,8 +52,14 @@ def raw(tmp_path_factory):
     _no_disc().save(test[1], "JPEG", quality=92)
     plain = sorted((aptos / "train_images").glob("*.png"))[0]
     fundus_image(640, 480, seed=9, eye="right", notch=False).save(plain, "PNG")
-    return {"sources": [("eyepacs", eyepacs), ("aptos", aptos)], "upright": train[0], "inverted": train[1],
-            "unnotched": test[0], "no_disc": test[1], "plain": plain}
+    return {
+        "sources": [("eyepacs", eyepacs), ("aptos", aptos)],
+        "upright": train[0],
+        "inverted": train[1],
+        "unnotched": test[0],
+        "no_disc": test[1],
+        "plain": plain,
+    }
 
 
 def _run(raw, out, **cfg):
@@ -62,8 +68,10 @@ def _run(raw, out, **cfg):
 
 @pytest.fixture(scope="module")
 def runs(raw, tmp_path_factory):
-    return {on: _run(raw, tmp_path_factory.mktemp(f"rotate-{on}"), **({} if on else {"rotate_unnotched": []}))
-            for on in (True, False)}
+    return {
+        on: _run(raw, tmp_path_factory.mktemp(f"rotate-{on}"), **({} if on else {"rotate_unnotched": []}))
+        for on in (True, False)
+    }
 
 
 def _outputs(result):

@@ -26,7 +26,10 @@ def demo_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("demo")
     proc = subprocess.run(
         [sys.executable, "-m", "retinalogos_hub.cli", "demo", "--workdir", str(work), "--patients", "5"],
-        capture_output=True, text=True, env=os.environ.copy(), timeout=900,
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return work, proc
@@ -58,7 +61,9 @@ def test_every_pipeline_reloads_in_a_separate_process(demo_run):
     work, _ = demo_run
     summary = json.loads((work / "summary.json").read_text())
     for name, folder in summary["pipeline_dirs"].items():
-        out = subprocess.run([sys.executable, "-c", LOAD_AND_GENERATE, folder], capture_output=True, text=True, timeout=300)
+        out = subprocess.run(
+            [sys.executable, "-c", LOAD_AND_GENERATE, folder], capture_output=True, text=True, timeout=300
+        )
         assert out.returncode == 0, f"{name}: {out.stderr[-2000:]}"
         assert "(64, 64)" in out.stdout, name
 

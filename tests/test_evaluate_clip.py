@@ -51,8 +51,14 @@ def test_clip_score_matches_clip_model(captioned, tmp_path):
     # the reference: CLIPModel.forward's own normalised embeddings
     model = CLIPModel.from_pretrained(resolve("tiny:clip")).eval()
     proc = CLIPProcessor.from_pretrained(resolve("tiny:clip"))
-    inputs = proc(text=CAPTIONS, images=[r["image"] for r in ds], return_tensors="pt", padding=True, truncation=True,
-                  max_length=77)
+    inputs = proc(
+        text=CAPTIONS,
+        images=[r["image"] for r in ds],
+        return_tensors="pt",
+        padding=True,
+        truncation=True,
+        max_length=77,
+    )
     with torch.no_grad():
         o = model(**inputs)
     expected = (o.image_embeds * o.text_embeds).sum(-1).clamp(min=0)

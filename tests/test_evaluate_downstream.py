@@ -29,12 +29,30 @@ def _real(tmp_path, fundus) -> Path:
         path = tmp_path / "img" / f"{i}.png"
         path.parent.mkdir(exist_ok=True)
         fundus(40, seed=i, dr_grade=grade).save(path)
-        rows.append({
-            "image": str(path), "id": f"idrid/{i}", "source": "idrid", "source_id": str(i), "patient_id": str(i),
-            "eye": "left", "dr_grade": grade, "dme": 0, "glaucoma": False, "diseases": [], "findings": None,
-            "age": None, "sex": None, "quality": None, "quality_score": None, "width": 40, "height": 40,
-            "split": "test" if i >= 10 else "train", "license": "CC-BY-4.0", "redistributable": True,
-        })
+        rows.append(
+            {
+                "image": str(path),
+                "id": f"idrid/{i}",
+                "source": "idrid",
+                "source_id": str(i),
+                "patient_id": str(i),
+                "eye": "left",
+                "dr_grade": grade,
+                "dme": 0,
+                "glaucoma": False,
+                "diseases": [],
+                "findings": None,
+                "age": None,
+                "sex": None,
+                "quality": None,
+                "quality_score": None,
+                "width": 40,
+                "height": 40,
+                "split": "test" if i >= 10 else "train",
+                "license": "CC-BY-4.0",
+                "redistributable": True,
+            }
+        )
     Dataset.from_list(rows, features=Features(CURATED)).save_to_disk(str(tmp_path / "real"))
     return tmp_path / "real"
 
@@ -45,8 +63,16 @@ def test_downstream_end_to_end_and_resume(tmp_path, fundus, monkeypatch):
     grades = ["conditions.dr_grade={0: 1, 2: 1, 4: 1}", "sampling.batch_size=6"]
     generate("tiny:lumina-next", tmp_path / "synth", n=6, overrides=[*FAST, *grades])
     out = tmp_path / "eval"
-    args = ["evaluate", "downstream", "--recipe", str(RECIPES / "tiny.yaml"), f"data.real={real}",
-            f"data.synthetic={tmp_path / 'synth'}", f"output_dir={out}", "training.epochs=1"]
+    args = [
+        "evaluate",
+        "downstream",
+        "--recipe",
+        str(RECIPES / "tiny.yaml"),
+        f"data.real={real}",
+        f"data.synthetic={tmp_path / 'synth'}",
+        f"output_dir={out}",
+        "training.epochs=1",
+    ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     report = json.loads((out / "report.json").read_text())
@@ -90,8 +116,9 @@ def test_training_resumes_from_its_epoch_checkpoint(tmp_path, fundus, monkeypatc
     from retinalogos_hub.evaluate.images import open_images
 
     real = open_images(_real(tmp_path, fundus))
-    cfg = load_config(DownstreamRecipe, RECIPES / "tiny.yaml",
-                      [f"data.real={real.path}", "data.synthetic=x", "output_dir=o"])
+    cfg = load_config(
+        DownstreamRecipe, RECIPES / "tiny.yaml", [f"data.real={real.path}", "data.synthetic=x", "output_dir=o"]
+    )
     clf, rows, test = cfg.classifiers[0], [(real, i) for i in range(10)], [(real, i) for i in range(10, 15)]
     straight = _train_and_score(clf, rows, test, cfg, tmp_path / "a.ckpt.pt")  # 2 epochs x 2 steps
 
@@ -121,8 +148,10 @@ def test_downstream_refuses_unlabelled_synthetic(tmp_path, fundus):
     with pytest.raises(InputError, match="cannot enter the downstream"):
         downstream(RECIPES / "tiny.yaml", [f"data.real={real}", f"data.synthetic={tmp_path / 'free'}", out])
     with pytest.raises(InputError, match="outside 0..1"):
-        downstream(RECIPES / "tiny.yaml", [f"data.real={real}", f"data.synthetic={real}", out, "num_labels=2",
-                                           "label=dr_grade"])
+        downstream(
+            RECIPES / "tiny.yaml",
+            [f"data.real={real}", f"data.synthetic={real}", out, "num_labels=2", "label=dr_grade"],
+        )
     assert not (tmp_path / "o" / "retinalogos.json").exists()
 
 

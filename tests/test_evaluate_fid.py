@@ -33,8 +33,10 @@ def sets(tmp_path, fundus):
         size = 48 if i == 0 else 64  # one odd size: resized, with a warning
         Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(noise / f"{i:02d}.png")
     # the same real images as a dataset directory (the other accepted input)
-    ds = Dataset.from_dict({"image": [str(p) for p in sorted(real.glob("*.png"))], "id": [f"r/{i}" for i in range(N)]},
-                           features=Features({"image": ImageFeature(), "id": Value("string")}))
+    ds = Dataset.from_dict(
+        {"image": [str(p) for p in sorted(real.glob("*.png"))], "id": [f"r/{i}" for i in range(N)]},
+        features=Features({"image": ImageFeature(), "id": Value("string")}),
+    )
     ds.save_to_disk(str(tmp_path / "real_ds"))
     return real, noise, tmp_path / "real_ds"
 
@@ -43,8 +45,21 @@ def sets(tmp_path, fundus):
 def test_fid_self_is_zero_noise_is_large(sets, tmp_path):
     real, noise, real_ds = sets
     out = tmp_path / "report"
-    args = ["evaluate", "fid", "--real", f"fundus={real_ds}", "--fake", f"same={real_ds}", "--fake", f"noise={noise}",
-            "-o", str(out), "kid_subset_size=3", "--device", "cpu"]
+    args = [
+        "evaluate",
+        "fid",
+        "--real",
+        f"fundus={real_ds}",
+        "--fake",
+        f"same={real_ds}",
+        "--fake",
+        f"noise={noise}",
+        "-o",
+        str(out),
+        "kid_subset_size=3",
+        "--device",
+        "cpu",
+    ]
     with pytest.warns(UserWarning, match="mixed image sizes"):
         res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output

@@ -14,10 +14,20 @@ from PIL import Image
 from retinalogos_hub.evaluate.report import Report, Table, bar_plot, write_report
 
 CHROMIUM = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
-pytestmark = pytest.mark.skipif(CHROMIUM is None,
-                                reason="headless Chromium not installed (run scripts/setup_chromium.sh)")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="headless Chromium not installed (run scripts/setup_chromium.sh)"
+)
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
 
 
 def _chromium(tmp_path, *args):
@@ -28,9 +38,16 @@ def _chromium(tmp_path, *args):
 
 def test_report_renders_in_chromium(tmp_path, fundus):
     report = Report(
-        "fid", "FID / KID", {"FID synth vs aptos": 56.08, "images": 12},
-        [Table("FID (lower is better)", ["set", "aptos", "eyepacs"],
-               [["synth", 56.08, 42.44], ["real vs real (halves)", 47.1, float("nan")]])],
+        "fid",
+        "FID / KID",
+        {"FID synth vs aptos": 56.08, "images": 12},
+        [
+            Table(
+                "FID (lower is better)",
+                ["set", "aptos", "eyepacs"],
+                [["synth", 56.08, 42.44], ["real vs real (halves)", 47.1, float("nan")]],
+            )
+        ],
         grids=[("synth (first images)", [(str(i), fundus(64, seed=i)) for i in range(3)])],
         plots=[("FID", bar_plot("FID per real set", ["aptos", "eyepacs"], {"synth": [56.08, 42.44]}, "FID"))],
     )

@@ -19,8 +19,18 @@ def kit(tmp_path, fundus):
         (tmp_path / name).mkdir()
         for i in range(5):
             fundus(48, seed=i + (100 if name == "fake" else 0)).save(tmp_path / name / f"{name}_{i}.png")
-    args = ["evaluate", "turing-kit", "--real", str(tmp_path / "real"), "--fake", str(tmp_path / "fake"),
-            "-o", str(tmp_path / "kit"), "n_real=4", "n_fake=4"]
+    args = [
+        "evaluate",
+        "turing-kit",
+        "--real",
+        str(tmp_path / "real"),
+        "--fake",
+        str(tmp_path / "fake"),
+        "-o",
+        str(tmp_path / "kit"),
+        "n_real=4",
+        "n_fake=4",
+    ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     return tmp_path / "kit"
@@ -57,8 +67,12 @@ def test_turing_round_trip(kit, tmp_path):
     # grader 1 calls every image real; grader 2 spots half the synthetic ones (the lower-numbered)
     fakes = sorted(c for c, v in key.items() if not v["real"])
     g1 = _fill(kit, tmp_path / "g1.csv", lambda c, real: "real", lambda real: 5 if real else 3)
-    g2 = _fill(kit, tmp_path / "g2.csv", lambda c, real: "real" if real or c in fakes[2:] else "synthetic",
-               lambda real: 4 if real else 2)
+    g2 = _fill(
+        kit,
+        tmp_path / "g2.csv",
+        lambda c, real: "real" if real or c in fakes[2:] else "synthetic",
+        lambda real: 4 if real else 2,
+    )
     res = CliRunner().invoke(app, ["evaluate", "turing-score", str(kit), "--answers", str(g1), "--answers", str(g2)])
     assert res.exit_code == 0, res.output
     score = turing_score(kit, [g1, g2])
@@ -84,8 +98,9 @@ def test_sheet_images_carry_no_camera_metadata(tmp_path, fundus):
     for name in ("real", "fake"):
         (tmp_path / name).mkdir()
         fundus(48, seed=1).save(tmp_path / name / "a.jpg", icc_profile=icc, exif=exif.tobytes())
-    kit = turing_kit([str(tmp_path / "real")], [str(tmp_path / "fake")], tmp_path / "kit",
-                     overrides=["n_real=1", "n_fake=1"])
+    kit = turing_kit(
+        [str(tmp_path / "real")], [str(tmp_path / "fake")], tmp_path / "kit", overrides=["n_real=1", "n_fake=1"]
+    )
     for png in (kit.sheet / "images").iterdir():
         data = png.read_bytes()
         assert b"iCCP" not in data and b"eXIf" not in data and b"FundusCam" not in data

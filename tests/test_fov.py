@@ -67,8 +67,9 @@ def test_non_fundus_images_have_no_fov(kind):
         "black": lambda: np.zeros((h, w, 3), np.uint8),
         "rectangle": lambda: cv2.rectangle(np.zeros((h, w, 3), np.uint8), (40, 30), (280, 210), (220, 200, 180), -1),
         "gradient": lambda: np.dstack([np.tile(np.linspace(0, 255, w, dtype=np.uint8), (h, 1))] * 3),
-        "text": lambda: cv2.putText(np.full((h, w, 3), 245, np.uint8), "REPORT 2019", (20, 120),
-                                    cv2.FONT_HERSHEY_SIMPLEX, 1.5, (0, 0, 0), 3),
+        "text": lambda: cv2.putText(
+            np.full((h, w, 3), 245, np.uint8), "REPORT 2019", (20, 120), cv2.FONT_HERSHEY_SIMPLEX, 1.5, (0, 0, 0), 3
+        ),
     }[kind]()
     assert detect_fov(img, FOV) is None
 
@@ -114,8 +115,10 @@ def _tab(img: np.ndarray, shape: str, deg: float) -> np.ndarray:
     c, s = np.array([f.cx, f.cy]), 0.05 * f.r
     colour = tuple(int(x) for x in img[tuple(np.round(c + 0.9 * f.r * u).astype(int)[::-1])])
     base = c + (f.r - s) * u
-    pts = {"square": [base + s * v, base + 2 * s * u + s * v, base + 2 * s * u - s * v, base - s * v],
-           "triangle": [base + 1.2 * s * v, base + 2.2 * s * u - s * v, base - 1.2 * s * v]}.get(shape)
+    pts = {
+        "square": [base + s * v, base + 2 * s * u + s * v, base + 2 * s * u - s * v, base - s * v],
+        "triangle": [base + 1.2 * s * v, base + 2.2 * s * u - s * v, base - 1.2 * s * v],
+    }.get(shape)
     if pts is None:
         cv2.circle(out, tuple(np.round(c + f.r * u).astype(int)), round(s), colour, -1)
     else:

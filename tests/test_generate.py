@@ -23,13 +23,22 @@ MODEL = "tiny:lumina-next"
 RECIPES = Path(__file__).parents[1] / "recipes" / "generate"
 FAST = ["sampling.height=32", "sampling.width=32", "sampling.num_inference_steps=2"]
 # the shipped recipe narrowed to two grades, one eye and one certain lesion
-NARROW = [*FAST, "conditions.dr_grade={2: 1.0, 4: 1.0}", "conditions.eye={left: 1.0}", "conditions.glaucoma=0",
-          "conditions.dme=0", "conditions.lesions={microaneurysms: 1.0}", "sampling.batch_size=2", "sampling.seed=7"]
+NARROW = [
+    *FAST,
+    "conditions.dr_grade={2: 1.0, 4: 1.0}",
+    "conditions.eye={left: 1.0}",
+    "conditions.glaucoma=0",
+    "conditions.dme=0",
+    "conditions.lesions={microaneurysms: 1.0}",
+    "sampling.batch_size=2",
+    "sampling.seed=7",
+]
 
 
 def _conditions(**kw) -> Conditions:
-    return Conditions(**{"dr_grade": {0: 1.0}, "eye": {"left": 0.5, "right": 0.5}, "glaucoma": 0.0, "dme": 0.0,
-                         "lesions": {}, **kw})
+    return Conditions(
+        **{"dr_grade": {0: 1.0}, "eye": {"left": 0.5, "right": 0.5}, "glaucoma": 0.0, "dme": 0.0, "lesions": {}, **kw}
+    )
 
 
 def _recipe(tmp_path, edit=lambda d: None) -> Path:
@@ -141,10 +150,15 @@ def test_generate_resumes_after_a_kill_and_refuses_changed_settings(tmp_path, mo
 
 
 def test_generate_captions_from_real_rows(tmp_path):
-    real = Dataset.from_dict({
-        "caption": ["REAL grade two left.", "REAL grade four left."], "dr_grade": [2, 4], "eye": ["left", "left"],
-        "glaucoma": [False, False], "caption_fields": [{"lesions": "dots"}, {"lesions": "new vessels"}],
-    })
+    real = Dataset.from_dict(
+        {
+            "caption": ["REAL grade two left.", "REAL grade four left."],
+            "dr_grade": [2, 4],
+            "eye": ["left", "left"],
+            "glaucoma": [False, False],
+            "caption_fields": [{"lesions": "dots"}, {"lesions": "new vessels"}],
+        }
+    )
     real.save_to_disk(str(tmp_path / "real"))
     out = tmp_path / "synth"
     res = generate(MODEL, out, n=4, captions_from=tmp_path / "real", overrides=NARROW)
@@ -195,8 +209,9 @@ def test_generate_bad_inputs(tmp_path):
         generate(MODEL, tmp_path / "x", recipe=drusen, n=2)
     with pytest.raises(ConfigError, match="conditions.dr_grade must be dict, got 3"):
         load_config(GenerateConfig, None, ["conditions.dr_grade=3"])
-    res = CliRunner().invoke(app, ["generate", "-m", MODEL, "--prompts-file", str(tmp_path / "none.txt"),
-                                   "-o", str(tmp_path / "d")])
+    res = CliRunner().invoke(
+        app, ["generate", "-m", MODEL, "--prompts-file", str(tmp_path / "none.txt"), "-o", str(tmp_path / "d")]
+    )
     assert res.exit_code != 0 and "--prompts-file" in str(res.exception)
 
 

@@ -12,19 +12,22 @@ import pytest
 from datasets import Dataset, load_dataset
 from PIL import Image
 
+from retinalogos_hub import licenses
 from retinalogos_hub.errors import HubError, InputError, LicenseError
 from retinalogos_hub.hub import push_dataset
 from retinalogos_hub.hub.card import python_blocks
-from retinalogos_hub.schema import CAPTIONED, CAPTION_FIELD_NAMES, make_id
-from retinalogos_hub import licenses
+from retinalogos_hub.schema import CAPTION_FIELD_NAMES, CAPTIONED, make_id
 
 SOURCES = ("eyepacs", "aptos", "openfundus")  # openfundus: a test-only re-hostable source (CC BY 4.0)
 
 
 @pytest.fixture(autouse=True)
 def open_source(monkeypatch):
-    monkeypatch.setitem(licenses.LICENSES, "openfundus",
-                        licenses.License("CC-BY-4.0", True, "https://example.org/openfundus", "Open F. OpenFundus. 2024."))
+    monkeypatch.setitem(
+        licenses.LICENSES,
+        "openfundus",
+        licenses.License("CC-BY-4.0", True, "https://example.org/openfundus", "Open F. OpenFundus. 2024."),
+    )
 
 
 def jpeg_with_exif(img: Image.Image) -> bytes:
@@ -43,18 +46,37 @@ def make_rows(fundus, n: int = 12, sources=SOURCES, source_ids=None) -> list[dic
         sid = source_ids[i] if source_ids else f"img{i:03d}"
         lic = licenses.license_for(src)
         grade = i % 5
-        rows.append({
-            "image": {"bytes": jpeg_with_exif(fundus(40, seed=i, dr_grade=grade)), "path": None},
-            "id": make_id(src, sid), "source": src, "source_id": sid, "patient_id": f"p{i // 2}",
-            "eye": ("left", "right")[i % 2], "dr_grade": grade, "dme": i % 2, "glaucoma": i % 4 == 0,
-            "diseases": ["diabetic retinopathy"] if grade else [], "findings": None, "age": 50.0 + i, "sex": "FM"[i % 2],
-            "quality": "good", "quality_score": 0.9, "width": 40, "height": 40,
-            "split": ("train", "train", "validation", "test")[i % 4], "license": lic.license,
-            "redistributable": lic.redistributable,
-            "caption": f"Colour fundus photograph of the {('left', 'right')[i % 2]} eye." + " Vessels are normal." * (i + 1),
-            "caption_fields": {k: "normal" for k in CAPTION_FIELD_NAMES}, "caption_model": "template",
-            "caption_prompt_version": "v1", "caption_consistent": True, "caption_issues": [],
-        })
+        rows.append(
+            {
+                "image": {"bytes": jpeg_with_exif(fundus(40, seed=i, dr_grade=grade)), "path": None},
+                "id": make_id(src, sid),
+                "source": src,
+                "source_id": sid,
+                "patient_id": f"p{i // 2}",
+                "eye": ("left", "right")[i % 2],
+                "dr_grade": grade,
+                "dme": i % 2,
+                "glaucoma": i % 4 == 0,
+                "diseases": ["diabetic retinopathy"] if grade else [],
+                "findings": None,
+                "age": 50.0 + i,
+                "sex": "FM"[i % 2],
+                "quality": "good",
+                "quality_score": 0.9,
+                "width": 40,
+                "height": 40,
+                "split": ("train", "train", "validation", "test")[i % 4],
+                "license": lic.license,
+                "redistributable": lic.redistributable,
+                "caption": f"Colour fundus photograph of the {('left', 'right')[i % 2]} eye."
+                + " Vessels are normal." * (i + 1),
+                "caption_fields": {k: "normal" for k in CAPTION_FIELD_NAMES},
+                "caption_model": "template",
+                "caption_prompt_version": "v1",
+                "caption_consistent": True,
+                "caption_issues": [],
+            }
+        )
     return rows
 
 
@@ -90,14 +112,19 @@ def test_local_export_loads_every_config_with_schema(exported):
     for folder in (res.local_dir / "data").iterdir():
         for split in ("train", "validation", "test"):
             shards = sorted(folder.glob(f"{split}-*.parquet"))
-            assert [p.name for p in shards] == [f"{split}-{i:05d}-of-{len(shards):05d}.parquet" for i in range(len(shards))]
+            assert [p.name for p in shards] == [
+                f"{split}-{i:05d}-of-{len(shards):05d}.parquet" for i in range(len(shards))
+            ]
 
 
 def test_licences_decide_image_bytes_and_metadata_is_stripped(exported):
     res, rows = exported
     by_id = {r["id"]: r for r in rows}
     ds = load_dataset(str(res.local_dir), "all", split="train+validation+test")
-    assert res.with_image == sum(r["source"] == "openfundus" for r in rows) and res.without_image == len(rows) - res.with_image
+    assert (
+        res.with_image == sum(r["source"] == "openfundus" for r in rows)
+        and res.without_image == len(rows) - res.with_image
+    )
     for row in ds:
         src = row["source"]
         if licenses.license_for(src).redistributable:
@@ -150,7 +177,9 @@ def test_card_loading_snippet_runs(exported, tmp_path):
     res, _ = exported
     (snippet,) = python_blocks((res.local_dir / "README.md").read_text())
     assert '"my-lab/cfp-test"' in snippet
-    script = snippet.replace('"my-lab/cfp-test"', repr(str(res.local_dir))) + "\nprint('rows', len(ds), len(with_pixels))\n"
+    script = (
+        snippet.replace('"my-lab/cfp-test"', repr(str(res.local_dir))) + "\nprint('rows', len(ds), len(with_pixels))\n"
+    )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert f"rows {res.configs['all']['train']} " in out.stdout
@@ -166,14 +195,18 @@ def test_loopback_round_trip(hub_server, tmp_path, fundus):
     assert res.url.endswith("datasets/my-lab/cfp-test") and repo.gated == "auto"
     uploads = [p for m, p in hub_server.requests if m == "PUT" and p.startswith("/_lfs/")]
     assert uploads  # parquet shards and the chart went through LFS
-    down = snapshot_download("my-lab/cfp-test", repo_type="dataset", local_dir=tmp_path / "down", token=hub_server.token)
+    down = snapshot_download(
+        "my-lab/cfp-test", repo_type="dataset", local_dir=tmp_path / "down", token=hub_server.token
+    )
     for config in res.configs:
         pushed, mine = load_dataset(down, config), load_dataset(str(local.local_dir), config)
         for split in mine:
             assert pushed[split].features == mine[split].features
             a = pushed[split].cast_column("image", pushed[split].features["image"].__class__(decode=False)).to_list()
             b = mine[split].cast_column("image", mine[split].features["image"].__class__(decode=False)).to_list()
-            assert [{**r, "image": r["image"] and r["image"]["bytes"]} for r in a] == [{**r, "image": r["image"] and r["image"]["bytes"]} for r in b]
+            assert [{**r, "image": r["image"] and r["image"]["bytes"]} for r in a] == [
+                {**r, "image": r["image"] and r["image"]["bytes"]} for r in b
+            ]
     # resumable: pushing again sends no LFS object twice and makes no new commit
     commits = len(repo.commits)
     push_dataset(stage(tmp_path, rows), "my-lab/cfp-test", gated=True, token=hub_server.token)
@@ -250,8 +283,19 @@ def test_cli_push_dataset_and_one_line_errors(tmp_path, fundus, monkeypatch, cap
     from retinalogos_hub.cli import main
 
     captioned = stage(tmp_path, make_rows(fundus, n=6))
-    monkeypatch.setattr(sys, "argv", ["retinalogos", "push-dataset", str(captioned), "--repo-id", "my-lab/cfp",
-                                      "--local-dir", str(tmp_path / "cli-export")])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "retinalogos",
+            "push-dataset",
+            str(captioned),
+            "--repo-id",
+            "my-lab/cfp",
+            "--local-dir",
+            str(tmp_path / "cli-export"),
+        ],
+    )
     with pytest.raises(SystemExit) as code:
         main()
     assert code.value.code in (0, None)
@@ -289,9 +333,11 @@ def test_private_sources_publish_no_patient_metadata(tmp_path, fundus):
     for r in rows:
         r["findings"] = "MRN 0042-17: report by Dr X"
     res = push_dataset(stage(tmp_path, rows), "my-lab/ehr", local_dir=tmp_path / "export")
-    out = load_dataset(str(res.local_dir), "all", split="train").to_list() + \
-        load_dataset(str(res.local_dir), "all", split="validation").to_list() + \
-        load_dataset(str(res.local_dir), "all", split="test").to_list()
+    out = (
+        load_dataset(str(res.local_dir), "all", split="train").to_list()
+        + load_dataset(str(res.local_dir), "all", split="validation").to_list()
+        + load_dataset(str(res.local_dir), "all", split="test").to_list()
+    )
     by_source = {s: [r for r in out if r["source"] == s] for s in ("table", "eyepacs")}
     assert by_source["table"] and by_source["eyepacs"]
     for r in by_source["table"]:  # the owner's own records: nothing that could identify a patient

@@ -57,7 +57,9 @@ def violations(package_dir: Path, rules) -> list[str]:
         rel = path.relative_to(package_dir.parent).with_suffix("")
         module = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
         for importers, forbidden in rules:
-            applies = any(covers(i, module) for i in importers if i != "*") or ("*" in importers and not covers("cli", module))
+            applies = any(covers(i, module) for i in importers if i != "*") or (
+                "*" in importers and not covers("cli", module)
+            )
             if not applies:
                 continue
             for line, target in imports(path, module):
@@ -85,12 +87,18 @@ def test_no_import_crosses_a_rule():
     assert violations(ROOT / PACKAGE, RULES) == []
 
 
-@pytest.mark.parametrize("planted,code", [
-    ("train/planted.py", "from ..caption import run"),  # training reaching into captioning
-    ("train/backbones/planted.py", "def f():\n    from ...curate.pipeline import curate"),  # a lazy import counts too
-    ("tiny/planted.py", "from .. import purify"),  # a shared room depending on a stage
-    ("evaluate/planted.py", "import retinalogos_hub.cli"),  # the library importing the CLI
-])
+@pytest.mark.parametrize(
+    "planted,code",
+    [
+        ("train/planted.py", "from ..caption import run"),  # training reaching into captioning
+        (
+            "train/backbones/planted.py",
+            "def f():\n    from ...curate.pipeline import curate",
+        ),  # a lazy import counts too
+        ("tiny/planted.py", "from .. import purify"),  # a shared room depending on a stage
+        ("evaluate/planted.py", "import retinalogos_hub.cli"),  # the library importing the CLI
+    ],
+)
 def test_a_planted_forbidden_import_fails(tmp_path, planted, code):
     """The checker on a copy of the package with one forbidden import added."""
     import shutil

@@ -12,7 +12,7 @@ from retinalogos_hub import __version__
 from retinalogos_hub import purify as purify_mod
 from retinalogos_hub.errors import ConfigError, InputError
 from retinalogos_hub.purify import parse_verdict, purify
-from retinalogos_hub.schema import CAPTIONED, CAPTION_FIELD_NAMES, PURIFIED
+from retinalogos_hub.schema import CAPTION_FIELD_NAMES, CAPTIONED, PURIFIED
 from retinalogos_hub.stage import folder_fingerprint, read_provenance
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,17 +26,44 @@ def captioned(tmp_path: Path, fundus, n: int = 10) -> Path:
         # every third caption contradicts its label (claims a normal fundus for a graded eye, or DR for grade 0)
         wrong = i % 3 == 0
         caption = (
-            ("A normal fundus without any lesions." if grade else "Proliferative diabetic retinopathy with new vessels.")
-            if wrong else f"Colour fundus photograph of the right eye. Vessels are of normal calibre. ICDR grade {grade}."
+            (
+                "A normal fundus without any lesions."
+                if grade
+                else "Proliferative diabetic retinopathy with new vessels."
+            )
+            if wrong
+            else f"Colour fundus photograph of the right eye. Vessels are of normal calibre. ICDR grade {grade}."
         )
-        rows.append({
-            "image": fundus(40, seed=i, dr_grade=grade), "id": f"{'eyepacs aptos'.split()[i % 2]}/{i}",
-            "source": "eyepacs aptos".split()[i % 2], "source_id": str(i), "patient_id": None, "eye": "right",
-            "dr_grade": grade, "dme": None, "glaucoma": None, "diseases": [], "findings": None, "age": None, "sex": None,
-            "quality": None, "quality_score": 0.8, "width": 40, "height": 40, "split": "train", "license": "x",
-            "redistributable": False, "caption": caption, "caption_fields": {k: "" for k in CAPTION_FIELD_NAMES},
-            "caption_model": "template", "caption_prompt_version": "v1", "caption_consistent": not wrong, "caption_issues": [],
-        })
+        rows.append(
+            {
+                "image": fundus(40, seed=i, dr_grade=grade),
+                "id": f"{'eyepacs aptos'.split()[i % 2]}/{i}",
+                "source": "eyepacs aptos".split()[i % 2],
+                "source_id": str(i),
+                "patient_id": None,
+                "eye": "right",
+                "dr_grade": grade,
+                "dme": None,
+                "glaucoma": None,
+                "diseases": [],
+                "findings": None,
+                "age": None,
+                "sex": None,
+                "quality": None,
+                "quality_score": 0.8,
+                "width": 40,
+                "height": 40,
+                "split": "train",
+                "license": "x",
+                "redistributable": False,
+                "caption": caption,
+                "caption_fields": {k: "" for k in CAPTION_FIELD_NAMES},
+                "caption_model": "template",
+                "caption_prompt_version": "v1",
+                "caption_consistent": not wrong,
+                "caption_issues": [],
+            }
+        )
     out = tmp_path / "captioned"
     Dataset.from_list(rows, features=CAPTIONED).save_to_disk(str(out))
     return out
@@ -73,7 +100,9 @@ def test_every_row_kept_with_a_reason_for_each_drop(tmp_path, fundus):
 
 def test_recipe_thresholds_decide(tmp_path, fundus):
     src = captioned(tmp_path, fundus, n=4)
-    res = purify(src, RECIPE, tmp_path / "strict", ["keep.min_clip_score=1.0", "keep.guard=false", "keep.judge_margin=100"])
+    res = purify(
+        src, RECIPE, tmp_path / "strict", ["keep.min_clip_score=1.0", "keep.guard=false", "keep.judge_margin=100"]
+    )
     ds = load_from_disk(str(res.out))
     assert res.kept == 0
     for r in ds:
@@ -101,7 +130,9 @@ def test_killed_run_resumes_without_redoing_chunks(tmp_path, fundus, monkeypatch
     assert calls == [0, 3] and not (tmp_path / "out" / "dataset_info.json").exists()  # no half result
     assert len(list((tmp_path / "out" / ".work" / "purify").glob("*/chunk-*.json"))) == 1
     calls.clear()
-    monkeypatch.setattr(purify_mod, "_chunk", lambda ds, start, end, *a: calls.append(start) or real(ds, start, end, *a))
+    monkeypatch.setattr(
+        purify_mod, "_chunk", lambda ds, start, end, *a: calls.append(start) or real(ds, start, end, *a)
+    )
     res = purify(src, RECIPE, tmp_path / "out", ["chunk_rows=3"])
     assert calls == [3, 6]  # chunk 0 was committed before the kill
     assert len(load_from_disk(str(res.out))) == 8
@@ -117,13 +148,19 @@ def test_bad_input(tmp_path, fundus):
         purify(src, RECIPE, tmp_path / "out", ["judge.backend=openai"])
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("KEEP", (True, "")),
-    ("DROP: the caption reports haemorrhages but the grade is 0", (False, "the caption reports haemorrhages but the grade is 0")),
-    ('{"keep": false, "reason": "wrong eye"}', (False, "wrong eye")),
-    ('Sure. {"verdict": "KEEP"}', (True, "")),
-    ("maybe", (None, "maybe")),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("KEEP", (True, "")),
+        (
+            "DROP: the caption reports haemorrhages but the grade is 0",
+            (False, "the caption reports haemorrhages but the grade is 0"),
+        ),
+        ('{"keep": false, "reason": "wrong eye"}', (False, "wrong eye")),
+        ('Sure. {"verdict": "KEEP"}', (True, "")),
+        ("maybe", (None, "maybe")),
+    ],
+)
 def test_parse_verdict(text, expected):
     assert parse_verdict(text) == expected
 
@@ -132,7 +169,9 @@ def test_cli_prints_summary(tmp_path, fundus, monkeypatch, capsys):
     from retinalogos_hub.cli import main
 
     src = captioned(tmp_path, fundus, n=4)
-    monkeypatch.setattr(sys, "argv", ["retinalogos", "purify", str(src), "--recipe", str(RECIPE), "--out", str(tmp_path / "p")])
+    monkeypatch.setattr(
+        sys, "argv", ["retinalogos", "purify", str(src), "--recipe", str(RECIPE), "--out", str(tmp_path / "p")]
+    )
     with pytest.raises(SystemExit) as code:
         main()
     out = capsys.readouterr().out
@@ -155,9 +194,22 @@ def test_openai_compatible_judge(tmp_path, fundus, monkeypatch):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             seen.append((self.path, self.headers.get("Authorization"), body["model"]))
             prompt = body["messages"][-1]["content"]
-            answer = '{"keep": false, "reason": "caption denies the graded retinopathy"}' if "normal fundus" in prompt else "KEEP"
-            data = json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                               "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": answer}}]}).encode()
+            answer = (
+                '{"keep": false, "reason": "caption denies the graded retinopathy"}'
+                if "normal fundus" in prompt
+                else "KEEP"
+            )
+            data = json.dumps(
+                {
+                    "id": "x",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": body["model"],
+                    "choices": [
+                        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": answer}}
+                    ],
+                }
+            ).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
@@ -169,12 +221,24 @@ def test_openai_compatible_judge(tmp_path, fundus, monkeypatch):
     monkeypatch.setenv("JUDGE_KEY", "sk-test")
     try:
         src = captioned(tmp_path, fundus, n=6)
-        res = purify(src, RECIPE, tmp_path / "out", ["judge.backend=openai", f"judge.base_url=http://127.0.0.1:{server.server_port}/v1",
-                                                    "judge.model=served-judge", "judge.api_key_env=JUDGE_KEY", "keep.guard=false"])
+        res = purify(
+            src,
+            RECIPE,
+            tmp_path / "out",
+            [
+                "judge.backend=openai",
+                f"judge.base_url=http://127.0.0.1:{server.server_port}/v1",
+                "judge.model=served-judge",
+                "judge.api_key_env=JUDGE_KEY",
+                "keep.guard=false",
+            ],
+        )
     finally:
         server.shutdown()
     ds = load_from_disk(str(res.out))
-    assert seen and all(p.endswith("chat/completions") and auth == "Bearer sk-test" and m == "served-judge" for p, auth, m in seen)
+    assert seen and all(
+        p.endswith("chat/completions") and auth == "Bearer sk-test" and m == "served-judge" for p, auth, m in seen
+    )
     for r in ds:
         if r["caption"].startswith("A normal fundus"):
             assert not r["purify_keep"] and r["purify_reason"] == "judge: caption denies the graded retinopathy"
@@ -187,8 +251,12 @@ def test_openai_judge_refusing_the_key_never_prints_it(tmp_path, fundus, monkeyp
 
     monkeypatch.setenv("JUDGE_KEY", "sk-secret-123")
     with pytest.raises(HubError, match="refused the API key") as err:
-        purify(captioned(tmp_path, fundus, n=2), RECIPE, tmp_path / "out",
-               ["judge.backend=openai", f"judge.base_url={refusing_server}", "judge.api_key_env=JUDGE_KEY"])
+        purify(
+            captioned(tmp_path, fundus, n=2),
+            RECIPE,
+            tmp_path / "out",
+            ["judge.backend=openai", f"judge.base_url={refusing_server}", "judge.api_key_env=JUDGE_KEY"],
+        )
     assert "sk-secret-123" not in str(err.value) and "JUDGE_KEY" in err.value.hint
 
 

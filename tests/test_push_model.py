@@ -25,12 +25,35 @@ def run_dir(tmp_path, fundus) -> Path:
     """A finished step-3 full run as the trainer lays it out, around the embedded tiny Lumina-Next pipeline."""
     run = tmp_path / "run"
     shutil.copytree(resolve("tiny:lumina-next"), run / "pipeline", ignore=shutil.ignore_patterns(".complete"))
-    (run / "config.yaml").write_text(yaml.safe_dump({"stage": "step3", "output_dir": str(run), "data": {"dataset": "my-lab/cfp"},
-                                                     "model": {"backbone": "lumina-next", "base_model": "tiny:lumina-next", "mode": "full"}}))
-    (run / "run.json").write_text(json.dumps({
-        "backbone": "lumina-next", "base_model": "tiny:lumina-next", "dataset": "my-lab/cfp", "recipe": str(run / "config.yaml"),
-        "stage": "step3", "mode": "full", "global_step": 4, "final_loss": 0.8123, "train_rows": 12, "resolution": 32,
-        "pipeline_class": "LuminaPipeline", "loads_lora": False, "call_kwargs": {"clean_caption": False}}))
+    (run / "config.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "stage": "step3",
+                "output_dir": str(run),
+                "data": {"dataset": "my-lab/cfp"},
+                "model": {"backbone": "lumina-next", "base_model": "tiny:lumina-next", "mode": "full"},
+            }
+        )
+    )
+    (run / "run.json").write_text(
+        json.dumps(
+            {
+                "backbone": "lumina-next",
+                "base_model": "tiny:lumina-next",
+                "dataset": "my-lab/cfp",
+                "recipe": str(run / "config.yaml"),
+                "stage": "step3",
+                "mode": "full",
+                "global_step": 4,
+                "final_loss": 0.8123,
+                "train_rows": 12,
+                "resolution": 32,
+                "pipeline_class": "LuminaPipeline",
+                "loads_lora": False,
+                "call_kwargs": {"clean_caption": False},
+            }
+        )
+    )
     (run / "validation").mkdir()
     for step in (2, 4):
         exif = Image.Exif()
@@ -42,9 +65,18 @@ def run_dir(tmp_path, fundus) -> Path:
     (ckpt / "random_states_0.pkl").write_bytes(b"rng")
     (run / "pipeline" / "optimizer.bin").write_bytes(b"stray optimizer state")  # must never be published
     (run / "eval").mkdir()
-    (run / "eval" / "report.json").write_text(json.dumps({
-        "kind": "fid", "title": "FID against held-out real images", "summary": {"fid": 123.456789, "kid": 0.0123, "n_fake": 16},
-        "tables": [{"title": "per source", "columns": ["source", "fid"], "rows": [["eyepacs", 120.5]], "note": ""}]}))
+    (run / "eval" / "report.json").write_text(
+        json.dumps(
+            {
+                "kind": "fid",
+                "title": "FID against held-out real images",
+                "summary": {"fid": 123.456789, "kid": 0.0123, "n_fake": 16},
+                "tables": [
+                    {"title": "per source", "columns": ["source", "fid"], "rows": [["eyepacs", 120.5]], "note": ""}
+                ],
+            }
+        )
+    )
     return run
 
 
@@ -74,8 +106,14 @@ def test_push_model_round_trip_and_card_snippet_runs(hub_server, run_dir, tmp_pa
     (snippet,) = python_blocks(card.text)
     assert 'from_pretrained("my-lab/retinalogos-tiny")' in snippet and "clean_caption=False" in snippet
     script = snippet.replace('"my-lab/retinalogos-tiny"', repr(str(down)))
-    out = subprocess.run([sys.executable, "-c", script + "\nprint(image.size)"], capture_output=True, text=True,
-                         timeout=300, cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    out = subprocess.run(
+        [sys.executable, "-c", script + "\nprint(image.size)"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "(32, 32)" in out.stdout and (tmp_path / "fundus.png").is_file()
 

@@ -29,9 +29,18 @@ def config_classes() -> dict[str, type]:
     from retinalogos_hub.purify import PurifyConfig
     from retinalogos_hub.train.config import PipelineConfig, TrainConfig
 
-    return {"curate": CurateConfig, "caption": CaptionConfig, "purify": PurifyConfig, "generate": GenerateConfig,
-            "downstream": DownstreamRecipe, "fid": FidConfig, "clip_score": ClipScoreConfig, "turing": TuringConfig,
-            "train": TrainConfig, "pipeline": PipelineConfig}
+    return {
+        "curate": CurateConfig,
+        "caption": CaptionConfig,
+        "purify": PurifyConfig,
+        "generate": GenerateConfig,
+        "downstream": DownstreamRecipe,
+        "fid": FidConfig,
+        "clip_score": ClipScoreConfig,
+        "turing": TuringConfig,
+        "train": TrainConfig,
+        "pipeline": PipelineConfig,
+    }
 
 
 def loader_for(path: Path):
@@ -115,8 +124,15 @@ def _keys(d: dict, prefix: str = "") -> set[str]:
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_keys_meant_to_agree_across_a_backbones_steps_do(tree, backbone):
     recipes = {s: _yaml(RECIPES / f"{tree}{backbone}/{s}.yaml") for s in STEPS}
-    for key in ("model.backbone", "model.max_sequence_length", "data.caption_dropout",
-                "data.max_aspect", "validation.prompts", "validation.guidance_scale", "optim.name"):
+    for key in (
+        "model.backbone",
+        "model.max_sequence_length",
+        "data.caption_dropout",
+        "data.max_aspect",
+        "validation.prompts",
+        "validation.guidance_scale",
+        "optim.name",
+    ):
         values = {s: _get(r, key) for s, r in recipes.items()}
         assert len({repr(v) for v in values.values()}) == 1, f"{tree}{backbone}: {key} differs: {values}"
     assert _get(recipes["step1_pretrain_full"], "model.backbone") == backbone

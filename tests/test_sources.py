@@ -10,124 +10,250 @@ import pytest
 
 from retinalogos_hub.demo.layouts import WRITERS, write_layout
 from retinalogos_hub.errors import ConfigError, InputError, SourceError
+from retinalogos_hub.licenses import LICENSES
 from retinalogos_hub.sources import REGISTRY, describe, get_source, make_config
 from retinalogos_hub.sources.base import RECORD_KEYS, complete, load
-from retinalogos_hub.licenses import LICENSES
 
 DR, DME, AMD = "diabetic retinopathy", "diabetic macular edema", "amd"
 
 # source -> (layout size n, expected record count, {source_id: expected fields})
 EXPECT: dict[str, tuple[int, int, dict[str, dict]]] = {
-    "eyepacs": (8, 8, {
-        "13_left": dict(patient_id="13", eye="left", dr_grade=2, quality="reject", split="train", diseases=[DR]),
-        "16_right": dict(patient_id="16", eye="right", dr_grade=0, quality=None, diseases=[]),
-        "19_right": dict(split="test", dr_grade=2),
-    }),
+    "eyepacs": (
+        8,
+        8,
+        {
+            "13_left": dict(patient_id="13", eye="left", dr_grade=2, quality="reject", split="train", diseases=[DR]),
+            "16_right": dict(patient_id="16", eye="right", dr_grade=0, quality=None, diseases=[]),
+            "19_right": dict(split="test", dr_grade=2),
+        },
+    ),
     "aptos": (8, 8, {"1a2b3c4dda2b": dict(dr_grade=4, patient_id=None, split=None)}),
-    "messidor2": (8, 8, {
-        "IM002386": dict(dr_grade=1, dme=1, quality="usable", patient_id="20051020_43808_0100_PP", diseases=[DR, DME]),
-        "IM002392": dict(dr_grade=None, dme=None, quality="reject"),
-    }),
-    "idrid": (8, 8, {
-        "train-IDRiD_003": dict(dr_grade=2, dme=2, split="train",
-                                findings="optic disc centre at (62, 32) px; fovea centre at (42, 33) px"),
-        "test-IDRiD_002": dict(dr_grade=1, dme=2, split="test"),
-    }),
-    "ddr": (8, 8, {
-        "2017000515005": dict(dr_grade=None, quality="reject", split="test"),
-        "2017000414004": dict(dr_grade=4, quality=None, split="validation"),
-    }),
-    "deepdrid": (8, 8, {
-        "100_r1": dict(patient_id="100", eye="right", dr_grade=1, quality="good", split="train"),
-        "100_r2": dict(quality="reject"),
-        "101_l1": dict(patient_id="101", eye="left", dr_grade=1, split="validation"),
-    }),
-    "odir": (12, 12, {
-        "1_left": dict(patient_id="1", eye="left", dr_grade=0, glaucoma=False, diseases=[], age=50.0, sex="F"),
-        "1_right": dict(eye="right", dr_grade=2, diseases=[DR, "hypertensive retinopathy"],
-                        findings="moderate non proliferative retinopathy，hypertensive retinopathy"),
-        "2_left": dict(glaucoma=True, diseases=["glaucoma"]),
-        "2_right": dict(glaucoma=False, diseases=[]),  # the patient's G flag does not leak into the normal eye
-        "3_right": dict(diseases=[], dr_grade=0, findings="lens dust，normal fundus"),
-        "3_left": dict(diseases=["cataract"], dr_grade=None),
-        "4_left": dict(diseases=[DR], dr_grade=None, glaucoma=None, findings=None),  # no keywords: flags fallback
-        "4_right": dict(dr_grade=3),
-        "5_right": dict(diseases=[AMD]),
-        "6_left": dict(diseases=["glaucoma suspect"], glaucoma=False),
-    }),
-    "rfmid": (10, 10, {
-        "train-1": dict(diseases=[], dr_grade=0, split="train"),
-        "train-2": dict(diseases=[DR], dr_grade=None),
-        "train-3": dict(diseases=[AMD], dr_grade=0),
-        "validation-1": dict(diseases=["branch retinal vein occlusion"], split="validation"),
-        "test-2": dict(diseases=["laser scars"], split="test"),
-    }),
-    "rfmid2": (10, 10, {
-        "train-2": dict(diseases=[DR], dr_grade=None),
-        "validation-1": dict(diseases=["choroidal neovascularization"], split="validation"),
-        "validation-2": dict(diseases=["retinal detachment"]),
-        "test-2": dict(split="test", diseases=["optic neuritis"]),  # the `ON\xa0` column
-    }),
-    "jsiec": (10, 10, {
-        "0.0.Normal_0000abcd-8d87-11e8-9daf-6045cb817f5b.": dict(dr_grade=0, glaucoma=False, findings="Normal"),
-        "1.1.DR3_0003abcd-8d87-11e8-9daf-6045cb817f5b.": dict(dr_grade=3, diseases=[DR]),
-        "10.0.Possible_glaucoma_0004abcd-8d87-11e8-9daf-6045cb817f5b.": dict(diseases=["glaucoma suspect"], glaucoma=None),
-        "2.0.BRVO_0008abcd-8d87-11e8-9daf-6045cb817f5b.": dict(diseases=["branch retinal vein occlusion"]),
-        "17.Myelinated_nerve_fiber_0007abcd-8d87-11e8-9daf-6045cb817f5b.": dict(diseases=["myelinated nerve fibers"]),
-    }),
-    "brset": (8, 8, {
-        "img00001": dict(patient_id="1", eye="right", dr_grade=0, dme=0, sex="M", age=48.0, quality="good"),
-        "img00002": dict(eye="left", diseases=[DR, AMD, "drusen"]),
-        "img00004": dict(dr_grade=3, dme=1, sex="F", diseases=[DR, DME]),
-        "img00008": dict(quality="reject"),
-    }),
-    "mbrset": (8, 8, {"2.2": dict(patient_id="2", eye="left", dr_grade=3, dme=1, sex="M", age=57.0, quality="good"),
-                      "4.2": dict(quality="reject", eye="left"), "1.1": dict(eye="right", dme=0)}),
+    "messidor2": (
+        8,
+        8,
+        {
+            "IM002386": dict(
+                dr_grade=1, dme=1, quality="usable", patient_id="20051020_43808_0100_PP", diseases=[DR, DME]
+            ),
+            "IM002392": dict(dr_grade=None, dme=None, quality="reject"),
+        },
+    ),
+    "idrid": (
+        8,
+        8,
+        {
+            "train-IDRiD_003": dict(
+                dr_grade=2,
+                dme=2,
+                split="train",
+                findings="optic disc centre at (62, 32) px; fovea centre at (42, 33) px",
+            ),
+            "test-IDRiD_002": dict(dr_grade=1, dme=2, split="test"),
+        },
+    ),
+    "ddr": (
+        8,
+        8,
+        {
+            "2017000515005": dict(dr_grade=None, quality="reject", split="test"),
+            "2017000414004": dict(dr_grade=4, quality=None, split="validation"),
+        },
+    ),
+    "deepdrid": (
+        8,
+        8,
+        {
+            "100_r1": dict(patient_id="100", eye="right", dr_grade=1, quality="good", split="train"),
+            "100_r2": dict(quality="reject"),
+            "101_l1": dict(patient_id="101", eye="left", dr_grade=1, split="validation"),
+        },
+    ),
+    "odir": (
+        12,
+        12,
+        {
+            "1_left": dict(patient_id="1", eye="left", dr_grade=0, glaucoma=False, diseases=[], age=50.0, sex="F"),
+            "1_right": dict(
+                eye="right",
+                dr_grade=2,
+                diseases=[DR, "hypertensive retinopathy"],
+                findings="moderate non proliferative retinopathy，hypertensive retinopathy",
+            ),
+            "2_left": dict(glaucoma=True, diseases=["glaucoma"]),
+            "2_right": dict(glaucoma=False, diseases=[]),  # the patient's G flag does not leak into the normal eye
+            "3_right": dict(diseases=[], dr_grade=0, findings="lens dust，normal fundus"),
+            "3_left": dict(diseases=["cataract"], dr_grade=None),
+            "4_left": dict(diseases=[DR], dr_grade=None, glaucoma=None, findings=None),  # no keywords: flags fallback
+            "4_right": dict(dr_grade=3),
+            "5_right": dict(diseases=[AMD]),
+            "6_left": dict(diseases=["glaucoma suspect"], glaucoma=False),
+        },
+    ),
+    "rfmid": (
+        10,
+        10,
+        {
+            "train-1": dict(diseases=[], dr_grade=0, split="train"),
+            "train-2": dict(diseases=[DR], dr_grade=None),
+            "train-3": dict(diseases=[AMD], dr_grade=0),
+            "validation-1": dict(diseases=["branch retinal vein occlusion"], split="validation"),
+            "test-2": dict(diseases=["laser scars"], split="test"),
+        },
+    ),
+    "rfmid2": (
+        10,
+        10,
+        {
+            "train-2": dict(diseases=[DR], dr_grade=None),
+            "validation-1": dict(diseases=["choroidal neovascularization"], split="validation"),
+            "validation-2": dict(diseases=["retinal detachment"]),
+            "test-2": dict(split="test", diseases=["optic neuritis"]),  # the `ON\xa0` column
+        },
+    ),
+    "jsiec": (
+        10,
+        10,
+        {
+            "0.0.Normal_0000abcd-8d87-11e8-9daf-6045cb817f5b.": dict(dr_grade=0, glaucoma=False, findings="Normal"),
+            "1.1.DR3_0003abcd-8d87-11e8-9daf-6045cb817f5b.": dict(dr_grade=3, diseases=[DR]),
+            "10.0.Possible_glaucoma_0004abcd-8d87-11e8-9daf-6045cb817f5b.": dict(
+                diseases=["glaucoma suspect"], glaucoma=None
+            ),
+            "2.0.BRVO_0008abcd-8d87-11e8-9daf-6045cb817f5b.": dict(diseases=["branch retinal vein occlusion"]),
+            "17.Myelinated_nerve_fiber_0007abcd-8d87-11e8-9daf-6045cb817f5b.": dict(
+                diseases=["myelinated nerve fibers"]
+            ),
+        },
+    ),
+    "brset": (
+        8,
+        8,
+        {
+            "img00001": dict(patient_id="1", eye="right", dr_grade=0, dme=0, sex="M", age=48.0, quality="good"),
+            "img00002": dict(eye="left", diseases=[DR, AMD, "drusen"]),
+            "img00004": dict(dr_grade=3, dme=1, sex="F", diseases=[DR, DME]),
+            "img00008": dict(quality="reject"),
+        },
+    ),
+    "mbrset": (
+        8,
+        8,
+        {
+            "2.2": dict(patient_id="2", eye="left", dr_grade=3, dme=1, sex="M", age=57.0, quality="good"),
+            "4.2": dict(quality="reject", eye="left"),
+            "1.1": dict(eye="right", dme=0),
+        },
+    ),
     "airogs": (8, 8, {"TRAIN000003": dict(glaucoma=True, diseases=["glaucoma"]), "TRAIN000004": dict(glaucoma=False)}),
-    "justraigs": (8, 8, {
-        "TRAIN000000": dict(glaucoma=True, patient_id="TRAIN000000", age=60.0,
-                            findings="neuroretinal rim thinning superiorly; large cup"),
-        "TRAIN000001": dict(glaucoma=False, patient_id="TRAIN000000", findings=None),
-        "TRAIN000003": dict(glaucoma=True, patient_id="TRAIN000002",  # grader 3 decided: its features count
-                            findings="nerve fibre layer defect superiorly; disc haemorrhage"),
-    }),
-    "refuge": (8, 8, {
-        "train-g0001": dict(glaucoma=True, split="train", findings="fovea centre at (40, 48) px"),
-        "train-n0002": dict(glaucoma=False),
-        "validation-V0001": dict(glaucoma=True, split="validation"),
-        "test-T0002": dict(glaucoma=False, split="test"),
-    }),
-    "origa": (8, 8, {"004": dict(glaucoma=True, eye="left", findings="expert cup-to-disc ratio 0.55"),
-                     "005": dict(glaucoma=False, eye="right")}),
+    "justraigs": (
+        8,
+        8,
+        {
+            "TRAIN000000": dict(
+                glaucoma=True,
+                patient_id="TRAIN000000",
+                age=60.0,
+                findings="neuroretinal rim thinning superiorly; large cup",
+            ),
+            "TRAIN000001": dict(glaucoma=False, patient_id="TRAIN000000", findings=None),
+            "TRAIN000003": dict(
+                glaucoma=True,
+                patient_id="TRAIN000002",  # grader 3 decided: its features count
+                findings="nerve fibre layer defect superiorly; disc haemorrhage",
+            ),
+        },
+    ),
+    "refuge": (
+        8,
+        8,
+        {
+            "train-g0001": dict(glaucoma=True, split="train", findings="fovea centre at (40, 48) px"),
+            "train-n0002": dict(glaucoma=False),
+            "validation-V0001": dict(glaucoma=True, split="validation"),
+            "test-T0002": dict(glaucoma=False, split="test"),
+        },
+    ),
+    "origa": (
+        8,
+        8,
+        {
+            "004": dict(glaucoma=True, eye="left", findings="expert cup-to-disc ratio 0.55"),
+            "005": dict(glaucoma=False, eye="right"),
+        },
+    ),
     "g1020": (8, 8, {"image_3": dict(glaucoma=True), "image_4": dict(glaucoma=False)}),
-    "papila": (8, 8, {
-        "RET002OD": dict(patient_id="RET002", eye="right", glaucoma=False, sex="M", age=40.0),
-        "RET002OS": dict(patient_id="RET002", eye="left", glaucoma=True),
-        "RET008OD": dict(glaucoma=None, diseases=["glaucoma suspect"]),
-    }),
-    "fives": (8, 8, {"train-1_A": dict(diseases=[AMD], split="train"), "train-2_D": dict(diseases=[DR], dr_grade=None),
-                     "test-7_G": dict(glaucoma=True, split="test"), "test-8_N": dict(glaucoma=False, dr_grade=0)}),
-    "hrf": (8, 8, {"01_dr": dict(diseases=[DR]), "01_g": dict(glaucoma=True), "02_h": dict(dr_grade=0, glaucoma=False)}),
+    "papila": (
+        8,
+        8,
+        {
+            "RET002OD": dict(patient_id="RET002", eye="right", glaucoma=False, sex="M", age=40.0),
+            "RET002OS": dict(patient_id="RET002", eye="left", glaucoma=True),
+            "RET008OD": dict(glaucoma=None, diseases=["glaucoma suspect"]),
+        },
+    ),
+    "fives": (
+        8,
+        8,
+        {
+            "train-1_A": dict(diseases=[AMD], split="train"),
+            "train-2_D": dict(diseases=[DR], dr_grade=None),
+            "test-7_G": dict(glaucoma=True, split="test"),
+            "test-8_N": dict(glaucoma=False, dr_grade=0),
+        },
+    ),
+    "hrf": (
+        8,
+        8,
+        {"01_dr": dict(diseases=[DR]), "01_g": dict(glaucoma=True), "02_h": dict(dr_grade=0, glaucoma=False)},
+    ),
     "drive": (8, 8, {"21_training": dict(split="train", diseases=[]), "08_test": dict(split="test")}),
-    "stare": (8, 8, {"im0001": dict(diseases=[DR], dr_grade=None, findings="Background Diabetic Retinopathy"),
-                     "im0002": dict(dr_grade=0, diseases=[]),
-                     "im0003": dict(dr_grade=4, diseases=[DR, "choroidal neovascularization"])}),
-    "chase_db1": (8, 8, {"Image_02R": dict(patient_id="02", eye="right"), "Image_04L": dict(patient_id="04", eye="left")}),
-    "table": (8, 8, {
-        "exam001": dict(patient_id="MRN0000", eye="right", dr_grade=1, age=61.0, split="train",
-                        diseases=[AMD, "glaucoma suspect", "drusen", DR], findings="glaucoma suspect; drusen"),
-        "exam002": dict(eye="left", dr_grade=2, diseases=[DR]),
-        "exam007": dict(split="test"),
-    }),
+    "stare": (
+        8,
+        8,
+        {
+            "im0001": dict(diseases=[DR], dr_grade=None, findings="Background Diabetic Retinopathy"),
+            "im0002": dict(dr_grade=0, diseases=[]),
+            "im0003": dict(dr_grade=4, diseases=[DR, "choroidal neovascularization"]),
+        },
+    ),
+    "chase_db1": (
+        8,
+        8,
+        {"Image_02R": dict(patient_id="02", eye="right"), "Image_04L": dict(patient_id="04", eye="left")},
+    ),
+    "table": (
+        8,
+        8,
+        {
+            "exam001": dict(
+                patient_id="MRN0000",
+                eye="right",
+                dr_grade=1,
+                age=61.0,
+                split="train",
+                diseases=[AMD, "glaucoma suspect", "drusen", DR],
+                findings="glaucoma suspect; drusen",
+            ),
+            "exam002": dict(eye="left", dr_grade=2, diseases=[DR]),
+            "exam007": dict(split="test"),
+        },
+    ),
 }
 # source -> its main label file (relative to the layout root), for the wrong-columns test
 LABEL_FILES = {
-    "eyepacs": "trainLabels.csv", "aptos": "train.csv", "messidor2": "messidor_data.csv",
+    "eyepacs": "trainLabels.csv",
+    "aptos": "train.csv",
+    "messidor2": "messidor_data.csv",
     "idrid": "B. Disease Grading/2. Groundtruths/a. IDRiD_Disease Grading_Training Labels.csv",
     "deepdrid": "regular_fundus_images/regular-fundus-training/regular-fundus-training.csv",
-    "rfmid": "Training_Set/Training_Set/RFMiD_Training_Labels.csv", "brset": "labels.csv", "mbrset": "labels_mbrset.csv",
-    "airogs": "train_labels.csv", "justraigs": "JustRAIGS_Train_labels.csv", "origa": "OrigaList.csv",
-    "g1020": "G1020.csv", "table": "exams.tsv",
+    "rfmid": "Training_Set/Training_Set/RFMiD_Training_Labels.csv",
+    "brset": "labels.csv",
+    "mbrset": "labels_mbrset.csv",
+    "airogs": "train_labels.csv",
+    "justraigs": "JustRAIGS_Train_labels.csv",
+    "origa": "OrigaList.csv",
+    "g1020": "G1020.csv",
+    "table": "exams.tsv",
 }
 
 
@@ -170,8 +296,10 @@ def test_adapter_maps_labels_on_its_real_layout(name, layouts):
         assert rec["eye"] in (None, "left", "right") and rec["split"] in (None, "train", "validation", "test")
         assert rec["dr_grade"] is None or 0 <= rec["dr_grade"] <= 4
         assert rec["quality"] in (None, "good", "usable", "reject")
-        assert not any(part.lower() in ("masks", "mask", "manual1", "1st_manual", "ground truth", "images_square")
-                       for part in Path(rec["path"]).parts), "annotation masks / derived copies must not be listed"
+        assert not any(
+            part.lower() in ("masks", "mask", "manual1", "1st_manual", "ground truth", "images_square")
+            for part in Path(rec["path"]).parts
+        ), "annotation masks / derived copies must not be listed"
 
 
 def test_load_returns_a_dataset_of_records(layouts):
@@ -218,8 +346,13 @@ def test_papila_reads_csv_exports(tmp_path):
 
 def test_refuge1_layout_with_class_folders_and_label_sheet(tmp_path, fundus):
     root = tmp_path / "REFUGE"
-    for rel in ("Training400/Glaucoma/g0001.jpg", "Training400/Non-Glaucoma/n0001.jpg",
-                "REFUGE-Validation400/V0001.jpg", "REFUGE-Validation400/V0002.jpg", "Annotation-Training400/Disc_Cup_Masks/g0001.bmp"):
+    for rel in (
+        "Training400/Glaucoma/g0001.jpg",
+        "Training400/Non-Glaucoma/n0001.jpg",
+        "REFUGE-Validation400/V0001.jpg",
+        "REFUGE-Validation400/V0002.jpg",
+        "Annotation-Training400/Disc_Cup_Masks/g0001.bmp",
+    ):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         fundus(64, seed=len(rel)).save(root / rel)
     sheet = root / "REFUGE-Validation400-GT" / "Fovea_locations.csv"
@@ -301,7 +434,9 @@ def test_table_mapping_typos_are_named(tmp_path):
     mapping.write_text(mapping.read_text().replace("diseases_text:", "disease_text:"))
     with pytest.raises(ConfigError, match="unknown key 'disease_text' .*did you mean 'diseases_text'"):
         records("table", root)
-    mapping.write_text(mapping.read_text().replace("disease_text:", "diseases_text:").replace("dr_grade: icdr", "grade: icdr"))
+    mapping.write_text(
+        mapping.read_text().replace("disease_text:", "diseases_text:").replace("dr_grade: icdr", "grade: icdr")
+    )
     with pytest.raises(ConfigError, match="unknown schema field.*grade; valid: patient_id, eye, dr_grade"):
         records("table", root)
 

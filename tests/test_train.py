@@ -23,9 +23,9 @@ from typer.testing import CliRunner
 from retinalogos_hub import schema
 from retinalogos_hub.cli._app import app
 from retinalogos_hub.config import load_config
-from retinalogos_hub.pipelines import call_kwargs
 from retinalogos_hub.demo.fundus import fundus_image
 from retinalogos_hub.errors import ConfigError, InputError, OfflineError
+from retinalogos_hub.pipelines import call_kwargs
 from retinalogos_hub.train import PipelineConfig, TrainConfig, backbones, run
 from retinalogos_hub.train.data import _to_pixels, buckets, nearest_bucket
 
@@ -45,9 +45,19 @@ def make_captioned(out: Path, n: int = 6, features=schema.CAPTIONED) -> Path:
         grade, eye = i % 5, ("left", "right")[i % 2]
         w, h = (48, 32) if i % 2 else (40, 40)
         row = {k: None for k in schema.CAPTIONED} | {
-            "image": fundus_image(w, h, seed=i, dr_grade=grade, eye=eye), "id": f"idrid/{i}", "source": "idrid",
-            "source_id": str(i), "eye": eye, "dr_grade": grade, "diseases": [], "width": w, "height": h,
-            "split": "train", "license": "CC-BY-4.0", "redistributable": True, "caption_issues": [],
+            "image": fundus_image(w, h, seed=i, dr_grade=grade, eye=eye),
+            "id": f"idrid/{i}",
+            "source": "idrid",
+            "source_id": str(i),
+            "eye": eye,
+            "dr_grade": grade,
+            "diseases": [],
+            "width": w,
+            "height": h,
+            "split": "train",
+            "license": "CC-BY-4.0",
+            "redistributable": True,
+            "caption_issues": [],
         }
         row["caption"], row["caption_fields"] = cap.caption(row)
         rows.append({k: row[k] for k in features})
@@ -99,8 +109,11 @@ def test_cache_parts_are_shared_by_processes_and_match_one_process(tmp_path, mon
     from retinalogos_hub.train import data as D
 
     monkeypatch.setattr(D, "CACHE_PART_ROWS", 2)  # 6 rows -> 3 parts
-    cfg = load_config(TrainConfig, TINY / "lumina-next" / "step1_pretrain_full.yaml",
-                      [f"data.dataset={make_captioned(tmp_path / 'captioned')}"]).data
+    cfg = load_config(
+        TrainConfig,
+        TINY / "lumina-next" / "step1_pretrain_full.yaml",
+        [f"data.dataset={make_captioned(tmp_path / 'captioned')}"],
+    ).data
     rows, backbone = D.load_rows(cfg), backbones.get("lumina-next")
     pipe = backbone.load("tiny:lumina-next")
     single = D.build_cache(rows, pipe, backbone, cfg, 256, tmp_path / "single")
@@ -139,7 +152,14 @@ def chains(tmp_path_factory) -> dict[str, Path]:
     data = make_captioned(work / "captioned")
     outs = {}
     for bb in BACKBONES:
-        args = ["train", "--recipe", str(TINY / bb / "pipeline.yaml"), f"dataset={data}", f"output_dir={work / bb}", *CHAIN_EXTRA[bb]]
+        args = [
+            "train",
+            "--recipe",
+            str(TINY / bb / "pipeline.yaml"),
+            f"dataset={data}",
+            f"output_dir={work / bb}",
+            *CHAIN_EXTRA[bb],
+        ]
         res = CliRunner().invoke(app, args)
         assert res.exit_code == 0, res.output + repr(res.exception)
         assert "Training finished" in res.output
@@ -165,7 +185,10 @@ def test_chain_runs_step1_purify_step3(chains, bb):
     assert stages["step1"]["counts"]["global_step"] == 4 and stages["step1"]["counts"]["engine"] == "NO"
     assert stages["step3"]["config"]["data"]["require_purify_keep"] is True
     assert stages["."]["counts"]["step2_kept"] == s3["train_rows"]
-    assert s1["pipeline_class"] == {"lumina-next": "LuminaPipeline", "lumina2": "Lumina2Pipeline", "sana": "SanaPipeline"}[bb]
+    assert (
+        s1["pipeline_class"]
+        == {"lumina-next": "LuminaPipeline", "lumina2": "Lumina2Pipeline", "sana": "SanaPipeline"}[bb]
+    )
     for step in ("step1", "step3"):
         ckpts = sorted((out / step / "checkpoints").iterdir())
         assert len(ckpts) <= 2  # checkpoint.total_limit
@@ -209,10 +232,15 @@ def generate_fresh(specs: list[tuple[str, Path, Path | None]]) -> list[dict]:
     """Load each (backbone, pipeline dir, LoRA dir or None) with DiffusionPipeline.from_pretrained in one fresh
     process (no custom code) and generate, before and after load_lora_weights."""
     arg = json.dumps([(bb, str(p), str(lora) if lora else None) for bb, p, lora in specs])
-    proc = subprocess.run([sys.executable, "-c", GENERATE, arg], capture_output=True, text=True, timeout=400,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run(
+        [sys.executable, "-c", GENERATE, arg],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return [json.loads(line[len("RESULT "):]) for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    return [json.loads(line[len("RESULT ") :]) for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
 
 
 @pytest.mark.slow
@@ -229,13 +257,19 @@ def test_exports_load_in_a_fresh_process_and_lora_changes_output(chains):
 
 def test_lumina_next_lora_exports_a_fused_pipeline(tmp_path):
     data = make_captioned(tmp_path / "captioned", n=4)
-    res = run(TINY / "lumina-next" / "step1_pretrain_lora.yaml", [f"data.dataset={data}", f"output_dir={tmp_path / 'run'}", *QUIET])
+    res = run(
+        TINY / "lumina-next" / "step1_pretrain_lora.yaml",
+        [f"data.dataset={data}", f"output_dir={tmp_path / 'run'}", *QUIET],
+    )
     lora = res.lora_dir / "pytorch_lora_weights.safetensors"
     with safe_open(str(lora), "pt") as f:
         keys, meta = list(f.keys()), f.metadata()
     assert keys and all(k.startswith("transformer.") and "lora_" in k for k in keys)
     assert json.loads(meta["lora_adapter_metadata"])["transformer.r"] == 4
-    fused, base = weights(res.pipeline_dir), load_file(str(_tiny("lumina-next") / "transformer" / "diffusion_pytorch_model.safetensors"))
+    fused, base = (
+        weights(res.pipeline_dir),
+        load_file(str(_tiny("lumina-next") / "transformer" / "diffusion_pytorch_model.safetensors")),
+    )
     assert fused.keys() == base.keys()  # a plain LuminaNextDiT2DModel: LuminaPipeline loads it with no LoRA support
     assert any(not torch.equal(fused[k], base[k]) for k in base)
     assert not any("lora" in k for k in fused)
@@ -246,15 +280,27 @@ def test_gradient_checkpointing_gives_the_same_weights(bb, tmp_path):
     data = make_captioned(tmp_path / "captioned", n=2)
     common = [f"data.dataset={data}", "train.max_steps=2", f"data.cache_dir={tmp_path / 'cache'}", *QUIET]
     plain = run(TINY / bb / "step1_pretrain_full.yaml", [*common, f"output_dir={tmp_path / 'plain'}"])
-    ckpt = run(TINY / bb / "step1_pretrain_full.yaml", [*common, f"output_dir={tmp_path / 'ckpt'}", "model.gradient_checkpointing=true"])
+    ckpt = run(
+        TINY / bb / "step1_pretrain_full.yaml",
+        [*common, f"output_dir={tmp_path / 'ckpt'}", "model.gradient_checkpointing=true"],
+    )
     assert same(weights(plain.pipeline_dir), weights(ckpt.pipeline_dir))
 
 
 def test_bf16_autocast_and_grad_accumulation_run(tmp_path):
     data = make_captioned(tmp_path / "captioned", n=4)
-    res = run(TINY / "lumina-next" / "step1_pretrain_lora.yaml", [
-        f"data.dataset={data}", f"output_dir={tmp_path / 'run'}", "train.mixed_precision=bf16", "train.grad_accum=2",
-        "train.max_steps=2", "train.timestep_sampling=logit_normal", *QUIET])
+    res = run(
+        TINY / "lumina-next" / "step1_pretrain_lora.yaml",
+        [
+            f"data.dataset={data}",
+            f"output_dir={tmp_path / 'run'}",
+            "train.mixed_precision=bf16",
+            "train.grad_accum=2",
+            "train.max_steps=2",
+            "train.timestep_sampling=logit_normal",
+            *QUIET,
+        ],
+    )
     assert res.global_step == 2 and 0 < res.final_loss < 10
     assert json.loads((tmp_path / "run" / "run.json").read_text())["mode"] == "lora"
     # the exported (fused) pipeline samples in its default dtypes: the bf16 text encoder is not what gets saved
@@ -276,7 +322,9 @@ def test_overfit_one_image_moves_generation_toward_it(bb, tmp_path):
     backbone = backbones.get(bb)
     img = fundus_image(32, seed=3, dr_grade=4)
     data = tmp_path / "one"
-    datasets.Dataset.from_list([{"image": img, "caption": "A colour fundus photograph of the right eye."}]).save_to_disk(str(data))
+    datasets.Dataset.from_list(
+        [{"image": img, "caption": "A colour fundus photograph of the right eye."}]
+    ).save_to_disk(str(data))
     # give the random tiny VAE unit-variance latents (what a real VAE's scaling factor does), so "toward the image"
     # cannot be confused with "toward zero"
     base = DiffusionPipeline.from_pretrained(_tiny(bb))
@@ -284,17 +332,34 @@ def test_overfit_one_image_moves_generation_toward_it(bb, tmp_path):
     base.vae.register_to_config(scaling_factor=base.vae.config.scaling_factor / x0.std().item())
     base.save_pretrained(tmp_path / "base")
     x0 = backbone.encode_images(base, _to_pixels(img, (32, 32))[None])
-    res = run(TINY / bb / "step1_pretrain_full.yaml", [
-        f"model.base_model={tmp_path / 'base'}", f"data.dataset={data}", f"output_dir={tmp_path / 'run'}",
-        "train.max_steps=200", "train.batch_size=1", "optim.lr=0.01", "data.caption_dropout=0.0", "ema=null",
-        "checkpoint.every=1000", "train.log_every=20",
-    ])
+    res = run(
+        TINY / bb / "step1_pretrain_full.yaml",
+        [
+            f"model.base_model={tmp_path / 'base'}",
+            f"data.dataset={data}",
+            f"output_dir={tmp_path / 'run'}",
+            "train.max_steps=200",
+            "train.batch_size=1",
+            "optim.lr=0.01",
+            "data.caption_dropout=0.0",
+            "ema=null",
+            "checkpoint.every=1000",
+            "train.log_every=20",
+        ],
+    )
 
     def error(pipe) -> float:
         pipe.set_progress_bar_config(disable=True)
-        z = pipe(prompt="A colour fundus photograph of the right eye.", num_inference_steps=20, guidance_scale=1.0,
-                 height=32, width=32, output_type="latent", generator=torch.Generator().manual_seed(5),
-                 **call_kwargs(pipe)).images
+        z = pipe(
+            prompt="A colour fundus photograph of the right eye.",
+            num_inference_steps=20,
+            guidance_scale=1.0,
+            height=32,
+            width=32,
+            output_type="latent",
+            generator=torch.Generator().manual_seed(5),
+            **call_kwargs(pipe),
+        ).images
         return ((z - x0) ** 2).mean().item()
 
     before, after = error(base), error(DiffusionPipeline.from_pretrained(res.pipeline_dir))
@@ -309,13 +374,31 @@ def test_overfit_one_image_moves_generation_toward_it(bb, tmp_path):
 def test_killed_run_resumes_to_the_same_weights(tmp_path):
     data = make_captioned(tmp_path / "captioned", n=6)
     recipe = TINY / "lumina-next" / "step1_pretrain_full.yaml"
-    common = [f"data.dataset={data}", "train.max_steps=60", "checkpoint.every=4", "checkpoint.total_limit=2",
-              f"data.cache_dir={tmp_path / 'cache'}", *QUIET]
+    common = [
+        f"data.dataset={data}",
+        "train.max_steps=60",
+        "checkpoint.every=4",
+        "checkpoint.total_limit=2",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        *QUIET,
+    ]
     whole = run(recipe, [*common, f"output_dir={tmp_path / 'whole'}"])
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "retinalogos_hub.cli", "train", "--recipe", str(recipe), *common,
-                             f"output_dir={killed}"], env={**os.environ, "OMP_NUM_THREADS": "1"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "retinalogos_hub.cli",
+            "train",
+            "--recipe",
+            str(recipe),
+            *common,
+            f"output_dir={killed}",
+        ],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     marker = killed / "checkpoints" / "checkpoint-000004" / "trainer_state.json"
     deadline = time.time() + 240
     while not marker.exists() and proc.poll() is None and time.time() < deadline:
@@ -341,10 +424,23 @@ def test_accelerate_launch_two_cpu_processes(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     accelerate = Path(sys.executable).parent / "accelerate"
-    cmd = [str(accelerate), "launch", "--config_file", str(RECIPES / "accelerate" / "cpu-2proc.yaml"),
-           "--main_process_port", str(port), "-m", "retinalogos_hub.cli", "train",
-           "--recipe", str(TINY / "lumina-next" / "step1_pretrain_full.yaml"), f"data.dataset={data}",
-           f"output_dir={tmp_path / 'run'}", "train.max_steps=2", *QUIET]
+    cmd = [
+        str(accelerate),
+        "launch",
+        "--config_file",
+        str(RECIPES / "accelerate" / "cpu-2proc.yaml"),
+        "--main_process_port",
+        str(port),
+        "-m",
+        "retinalogos_hub.cli",
+        "train",
+        "--recipe",
+        str(TINY / "lumina-next" / "step1_pretrain_full.yaml"),
+        f"data.dataset={data}",
+        f"output_dir={tmp_path / 'run'}",
+        "train.max_steps=2",
+        *QUIET,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -359,7 +455,10 @@ def test_accelerate_launch_two_cpu_processes(tmp_path):
 def test_bad_input_fails_clearly(tmp_path):
     recipe = TINY / "lumina-next" / "step1_pretrain_full.yaml"
     data = make_captioned(tmp_path / "captioned", n=2)
-    with pytest.raises(ConfigError, match=r"unknown key 'train.max_stpes' \(did you mean 'train.max_steps'\?\); valid keys: .*train.seed"):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown key 'train.max_stpes' \(did you mean 'train.max_steps'\?\); valid keys: .*train.seed",
+    ):
         run(recipe, ["train.max_stpes=3"])
     with pytest.raises(ConfigError, match="model.mode is 'lora' but the recipe has no lora: section"):
         run(recipe, ["model.mode=lora", "ema=null"])
@@ -388,8 +487,10 @@ def test_trains_on_a_hub_layout_dataset_folder(tmp_path):
     from retinalogos_hub.hub import push_dataset
 
     pushed = push_dataset(make_captioned(tmp_path / "captioned", n=4), "org/fundus", local_dir=tmp_path / "hub")
-    res = run(TINY / "lumina-next" / "step1_pretrain_lora.yaml", [
-        f"data.dataset={pushed.local_dir}", f"output_dir={tmp_path / 'run'}", "train.max_steps=1", *QUIET])
+    res = run(
+        TINY / "lumina-next" / "step1_pretrain_lora.yaml",
+        [f"data.dataset={pushed.local_dir}", f"output_dir={tmp_path / 'run'}", "train.max_steps=1", *QUIET],
+    )
     assert json.loads((res.output_dir / "run.json").read_text())["train_rows"] == 4
 
 
@@ -400,15 +501,20 @@ def test_hub_export_without_images_names_the_row(tmp_path):
     ds.map(lambda r: {"redistributable": False}).save_to_disk(str(tmp_path / "closed"))  # published without pixels
     pushed = push_dataset(tmp_path / "closed", "org/fundus", local_dir=tmp_path / "hub")
     with pytest.raises(InputError, match=r"data.dataset: row idrid/0 has no image; .*attach-images"):
-        run(TINY / "lumina-next" / "step1_pretrain_lora.yaml", [
-            f"data.dataset={pushed.local_dir}", f"output_dir={tmp_path / 'run'}", "train.max_steps=1", *QUIET])
+        run(
+            TINY / "lumina-next" / "step1_pretrain_lora.yaml",
+            [f"data.dataset={pushed.local_dir}", f"output_dir={tmp_path / 'run'}", "train.max_steps=1", *QUIET],
+        )
 
 
 def test_cli_reports_one_line_error(tmp_path, monkeypatch, capsys):
     from retinalogos_hub.cli import main
 
-    monkeypatch.setattr(sys, "argv", ["retinalogos", "train", "--recipe", str(TINY / "lumina-next" / "step1_pretrain_full.yaml"),
-                                      "optim.lr=fast"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        ["retinalogos", "train", "--recipe", str(TINY / "lumina-next" / "step1_pretrain_full.yaml"), "optim.lr=fast"],
+    )
     with pytest.raises(SystemExit) as e:
         main()
     assert e.value.code == 1

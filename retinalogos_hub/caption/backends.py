@@ -72,8 +72,11 @@ class TransformersBackend:
         try:
             path = resolve(tc.model, option="transformers.model")
         except OfflineError as e:  # the recipe key is what to change, not a CLI option
-            raise OfflineError(str(e), hint="download it elsewhere and override transformers.model=/path/to/model "
-                               "(or tiny:<name> for an embedded tiny model)") from None
+            raise OfflineError(
+                str(e),
+                hint="download it elsewhere and override transformers.model=/path/to/model "
+                "(or tiny:<name> for an embedded tiny model)",
+            ) from None
         device = tc.device
         if device is None:
             from accelerate import PartialState  # the right GPU per process under `accelerate launch`
@@ -92,8 +95,10 @@ class TransformersBackend:
 
         from .prompt import messages
 
-        texts = [self.processor.apply_chat_template(messages(i.prompt), add_generation_prompt=True, tokenize=False)
-                 for i in items]
+        texts = [
+            self.processor.apply_chat_template(messages(i.prompt), add_generation_prompt=True, tokenize=False)
+            for i in items
+        ]
         images = [fit_pixels(i.image, self.max_pixels) for i in items]
         enc = self.processor(text=texts, images=images, return_tensors="pt", padding=True)
         enc = enc.to(self.device, dtype=self.model.dtype)  # pixels in the model's dtype (bf16 on GPU); ids stay int
@@ -101,9 +106,13 @@ class TransformersBackend:
         if sample:
             torch.manual_seed(self.seed + attempt)
         with torch.inference_mode():
-            out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=sample,
-                                      **({"temperature": 0.8, "top_p": 0.95} if sample else {}))
-        return self.processor.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            out = self.model.generate(
+                **enc,
+                max_new_tokens=self.max_new_tokens,
+                do_sample=sample,
+                **({"temperature": 0.8, "top_p": 0.95} if sample else {}),
+            )
+        return self.processor.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
 class OpenAIBackend:
@@ -118,12 +127,17 @@ class OpenAIBackend:
         self.base_url, self.key_env = oc.base_url.rstrip("/"), oc.api_key_env
         served = _reachable(self.base_url, self.key_env)
         if oc.model and oc.model not in served:
-            raise InputError(f"openai.model={oc.model!r} is not served by {self.base_url}; "
-                             f"it serves: {', '.join(served)}")
+            raise InputError(
+                f"openai.model={oc.model!r} is not served by {self.base_url}; it serves: {', '.join(served)}"
+            )
         self.model_name = oc.model or served[0]
         # The client retries connection errors, 408/429/5xx with exponential backoff.
-        self.client = OpenAI(base_url=self.base_url, api_key=os.environ.get(self.key_env) or "EMPTY",
-                             timeout=oc.timeout_s, max_retries=oc.max_retries)
+        self.client = OpenAI(
+            base_url=self.base_url,
+            api_key=os.environ.get(self.key_env) or "EMPTY",
+            timeout=oc.timeout_s,
+            max_retries=oc.max_retries,
+        )
         self.chunk_size = max(oc.concurrency * 4, 16)
         self.concurrency, self.max_pixels, self.max_new_tokens = oc.concurrency, oc.max_pixels, oc.max_new_tokens
         self.seed = cfg.seed
@@ -139,16 +153,25 @@ class OpenAIBackend:
         from .prompt import messages
 
         image = data_url(fit_pixels(item.image, self.max_pixels))
-        kwargs = dict(model=self.model_name, messages=messages(item.prompt, image), max_tokens=self.max_new_tokens,
-                      temperature=0.0 if attempt == 0 else 0.8, seed=self.seed + attempt)
+        kwargs = dict(
+            model=self.model_name,
+            messages=messages(item.prompt, image),
+            max_tokens=self.max_new_tokens,
+            temperature=0.0 if attempt == 0 else 0.8,
+            seed=self.seed + attempt,
+        )
         if self.schema:
-            kwargs["response_format"] = {"type": "json_schema",
-                                         "json_schema": {"name": "fundus_caption", "schema": self.schema}}
+            kwargs["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "fundus_caption", "schema": self.schema},
+            }
         try:
             resp = self.client.chat.completions.create(**kwargs)
         except openai.AuthenticationError as e:  # its text can echo part of the key: not printed
-            raise HubError(f"{self.base_url} refused the API key (HTTP {e.status_code})",
-                           hint=f"set {self.key_env} to a key this server accepts") from None
+            raise HubError(
+                f"{self.base_url} refused the API key (HTTP {e.status_code})",
+                hint=f"set {self.key_env} to a key this server accepts",
+            ) from None
         except (openai.APIConnectionError, openai.NotFoundError) as e:
             # the server went away or refuses us: stop the job (committed rows stay; a rerun resumes)
             raise HubError(f"{self.base_url}: {type(e).__name__}: {e}") from None
@@ -173,12 +196,15 @@ def _reachable(base_url: str, key_env: str) -> list[str]:
     try:
         served = [m.id for m in probe.models.list()]
     except openai.AuthenticationError as e:  # its text can echo part of the key: not printed
-        raise HubError(f"{base_url} refused the API key (HTTP {e.status_code})",
-                       hint=f"set {key_env} to a key this server accepts") from None
+        raise HubError(
+            f"{base_url} refused the API key (HTTP {e.status_code})", hint=f"set {key_env} to a key this server accepts"
+        ) from None
     except openai.OpenAIError as e:
-        raise HubError(f"cannot reach an OpenAI-compatible server at {base_url} ({type(e).__name__}: {e})",
-                       hint="start one (e.g. `vllm serve Qwen/Qwen2.5-VL-7B-Instruct`) and pass its URL with "
-                       "openai.base_url=http://HOST:PORT/v1") from None
+        raise HubError(
+            f"cannot reach an OpenAI-compatible server at {base_url} ({type(e).__name__}: {e})",
+            hint="start one (e.g. `vllm serve Qwen/Qwen2.5-VL-7B-Instruct`) and pass its URL with "
+            "openai.base_url=http://HOST:PORT/v1",
+        ) from None
     if not served:
         raise HubError(f"{base_url}/models lists no model")
     return served

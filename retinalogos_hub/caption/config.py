@@ -18,10 +18,18 @@ BACKENDS = ("template", "transformers", "openai")
 
 # Keys that may change between a run and its resume: they change how fast captions are made, not what they say.
 # Every other key is bound to the work folder (`WorkDir.bind`); a new key is bound unless it is added here.
-RESUMABLE = frozenset({
-    "commit_every", "transformers.batch_size", "transformers.device", "openai.base_url", "openai.api_key_env",
-    "openai.concurrency", "openai.timeout_s", "openai.max_retries",
-})
+RESUMABLE = frozenset(
+    {
+        "commit_every",
+        "transformers.batch_size",
+        "transformers.device",
+        "openai.base_url",
+        "openai.api_key_env",
+        "openai.concurrency",
+        "openai.timeout_s",
+        "openai.max_retries",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -109,7 +117,7 @@ class CaptionConfig:
         for key, value in dataclasses.asdict(self).items():
             if key in BACKENDS and key != self.backend:
                 continue  # another backend's section does not change these captions
-            for k, v in (value.items() if isinstance(value, dict) else [(None, value)]):
+            for k, v in value.items() if isinstance(value, dict) else [(None, value)]:
                 full = f"{key}.{k}" if k else key
                 if full not in RESUMABLE:
                     flat[full] = v

@@ -27,12 +27,16 @@ GLAUCOMA_SIGNS = (
 DME_SIGNS = r"macular o?edema|\bdme\b|\bcsme\b|clinically significant macular|diabetic maculopathy"
 DR_NAME = r"diabetic retinopathy|\bnpdr\b|\bpdr\b"
 # Whole-fundus denials that contradict any graded disease.
-NORMAL_CLAIMS = (r"\b(?:normal|unremarkable|healthy) (?:fundus|retina)\b"
-                 r"|\bno (?:\w+ )?(?:lesions?|abnormalit\w+|pathology)\b(?! grad)")
+NORMAL_CLAIMS = (
+    r"\b(?:normal|unremarkable|healthy) (?:fundus|retina)\b"
+    r"|\bno (?:\w+ )?(?:lesions?|abnormalit\w+|pathology)\b(?! grad)"
+)
 CDR = r"(?:cup[- ]to[- ]disc|c/d|cdr)(?: ratio)?\D{0,20}?(\d?\.\d+)"
 EYE = r"\b(right|left) (?:eye|fundus|retina)\b"
-NO_RETINOPATHY = (r"\bno (?:(?:signs?|evidence|features) of |definite |obvious |apparent )*"
-                  r"(?:diabetic retinopathy|retinopathy|npdr|pdr)\b")
+NO_RETINOPATHY = (
+    r"\bno (?:(?:signs?|evidence|features) of |definite |obvious |apparent )*"
+    r"(?:diabetic retinopathy|retinopathy|npdr|pdr)\b"
+)
 
 _CLAUSE_END = re.compile(r"[.;:!?\n]|\b(?:but|however|although|though|whereas|while|yet|except)\b", re.I)
 _NEG_BEFORE = re.compile(
@@ -63,7 +67,7 @@ def mentions(text: str, pattern: str) -> tuple[bool, bool]:
     rx = re.compile(pattern, re.I)
     for clause in clauses(text):
         for m in rx.finditer(clause):
-            if _NEG_BEFORE.search(clause[: m.start()]) or _NEG_AFTER.search(clause[m.end():]):
+            if _NEG_BEFORE.search(clause[: m.start()]) or _NEG_AFTER.search(clause[m.end() :]):
                 negated = True
             else:
                 affirmed = True

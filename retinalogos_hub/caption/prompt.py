@@ -66,8 +66,10 @@ def reference_lines(row: dict) -> list[str]:
         lines.append(f"Diseases: {', '.join(row['diseases'])}")
     if row.get("findings"):
         lines.append(f"Report / findings: {row['findings']}")
-    who = [f"age {int(row['age'])}" if row.get("age") is not None else "",
-           {"F": "female", "M": "male"}.get(row.get("sex") or "", "")]
+    who = [
+        f"age {int(row['age'])}" if row.get("age") is not None else "",
+        {"F": "female", "M": "male"}.get(row.get("sex") or "", ""),
+    ]
     if any(who):
         lines.append(f"Patient: {', '.join(w for w in who if w)}")
     return lines

@@ -40,8 +40,14 @@ class CaptionResult:
     merged: bool  # the dataset in `out` is complete (every shard done)
 
 
-def caption_dataset(in_dir: Path, out_dir: Path, cfg: CaptionConfig, *, shard: str | tuple[int, int] | None = None,
-                    progress: bool = True) -> CaptionResult:
+def caption_dataset(
+    in_dir: Path,
+    out_dir: Path,
+    cfg: CaptionConfig,
+    *,
+    shard: str | tuple[int, int] | None = None,
+    progress: bool = True,
+) -> CaptionResult:
     """Caption every row of the dataset in `in_dir` (or shard i/N of it) into `out_dir`, as `cfg` says.
 
     Results are appended to part files in `out_dir/.work/caption/`, committed every `cfg.commit_every` rows; a rerun
@@ -54,8 +60,11 @@ def caption_dataset(in_dir: Path, out_dir: Path, cfg: CaptionConfig, *, shard: s
         raise InputError(f"--out {out_dir}: must differ from the input directory")
     i, n = parse_shard(shard) or (0, 1)
     work = stage.WorkDir(out_dir, STAGE)
-    settings = {"curated": str(Path(in_dir).resolve()), "curated_fingerprint": stage.folder_fingerprint(in_dir),
-                **cfg.settings()}
+    settings = {
+        "curated": str(Path(in_dir).resolve()),
+        "curated_fingerprint": stage.folder_fingerprint(in_dir),
+        **cfg.settings(),
+    }
     if work.state().get("settings") is not None:
         work.bind(settings)  # refused before a model is loaded
     mine, (p, n_proc) = _my_indices(len(ds), i, n)
@@ -117,8 +126,10 @@ def merge_shards(out_dir: Path, cfg: CaptionConfig | None = None) -> CaptionResu
     work = stage.WorkDir(out_dir, STAGE)
     state = work.state()
     if "settings" not in state:
-        raise InputError(f"{out_dir}: no caption work here ({work.dir} has no state); run "
-                         f"`retinalogos caption run DIR --out {out_dir} --recipe recipes/caption/<backend>.yaml` first")
+        raise InputError(
+            f"{out_dir}: no caption work here ({work.dir} has no state); run "
+            f"`retinalogos caption run DIR --out {out_dir} --recipe recipes/caption/<backend>.yaml` first"
+        )
     if cfg is None:
         cfg = load_config(CaptionConfig, data=state["config"])
     in_dir = Path(state["settings"]["curated"])
@@ -149,10 +160,14 @@ def merge_shards(out_dir: Path, cfg: CaptionConfig | None = None) -> CaptionResu
         stage.save_dataset(concatenate_datasets([curated, caps], axis=1).cast(CAPTIONED), out_dir)
         issues = [i for row in caps["caption_issues"] for i in row]
         flagged = sum(not c for c in caps["caption_consistent"])
-        run.finish(rows=len(ids), flagged=flagged, unreadable=sum(i.startswith("unreadable image") for i in issues),
-                   malformed=sum(i.startswith("malformed model output") for i in issues),
-                   request_failed=sum(i.startswith("request failed") for i in issues),
-                   models=sorted(set(caps["caption_model"])))
+        run.finish(
+            rows=len(ids),
+            flagged=flagged,
+            unreadable=sum(i.startswith("unreadable image") for i in issues),
+            malformed=sum(i.startswith("malformed model output") for i in issues),
+            request_failed=sum(i.startswith("request failed") for i in issues),
+            models=sorted(set(caps["caption_model"])),
+        )
         work.write_state(**{**work.state(), "merged": key})
     return CaptionResult(out_dir, len(ids), flagged, merged=True)
 
@@ -286,8 +301,15 @@ def _progress(enabled: bool, total: int, completed: int):
 
     @contextmanager
     def bar():
-        cols = (TextColumn("caption"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(), Rate(),
-                TextColumn("ETA"), TimeRemainingColumn())
+        cols = (
+            TextColumn("caption"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            Rate(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+        )
         with Progress(*cols, console=Console(stderr=True), disable=not enabled) as prog:
             task = prog.add_task("caption", total=total, completed=completed)
             yield lambda k: prog.advance(task, k)

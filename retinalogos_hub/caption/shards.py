@@ -59,8 +59,9 @@ class ShardWriter:
             fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._fh.close()
-            raise InputError(f"{self.path}: another job is captioning this shard; wait for it, or give this one "
-                             "another --shard") from None
+            raise InputError(
+                f"{self.path}: another job is captioning this shard; wait for it, or give this one another --shard"
+            ) from None
         _cut_torn_tail(self.path)
         self._buffer: list[bytes] = []
 

@@ -19,8 +19,11 @@ GRADE_NAMES = {
     3: "severe non-proliferative diabetic retinopathy",
     4: "proliferative diabetic retinopathy",
 }
-DISEASE_NAMES = {"amd": "age-related macular degeneration", "rvo": "retinal vein occlusion",
-                 "dme": "diabetic macular oedema"}
+DISEASE_NAMES = {
+    "amd": "age-related macular degeneration",
+    "rvo": "retinal vein occlusion",
+    "dme": "diabetic macular oedema",
+}
 AREAS = ("optic_disc", "vessels", "nerve_fibre_layer", "macula", "lesions", "impression")  # the order of the prose
 
 
@@ -118,8 +121,10 @@ def _opening(rng, lab: _Labels) -> str:
 
 
 def _optic_disc(rng, lab: _Labels) -> str:
-    side = {"right": "to the right of the image centre, on the nasal side",
-            "left": "to the left of the image centre, on the nasal side"}
+    side = {
+        "right": "to the right of the image centre, on the nasal side",
+        "left": "to the left of the image centre, on the nasal side",
+    }
     where = side.get(lab.eye, "nasal to the macula")
     if lab.glaucoma is True:
         cdr = _pick(rng, "0.7", "0.8")
@@ -206,8 +211,13 @@ def _macula(rng, lab: _Labels) -> str:
             )
         )
     elif lab.has("amd", "macular degeneration"):
-        parts.append(_pick(rng, "Drusen and pigment changes are scattered over the macula.",
-                           "The macula carries soft drusen with mottled pigment."))
+        parts.append(
+            _pick(
+                rng,
+                "Drusen and pigment changes are scattered over the macula.",
+                "The macula carries soft drusen with mottled pigment.",
+            )
+        )
     elif lab.dme == 0:
         parts.append(
             _pick(
@@ -283,8 +293,11 @@ def _impression(rng, lab: _Labels) -> str:
         if d not in ("diabetic retinopathy", "normal", "glaucoma") and name not in items:
             items.append(name)
     if not items:
-        text = _pick(rng, "Impression: no graded abnormality is recorded for this image.",
-                     "Impression: ungraded fundus photograph.")
+        text = _pick(
+            rng,
+            "Impression: no graded abnormality is recorded for this image.",
+            "Impression: ungraded fundus photograph.",
+        )
     else:
         text = _pick(rng, "Impression: ", "Overall impression: ", "Summary: ") + "; ".join(items) + "."
     if lab.findings:
@@ -300,8 +313,10 @@ def _extras(rng, lab: _Labels) -> list[tuple[str, str]]:
         ("macula", "The foveal avascular zone sits roughly two disc diameters temporal to the disc."),
         ("nerve_fibre_layer", "The peripapillary retina has an even, slightly glossy sheen."),
         ("optic_disc", "The disc margin is clearly separated from the surrounding retina."),
-        ("impression",
-         "The background colour is an even orange-red with a visible choroidal pattern in the periphery."),
+        (
+            "impression",
+            "The background colour is an even orange-red with a visible choroidal pattern in the periphery.",
+        ),
         ("impression", "The field of view covers the posterior pole, centred between the disc and the macula."),
     ]
     if lab.quality in ("usable", "reject"):

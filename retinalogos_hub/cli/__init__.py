@@ -12,10 +12,10 @@ import sys
 from rich.markup import escape
 
 from ..errors import RetinalogosError
-from ._app import app, err_console
 
 # Each module registers its commands on `app` (one file per area of the data path).
-from . import curate, caption, purify, hub, train, generate, evaluate, demo  # noqa: E402,F401
+from . import caption, curate, demo, evaluate, generate, hub, purify, train  # noqa: E402,F401
+from ._app import app, err_console
 
 
 def main() -> None:

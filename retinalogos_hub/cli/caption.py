@@ -7,8 +7,9 @@ import typer
 from ._app import app, result
 from ._options import InDir, OutDir, Overrides, Recipe, Shard
 
-caption_cli = typer.Typer(help="Label-grounded captions for a curated dataset: run (sharded, resumable), merge.",
-                          no_args_is_help=True)
+caption_cli = typer.Typer(
+    help="Label-grounded captions for a curated dataset: run (sharded, resumable), merge.", no_args_is_help=True
+)
 app.add_typer(caption_cli, name="caption")
 
 

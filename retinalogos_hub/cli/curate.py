@@ -12,20 +12,36 @@ from ..config import load_config
 from ._app import app, result, table
 from ._options import OptionalRecipe, OutDir, Overrides, Shard, Workers
 
-curate_cli = typer.Typer(help="Curate public fundus layouts into one deduplicated, patient-split dataset.",
-                         no_args_is_help=True)
+curate_cli = typer.Typer(
+    help="Curate public fundus layouts into one deduplicated, patient-split dataset.", no_args_is_help=True
+)
 app.add_typer(curate_cli, name="curate")
 
-SourceSpec = Annotated[list[str], typer.Option(
-    "--source", "-s", help="NAME=PATH of a source layout; repeat for more (see `retinalogos sources`).")]
-Size = Annotated[Optional[int], typer.Option(
-    "--size", help="Side in pixels of the stored FOV square (overrides the recipe's `size`).", show_default=False)]
-ShardOuts = Annotated[list[Path], typer.Argument(
-    help="OUT directories of `curate run --shard i/N` runs (together all N shards).")]
+SourceSpec = Annotated[
+    list[str],
+    typer.Option("--source", "-s", help="NAME=PATH of a source layout; repeat for more (see `retinalogos sources`)."),
+]
+Size = Annotated[
+    Optional[int],
+    typer.Option(
+        "--size", help="Side in pixels of the stored FOV square (overrides the recipe's `size`).", show_default=False
+    ),
+]
+ShardOuts = Annotated[
+    list[Path], typer.Argument(help="OUT directories of `curate run --shard i/N` runs (together all N shards).")
+]
+
 
 @curate_cli.command("run")
-def curate_run(source: SourceSpec, out: OutDir, size: Size = None, workers: Workers = 1, shard: Shard = None,
-               recipe: OptionalRecipe = None, overrides: Overrides = None) -> None:
+def curate_run(
+    source: SourceSpec,
+    out: OutDir,
+    size: Size = None,
+    workers: Workers = 1,
+    shard: Shard = None,
+    recipe: OptionalRecipe = None,
+    overrides: Overrides = None,
+) -> None:
     """Curate source layouts into one dataset directory plus OUT/manifest.parquet and OUT/retinalogos.json.
 
     The recipe defaults to recipes/curate/default.yaml; key=value overrides go on top. Rerunning resumes.
@@ -37,8 +53,17 @@ def curate_run(source: SourceSpec, out: OutDir, size: Size = None, workers: Work
     cfg = load_config(CurateConfig, recipe, [*(overrides or []), *([f"size={size}"] if size else [])])
     r = curate(parse_sources(source), out, cfg=cfg, workers=workers, shard=parse_shard(shard))
     what = "Curated" if r.merged else f"Curated shard {shard} (merge with `retinalogos curate merge`)"
-    result(what, out=r.out, inputs=r.inputs, kept=r.kept, excluded=r.excluded, duplicates=r.duplicates,
-           processed_now=r.processed, splits=r.splits or "-", manifest=r.manifest if r.merged else "-")
+    result(
+        what,
+        out=r.out,
+        inputs=r.inputs,
+        kept=r.kept,
+        excluded=r.excluded,
+        duplicates=r.duplicates,
+        processed_now=r.processed,
+        splits=r.splits or "-",
+        manifest=r.manifest if r.merged else "-",
+    )
 
 
 @curate_cli.command("merge")
@@ -51,14 +76,28 @@ def curate_merge(shard_outs: ShardOuts, out: OutDir, recipe: OptionalRecipe = No
     from ..curate import CurateConfig, merge
 
     r = merge(shard_outs, out, cfg=load_config(CurateConfig, recipe) if recipe else None)
-    result("Merged", out=r.out, inputs=r.inputs, kept=r.kept, excluded=r.excluded, duplicates=r.duplicates,
-           splits=r.splits, manifest=r.manifest)
+    result(
+        "Merged",
+        out=r.out,
+        inputs=r.inputs,
+        kept=r.kept,
+        excluded=r.excluded,
+        duplicates=r.duplicates,
+        splits=r.splits,
+        manifest=r.manifest,
+    )
 
 
 @app.command("sources")
 def sources_list(
-    long: Annotated[bool, typer.Option("--long", "-l", help="Everything about each adapter: what it expects on disk, "
-                                       "its labels, how patients are keyed.")] = False,
+    long: Annotated[
+        bool,
+        typer.Option(
+            "--long",
+            "-l",
+            help="Everything about each adapter: what it expects on disk, its labels, how patients are keyed.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="The adapter rows as JSON, for scripts.")] = False,
 ) -> None:
     """List the source adapters: licence, whether images may be re-hosted, labels (--long: what each expects on disk).
@@ -74,9 +113,11 @@ def sources_list(
         for r in rows:
             result(f"{r['name']}: {r['title']}", **{k: _text(v) for k, v in r.items() if k not in ("name", "title")})
     else:
-        table("Source adapters (labels: graded for, +N others; --long: all)",
-              ["source", "re-host", "licence", "labels"],
-              [[r["name"], _text(r["redistributable"]), _short(r["license"]), _labels(r["labels"])] for r in rows])
+        table(
+            "Source adapters (labels: graded for, +N others; --long: all)",
+            ["source", "re-host", "licence", "labels"],
+            [[r["name"], _text(r["redistributable"]), _short(r["license"]), _labels(r["labels"])] for r in rows],
+        )
 
 
 GRADES = {"dr_grade": "DR", "dme": "DME", "glaucoma": "glaucoma", "diseases": "diseases"}

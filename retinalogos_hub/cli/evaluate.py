@@ -14,24 +14,33 @@ import typer
 from ._app import app, result, table
 from ._options import Device, Model, OptionalRecipe, Overrides, Recipe
 
-evaluate_cli = typer.Typer(help="Evaluate synthetic fundus data: FID/KID, CLIP score, downstream gain, Turing test.",
-                           no_args_is_help=True)
+evaluate_cli = typer.Typer(
+    help="Evaluate synthetic fundus data: FID/KID, CLIP score, downstream gain, Turing test.", no_args_is_help=True
+)
 app.add_typer(evaluate_cli, name="evaluate")
 
 ReportOut = Annotated[Path, typer.Option("--out", "-o", help="Report directory (report.json, report.html).")]
-RealSets = Annotated[list[str], typer.Option(
-    "--real", help="Real set: [NAME=]DIR, a dataset directory or an image folder; repeatable.")]
+RealSets = Annotated[
+    list[str], typer.Option("--real", help="Real set: [NAME=]DIR, a dataset directory or an image folder; repeatable.")
+]
 FakeSets = Annotated[list[str], typer.Option("--fake", help="Synthetic set: [NAME=]DIR; repeatable.")]
 Data = Annotated[Path, typer.Option("--data", help="Dataset directory with image and caption columns.")]
 Kit = Annotated[Path, typer.Argument(help="The turing-kit output directory (holds key.json).")]
 Answers = Annotated[list[str], typer.Option("--answers", help="A filled answers.csv; repeatable, one per grader.")]
-ScoreOut = Annotated[Optional[Path], typer.Option(
-    "--out", "-o", help="Report directory (default: KIT/score).", show_default=False)]
+ScoreOut = Annotated[
+    Optional[Path], typer.Option("--out", "-o", help="Report directory (default: KIT/score).", show_default=False)
+]
 
 
 @evaluate_cli.command("fid")
-def fid_cmd(real: RealSets, fake: FakeSets, out: ReportOut, recipe: OptionalRecipe = None, device: Device = None,
-            overrides: Overrides = None) -> None:
+def fid_cmd(
+    real: RealSets,
+    fake: FakeSets,
+    out: ReportOut,
+    recipe: OptionalRecipe = None,
+    device: Device = None,
+    overrides: Overrides = None,
+) -> None:
     """FID and KID of synthetic sets against real sets, with real-vs-real reference rows (paper Table 1).
 
     Settings: recipes/eval/fid.yaml (kid_subset_size, batch_size.cpu/.cuda, workers, seed, weights).
@@ -47,8 +56,14 @@ def fid_cmd(real: RealSets, fake: FakeSets, out: ReportOut, recipe: OptionalReci
 
 
 @evaluate_cli.command("clip-score")
-def clip_score_cmd(data: Data, model: Model, out: ReportOut, recipe: OptionalRecipe = None, device: Device = None,
-                   overrides: Overrides = None) -> None:
+def clip_score_cmd(
+    data: Data,
+    model: Model,
+    out: ReportOut,
+    recipe: OptionalRecipe = None,
+    device: Device = None,
+    overrides: Overrides = None,
+) -> None:
     """CLIP score (mean image-caption cosine similarity) of a captioned or generated dataset.
 
     Settings: recipes/eval/clip_score.yaml (caption_column, batch_size).
@@ -58,8 +73,13 @@ def clip_score_cmd(data: Data, model: Model, out: ReportOut, recipe: OptionalRec
     from ..evaluate.clip import clip_score
 
     res = clip_score(data, model, out, recipe=recipe, overrides=overrides or (), device=device)
-    result("CLIP score", score=f"{res.score:.4f} ± {res.std:.4f}", pairs=res.rows, truncated=res.truncated,
-           report=res.out / "report.html")
+    result(
+        "CLIP score",
+        score=f"{res.score:.4f} ± {res.std:.4f}",
+        pairs=res.rows,
+        truncated=res.truncated,
+        report=res.out / "report.html",
+    )
 
 
 @evaluate_cli.command("downstream")
@@ -71,15 +91,19 @@ def downstream_cmd(recipe: Recipe, device: Device = None, overrides: Overrides =
     from ..evaluate.downstream import downstream
 
     res = downstream(recipe, overrides or (), device=device)
-    rows = [[c, s, *(f"{m[k]:.3f}" for k in ("accuracy", "f1", "qwk"))]
-            for c, by in res.metrics.items() for s, m in by.items()]
+    rows = [
+        [c, s, *(f"{m[k]:.3f}" for k in ("accuracy", "f1", "qwk"))]
+        for c, by in res.metrics.items()
+        for s, m in by.items()
+    ]
     table("Downstream", ["classifier", "training set", "accuracy", "F1", "QWK"], rows)
     result("Downstream report", out=res.out / "report.html")
 
 
 @evaluate_cli.command("turing-kit")
-def turing_kit_cmd(real: RealSets, fake: FakeSets, out: ReportOut, recipe: OptionalRecipe = None,
-                   overrides: Overrides = None) -> None:
+def turing_kit_cmd(
+    real: RealSets, fake: FakeSets, out: ReportOut, recipe: OptionalRecipe = None, overrides: Overrides = None
+) -> None:
     """Write a blinded, shuffled real-vs-synthetic sheet (HTML + answers.csv) and a private key.
 
     Settings: recipes/eval/turing.yaml (n_real, n_fake, size, seed).
@@ -102,5 +126,11 @@ def turing_score_cmd(kit: Kit, answers: Answers, out: ScoreOut = None) -> None:
 
     res = turing_score(kit, [Path(a) for a in answers], out)
     s = {k: f"real {v['real']:.2f} / synthetic {v['synthetic']:.2f}" for k, v in res.structures.items()}
-    result("Turing score", synthetic_judged_real=f"{res.synthetic_judged_real:.2f}%",
-           grader_accuracy=f"{res.accuracy:.2f}%", answers=res.answered, **s, report=res.out / "report.html")
+    result(
+        "Turing score",
+        synthetic_judged_real=f"{res.synthetic_judged_real:.2f}%",
+        grader_accuracy=f"{res.accuracy:.2f}%",
+        answers=res.answered,
+        **s,
+        report=res.out / "report.html",
+    )

@@ -10,7 +10,10 @@ import typer
 from ._app import app, result, table
 from ._options import InDir, OutDir, Private, RepoId, Token
 
-LocalDir = Annotated[Optional[Path], typer.Option("--local-dir", help="Write the repo folder here instead of uploading.", show_default=False)]
+LocalDir = Annotated[
+    Optional[Path],
+    typer.Option("--local-dir", help="Write the repo folder here instead of uploading.", show_default=False),
+]
 
 
 @app.command("push-dataset")
@@ -19,18 +22,33 @@ def push_dataset_cmd(
     repo_id: RepoId,
     local_dir: LocalDir = None,
     private: Private = False,
-    gated: Annotated[bool, typer.Option("--gated", help="Gate access (users accept the medical-data terms first).")] = False,
-    max_shard_size: Annotated[str, typer.Option("--max-shard-size", help="Largest parquet shard, e.g. 500MB.")] = "500MB",
+    gated: Annotated[
+        bool, typer.Option("--gated", help="Gate access (users accept the medical-data terms first).")
+    ] = False,
+    max_shard_size: Annotated[
+        str, typer.Option("--max-shard-size", help="Largest parquet shard, e.g. 500MB.")
+    ] = "500MB",
     token: Token = None,
 ) -> None:
     """Publish a captioned/purified dataset: one config per source + `all`, licence-clean, with a dataset card."""
     from ..hub import push_dataset
 
-    res = push_dataset(in_dir, repo_id, local_dir=local_dir, private=private, gated=gated, max_shard_size=max_shard_size, token=token)
-    table("push-dataset: rows per config and split", ["config", "split", "rows"],
-          [[c, s, n] for c, splits in res.configs.items() for s, n in splits.items()])
-    result("Dataset repo written" if res.url is None else "Dataset pushed", local_dir=res.local_dir, rows=res.rows,
-           with_image=res.with_image, without_image=res.without_image, url=res.url or "-")
+    res = push_dataset(
+        in_dir, repo_id, local_dir=local_dir, private=private, gated=gated, max_shard_size=max_shard_size, token=token
+    )
+    table(
+        "push-dataset: rows per config and split",
+        ["config", "split", "rows"],
+        [[c, s, n] for c, splits in res.configs.items() for s, n in splits.items()],
+    )
+    result(
+        "Dataset repo written" if res.url is None else "Dataset pushed",
+        local_dir=res.local_dir,
+        rows=res.rows,
+        with_image=res.with_image,
+        without_image=res.without_image,
+        url=res.url or "-",
+    )
 
 
 @app.command("attach-images")
@@ -45,8 +63,11 @@ def attach_images_cmd(
 
     pairs = parse_sources(source)
     res = attach_images(export_dir, pairs, out)
-    table("attach-images", ["source", "attached", "not found", "failed"],
-          [[s, res.attached.get(s, 0), len(res.missing.get(s, [])), len(res.failed.get(s, []))] for s, _ in pairs])
+    table(
+        "attach-images",
+        ["source", "attached", "not found", "failed"],
+        [[s, res.attached.get(s, 0), len(res.missing.get(s, [])), len(res.failed.get(s, []))] for s, _ in pairs],
+    )
     result("Images attached", out=res.out, attached=sum(res.attached.values()))
 
 
@@ -62,4 +83,9 @@ def push_model_cmd(
     from ..hub.model import push_model
 
     res = push_model(run_dir, repo_id, local_dir=local_dir, private=private, token=token)
-    result("Model repo written" if res.url is None else "Model pushed", local_dir=res.local_dir, files=len(res.files), url=res.url or "-")
+    result(
+        "Model repo written" if res.url is None else "Model pushed",
+        local_dir=res.local_dir,
+        files=len(res.files),
+        url=res.url or "-",
+    )

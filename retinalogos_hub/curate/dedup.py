@@ -118,11 +118,14 @@ def find_duplicates(
         for i, j in pairs:
             if find(i) != find(j) and correlation(loaded[items[i].id], loaded[items[j].id]) >= cfg.min_correlation:
                 union(i, j)
+
         def corr(a: Item, b: Item) -> float | None:
             return correlation(loaded[a.id], loaded[b.id]) if a.id in loaded and b.id in loaded else None
     else:
+
         def corr(a: Item, b: Item) -> float | None:
             return None
+
     # 3. one canonical per group; the others name it and say why
     groups: dict[int, list[int]] = defaultdict(list)
     for i in range(len(items)):

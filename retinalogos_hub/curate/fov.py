@@ -134,8 +134,9 @@ def detect_fov(rgb: np.ndarray, cfg: FovConfig) -> Fov | None:
     return Fov(cx, cy, r, float(min(1.0, visible)), float(fill), notch).scaled(1 / s)
 
 
-def rim_notch(rgb: np.ndarray, cx: float, cy: float, r: float, threshold: int,
-              field: Sequence[float] | None = None) -> float | None:
+def rim_notch(
+    rgb: np.ndarray, cx: float, cy: float, r: float, threshold: int, field: Sequence[float] | None = None
+) -> float | None:
     """Angle in degrees (counter-clockwise from 3 o'clock) of the centre of a notch on the rim of the circle (cx, cy, r)
     of an RGB image whose field is brighter than `threshold` (max over channels), or None.
 
@@ -207,8 +208,10 @@ def disc_side(square: np.ndarray) -> float:
         return 0.0
     mask = field.astype(np.float32)
     rg = cv2.merge([r, g]).astype(np.float32) * mask[..., None]
-    fine, coarse = (cv2.GaussianBlur(rg, (0, 0), s) / np.maximum(cv2.GaussianBlur(mask, (0, 0), s), 1e-3)[..., None]
-                    for s in DISC_SIGMAS)
+    fine, coarse = (
+        cv2.GaussianBlur(rg, (0, 0), s) / np.maximum(cv2.GaussianBlur(mask, (0, 0), s), 1e-3)[..., None]
+        for s in DISC_SIGMAS
+    )
     dog = (fine - coarse)[inner > 0]  # bright blobs of the disc's size, in the field
     # robust spreads (median absolute deviation): the dark vessels' deep troughs and a few lesions must not set them
     blob = np.maximum(dog[:, 0] * (2 / _spread(dog[:, 0])), dog[:, 1] * (1 / _spread(dog[:, 1])))
@@ -228,6 +231,7 @@ def _fit_circle(pts: np.ndarray, rim: np.ndarray, w: int, h: int) -> tuple[float
 
     Points well inside the first fit (a rim notch) are dropped and the circle refitted, so notches do not pull the
     rim inwards."""
+
     def inner(p):
         return p[(p[:, 0] > 1) & (p[:, 0] < w - 2) & (p[:, 1] > 1) & (p[:, 1] < h - 2)]
 

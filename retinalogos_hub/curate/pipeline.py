@@ -38,9 +38,18 @@ from .splits import assign, patient_key
 from .work import META, STAGE, ShardWork, shard_dirs
 
 LABELS = ("patient_id", "eye", "dr_grade", "dme", "glaucoma", "diseases", "findings", "age", "sex", "quality")
-MANIFEST = pa.schema([("id", pa.string()), ("path", pa.string()), ("source", pa.string()), ("status", pa.string()),
-                      ("reason", pa.string()), ("duplicate_of", pa.string()), ("split", pa.string()),
-                      ("orientation", pa.string())])  # what `rotate_unnotched` did to a source's image; null: unchecked
+MANIFEST = pa.schema(
+    [
+        ("id", pa.string()),
+        ("path", pa.string()),
+        ("source", pa.string()),
+        ("status", pa.string()),
+        ("reason", pa.string()),
+        ("duplicate_of", pa.string()),
+        ("split", pa.string()),
+        ("orientation", pa.string()),
+    ]
+)  # what `rotate_unnotched` did to a source's image; null: unchecked
 
 
 @dataclass
@@ -106,13 +115,21 @@ def curate(
     with work.lock("curate run"):
         if not work.parts():
             work.write_state()  # no work rows yet: the settings of an earlier attempt bind nothing
-        work.bind(cfg.work_settings(), hint="curate reuses work rows only with the same image settings (size, "
-                  "format, jpeg_quality, fov, rotate_unnotched) and version; rerun with those, choose a new --out, "
-                  f"or delete {work.dir} to start over")
+        work.bind(
+            cfg.work_settings(),
+            hint="curate reuses work rows only with the same image settings (size, "
+            "format, jpeg_quality, fov, rotate_unnotched) and version; rerun with those, choose a new --out, "
+            f"or delete {work.dir} to start over",
+        )
         n_inputs, inputs_fp = work.write_inputs(_enumerate(sources, cfg, shard))
-        state = {**work.state(), "shard": list(work.shard), "config": asdict(cfg),
-                 "sources": {name: str(root) for name, root in sources}, "inputs": n_inputs,
-                 "inputs_fingerprint": inputs_fp}
+        state = {
+            **work.state(),
+            "shard": list(work.shard),
+            "config": asdict(cfg),
+            "sources": {name: str(root) for name, root in sources},
+            "inputs": n_inputs,
+            "inputs_fingerprint": inputs_fp,
+        }
         work.write_state(**{**state, "complete": False})
         processed = _process_all(work, cfg, workers, progress)
         work.write_state(**{**state, "complete": True})
@@ -133,41 +150,55 @@ def merge(shard_outs: Sequence[Path], out: Path, *, cfg: CurateConfig | None = N
     if not shards:
         old = [str(o) for o in shard_outs if any((Path(o) / stage.WORK).glob("shard-*-of-*"))]
         why = f" ({', '.join(old)} holds shards of an older version: rerun them)" if old else ""
-        raise InputError(f"no shard work found under {', '.join(map(str, shard_outs))}/{stage.WORK}/{STAGE}{why}; "
-                         "run `retinalogos curate run --shard i/N` first")
+        raise InputError(
+            f"no shard work found under {', '.join(map(str, shard_outs))}/{stage.WORK}/{STAGE}{why}; "
+            "run `retinalogos curate run --shard i/N` first"
+        )
     counts = sorted({s.shard[1] for s in shards})
     if len(counts) != 1:
-        raise InputError(f"shard outputs of different shard counts ({', '.join(f'/{n}' for n in counts)}); "
-                         "merge one sharding at a time")
+        raise InputError(
+            f"shard outputs of different shard counts ({', '.join(f'/{n}' for n in counts)}); "
+            "merge one sharding at a time"
+        )
     n = counts[0]
     by_index: dict[int, ShardWork] = {}
     for s in shards:
         by_index.setdefault(s.shard[0], s)
     missing = [str(i) for i in range(n) if i not in by_index]
     if missing:
-        raise InputError(f"shards {', '.join(missing)} of {n} are missing; "
-                         f"run `retinalogos curate run --shard i/{n}` for them")
+        raise InputError(
+            f"shards {', '.join(missing)} of {n} are missing; run `retinalogos curate run --shard i/{n}` for them"
+        )
     chosen = [by_index[i] for i in range(n)]
     states = [s.state() for s in chosen]
     unfinished = [f"{i}/{n}" for i, st in enumerate(states) if not st.get("complete")]
     if unfinished:
-        raise InputError(f"shards {', '.join(unfinished)} did not finish; "
-                         "rerun `retinalogos curate run --shard` for them (it resumes)")
+        raise InputError(
+            f"shards {', '.join(unfinished)} did not finish; "
+            "rerun `retinalogos curate run --shard` for them (it resumes)"
+        )
     old = [f"{i}/{n}" for i, st in enumerate(states) if st.get("settings", {}).get("version") != WORK_VERSION]
     if old:
-        raise InputError(f"shards {', '.join(old)} were curated by an older version of retinalogos; rerun "
-                         "`retinalogos curate run --shard` for every shard into new --out directories")
+        raise InputError(
+            f"shards {', '.join(old)} were curated by an older version of retinalogos; rerun "
+            "`retinalogos curate run --shard` for every shard into new --out directories"
+        )
     if len({stage.fingerprint(st["settings"]) for st in states}) != 1:
-        raise InputError("shards were curated with different image settings (size/format/FOV/orientation); "
-                         "rerun them with one recipe")
+        raise InputError(
+            "shards were curated with different image settings (size/format/FOV/orientation); "
+            "rerun them with one recipe"
+        )
     if cfg is None:
         if len({stage.fingerprint(st["config"]["dedup"], st["config"]["splits"]) for st in states}) != 1:
-            raise InputError("shards were curated with different dedup or split settings; choose the merge's with "
-                             "--recipe")
+            raise InputError(
+                "shards were curated with different dedup or split settings; choose the merge's with --recipe"
+            )
         cfg = load_config(CurateConfig, data=states[0]["config"])
     elif cfg.fingerprint() != stage.fingerprint(states[0]["settings"]):
-        raise InputError("the recipe's image settings (size/format/FOV/orientation) differ from the ones the shards "
-                         "were curated with; merge with their recipe (or none: the shards' own is used)")
+        raise InputError(
+            "the recipe's image settings (size/format/FOV/orientation) differ from the ones the shards "
+            "were curated with; merge with their recipe (or none: the shards' own is used)"
+        )
     roots: dict[str, str] = {}  # the sources, as the shards saw them (the shards' work is in the stamp)
     for st in states:
         for name, root in st["sources"].items():
@@ -220,8 +251,11 @@ def _process_all(work: ShardWork, cfg: CurateConfig, workers: int, show: bool) -
     todo = sum(1 for r in work.iter_inputs(["id", "reason"]) if not r["reason"] and r["id"] not in done)
     if todo == 0:
         return 0
-    records = (json.loads(r["record"]) for r in work.iter_inputs(["id", "record", "reason"])
-               if not r["reason"] and r["id"] not in done)
+    records = (
+        json.loads(r["record"])
+        for r in work.iter_inputs(["id", "record", "reason"])
+        if not r["reason"] and r["id"] not in done
+    )
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     pool = _pool(workers) if workers > 1 else None
@@ -229,8 +263,13 @@ def _process_all(work: ShardWork, cfg: CurateConfig, workers: int, show: bool) -
         _init_worker()
     buf: list[dict] = []
     try:
-        with Progress(TextColumn("curate {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      disable=not show) as bar:
+        with Progress(
+            TextColumn("curate {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            disable=not show,
+        ) as bar:
             task = bar.add_task(f"shard {work.shard[0]}/{work.shard[1]}", total=todo)
             rows = _parallel(pool, records, cfg, workers) if pool else (process(r, cfg) for r in records)
             for row in rows:
@@ -242,7 +281,7 @@ def _process_all(work: ShardWork, cfg: CurateConfig, workers: int, show: bool) -
     except BrokenProcessPool:
         raise InputError(
             "a curate worker process died (out of memory, killed, or the calling script re-ran itself in the worker)",
-            hint="when calling curate(workers>1) from a script, put the call under `if __name__ == \"__main__\":`; "
+            hint='when calling curate(workers>1) from a script, put the call under `if __name__ == "__main__":`; '
             "rerunning resumes from the committed work",
         ) from None
     finally:
@@ -288,8 +327,9 @@ def _finalize(
             scratch.remove()
 
 
-def _build(shards: list[ShardWork], out: Path, cfg: CurateConfig, processed: int, run: stage.StageRun,
-           scratch: stage.WorkDir) -> CurateResult:
+def _build(
+    shards: list[ShardWork], out: Path, cfg: CurateConfig, processed: int, run: stage.StageRun, scratch: stage.WorkDir
+) -> CurateResult:
     parts = [p for s in shards for p in s.parts()]
     # the stamp changes whenever the config, the inputs or the work rows change; it is kept in the provenance's counts
     stamp = stage.fingerprint(cfg, [s.key() for s in shards])
@@ -313,8 +353,9 @@ def _build(shards: list[ShardWork], out: Path, cfg: CurateConfig, processed: int
                 continue
             i = index.get(r["id"])
             if i is None:
-                raise InputError(f"{s.dir}: input {r['id']} has no work row; rerun the same curate command to "
-                                 "finish it")
+                raise InputError(
+                    f"{s.dir}: input {r['id']} has no work row; rerun the same curate command to finish it"
+                )
             if statuses[i] == "ok":
                 rec = json.loads(records[i])
                 items.append(_item(rec, cols, i))
@@ -336,8 +377,14 @@ def _build(shards: list[ShardWork], out: Path, cfg: CurateConfig, processed: int
         raise AssertionError(f"{n_inputs} inputs but manifest {counts} and {rows} dataset rows")
     splits = {s: n for s in ("train", "validation", "test") if (n := sum(1 for v in split_of.values() if v == s))}
     # 6. the provenance, last: a finalize killed before this line is redone by the next run
-    run.finish(inputs=n_inputs, kept=counts["kept"], excluded=counts["excluded"], duplicates=counts["duplicate"],
-               splits=splits, stamp=stamp)
+    run.finish(
+        inputs=n_inputs,
+        kept=counts["kept"],
+        excluded=counts["excluded"],
+        duplicates=counts["duplicate"],
+        splits=splits,
+        stamp=stamp,
+    )
     return CurateResult(out, n_inputs, counts["kept"], counts["excluded"], counts["duplicate"], processed, splits)
 
 
@@ -381,9 +428,16 @@ def _write_manifest(out, shards, index, statuses, reasons, orientations, dups, s
                     else:
                         status, reason, dup = "kept", None, None
                     counts[status] += 1
-                    rows.append({**r, "status": status, "reason": reason, "duplicate_of": dup,
-                                 "split": split_of.get(r["id"]) if status == "kept" else None,
-                                 "orientation": orientations[i] if i is not None else None})
+                    rows.append(
+                        {
+                            **r,
+                            "status": status,
+                            "reason": reason,
+                            "duplicate_of": dup,
+                            "split": split_of.get(r["id"]) if status == "kept" else None,
+                            "orientation": orientations[i] if i is not None else None,
+                        }
+                    )
                 w.write_table(pa.Table.from_pylist(rows, MANIFEST))
     stage.atomic_write(out / "manifest.parquet", sink.getvalue().to_pybytes())
     return counts
@@ -404,7 +458,9 @@ def _rows(parts: list[str], keep: str) -> Iterator[dict]:
                 yield {
                     "image": {"bytes": r["image"], "path": None},
                     **{k: rec.get(k) for k in ("id", "source", "source_id", *LABELS, "license", "redistributable")},
-                    "quality_score": r["quality_score"], "width": r["width"], "height": r["height"],
+                    "quality_score": r["quality_score"],
+                    "width": r["width"],
+                    "height": r["height"],
                     "split": split_of[row_id],
                 }
 
@@ -413,8 +469,12 @@ def _write_dataset(out: Path, parts: list[Path], split_of: dict[str, str], scrat
     from datasets import Dataset
 
     keep = scratch.commit("keep.parquet", _parquet(pa.table({"id": list(split_of), "split": list(split_of.values())})))
-    ds = Dataset.from_generator(_rows, features=CURATED, cache_dir=str(scratch.path("cache")),
-                                gen_kwargs={"parts": [str(p) for p in parts], "keep": str(keep)})
+    ds = Dataset.from_generator(
+        _rows,
+        features=CURATED,
+        cache_dir=str(scratch.path("cache")),
+        gen_kwargs={"parts": [str(p) for p in parts], "keep": str(keep)},
+    )
     ds = ds.sort("id")  # deterministic row order whatever the worker count or resume history
     stage.save_dataset(ds, out)
     return len(ds)

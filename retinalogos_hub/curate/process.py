@@ -75,9 +75,21 @@ def process(rec: dict, cfg: CurateConfig) -> dict:
 
 def _row(rec: dict) -> dict:
     """An `excluded` work row with no reason yet; `_process` fills it in."""
-    return {"id": rec["id"], "record": json.dumps(rec), "status": "excluded", "reason": None, "image": None,
-            "width": None, "height": None, "quality_score": None, "sha256": None, "pixels": None, "phash": None,
-            "thumb": None, "orientation": None}
+    return {
+        "id": rec["id"],
+        "record": json.dumps(rec),
+        "status": "excluded",
+        "reason": None,
+        "image": None,
+        "width": None,
+        "height": None,
+        "quality_score": None,
+        "sha256": None,
+        "pixels": None,
+        "phash": None,
+        "thumb": None,
+        "orientation": None,
+    }
 
 
 def _process(rec: dict, cfg: CurateConfig) -> dict:

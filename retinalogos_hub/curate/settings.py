@@ -44,8 +44,14 @@ class CurateConfig:
 
     def work_settings(self) -> dict:
         """What decides a work row's content: finished work is reused only when these match."""
-        return {"version": WORK_VERSION, "size": self.size, "format": self.format, "jpeg_quality": self.jpeg_quality,
-                "fov": asdict(self.fov), "rotate_unnotched": sorted(self.rotate_unnotched)}
+        return {
+            "version": WORK_VERSION,
+            "size": self.size,
+            "format": self.format,
+            "jpeg_quality": self.jpeg_quality,
+            "fov": asdict(self.fov),
+            "rotate_unnotched": sorted(self.rotate_unnotched),
+        }
 
     def fingerprint(self) -> str:
         return fingerprint(self.work_settings())

@@ -21,14 +21,32 @@ import pyarrow.parquet as pq
 from .. import stage
 
 STAGE = "curate"
-INPUTS = pa.schema([("id", pa.string()), ("source", pa.string()), ("path", pa.string()), ("record", pa.string()),
-                    ("reason", pa.string())])
-ROWS = pa.schema([
-    ("id", pa.string()), ("record", pa.string()), ("status", pa.string()), ("reason", pa.string()),
-    ("image", pa.binary()), ("width", pa.int32()), ("height", pa.int32()), ("quality_score", pa.float32()),
-    ("sha256", pa.string()), ("pixels", pa.string()), ("phash", pa.int64()), ("thumb", pa.binary()),
-    ("orientation", pa.string()),
-])
+INPUTS = pa.schema(
+    [
+        ("id", pa.string()),
+        ("source", pa.string()),
+        ("path", pa.string()),
+        ("record", pa.string()),
+        ("reason", pa.string()),
+    ]
+)
+ROWS = pa.schema(
+    [
+        ("id", pa.string()),
+        ("record", pa.string()),
+        ("status", pa.string()),
+        ("reason", pa.string()),
+        ("image", pa.binary()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("quality_score", pa.float32()),
+        ("sha256", pa.string()),
+        ("pixels", pa.string()),
+        ("phash", pa.int64()),
+        ("thumb", pa.binary()),
+        ("orientation", pa.string()),
+    ]
+)
 META = [n for n in ROWS.names if n not in ("image", "thumb")]  # what the merge needs without pixels
 PARTS = "part-*.parquet"
 

@@ -56,7 +56,7 @@ def fundus_image(
     canvas = np.clip(img, 0, 255).astype(np.uint8)
     # vessels: four arcades branching from the disc
     thick = max(1, int(r / 60))
-    for k, ang in enumerate((-0.6, 0.6, math.pi - 0.6, math.pi + 0.6)):
+    for ang in (-0.6, 0.6, math.pi - 0.6, math.pi + 0.6):
         _vessel(canvas, rng, (dx, dy), ang + rng.uniform(-0.2, 0.2), 0.9 * r, thick + 1, depth=3)
     # lesions: microaneurysms/haemorrhages (dark red) and exudates (yellow), more with grade
     for _ in range(int(dr_grade * rng.integers(6, 12))):

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import csv
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from PIL import Image
 
@@ -39,12 +39,20 @@ class _Writer:
     def __init__(self, root: Path, seed: int, size: int):
         self.root, self.seed, self.size = root, seed, size
 
-    def image(self, rel: str, i: int, *, eye: str = "right", dr_grade: int = 0, glaucoma: bool = False,
-              aspect: float = 1.0) -> str:
+    def image(
+        self, rel: str, i: int, *, eye: str = "right", dr_grade: int = 0, glaucoma: bool = False, aspect: float = 1.0
+    ) -> str:
         path = self.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        img = fundus_image(self.size, round(self.size * aspect), seed=self.seed + i, eye=eye,
-                           dr_grade=dr_grade, glaucoma=glaucoma, notch=i % 3 != 2)
+        img = fundus_image(
+            self.size,
+            round(self.size * aspect),
+            seed=self.seed + i,
+            eye=eye,
+            dr_grade=dr_grade,
+            glaucoma=glaucoma,
+            notch=i % 3 != 2,
+        )
         fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".ppm": "PPM"}[path.suffix.lower()]
         img.save(path, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
         return path.name
@@ -116,7 +124,7 @@ def _eyepacs(w: _Writer, n: int) -> None:
 def _aptos(w: _Writer, n: int) -> None:
     rows = []
     for i in range(n):
-        code = f"{(0x1a2b3c4d5e6f + 7919 * i) & 0xFFFFFFFFFFFF:012x}"  # real ids are 12 hex digits
+        code = f"{(0x1A2B3C4D5E6F + 7919 * i) & 0xFFFFFFFFFFFF:012x}"  # real ids are 12 hex digits
         w.image(f"train_images/{code}.png", i, dr_grade=i % 5)
         rows.append([code, i % 5])
     w.table("train.csv", ["id_code", "diagnosis"], rows)
@@ -138,7 +146,10 @@ def _messidor2(w: _Writer, n: int) -> None:
 def _idrid(w: _Writer, n: int) -> None:
     grading, loc = "B. Disease Grading", "C. Localization/2. Groundtruths"
     header = ["Image name", "Retinopathy grade", "Risk of macular edema ", "", "", "", "", "", "", "", ""]
-    for split, part, folder, count in (("Training", "a", "a. Training Set", n - n // 4), ("Testing", "b", "b. Testing Set", n // 4)):
+    for split, part, folder, count in (
+        ("Training", "a", "a. Training Set", n - n // 4),
+        ("Testing", "b", "b. Testing Set", n // 4),
+    ):
         rows, od, fovea = [], [], []
         for k in range(count):
             i = k if split == "Training" else 100 + k
@@ -174,11 +185,39 @@ def _deepdrid(w: _Writer, n: int) -> None:
             for k, (side, shot) in enumerate((("l", 1), ("l", 2), ("r", 1), ("r", 2))):
                 i, image_id = 4 * p + k, f"{pid}_{side}{shot}"
                 grade = (p + (side == "r")) % 5
-                w.image(f"{base}/Images/{pid}/{image_id}.jpg", i, eye="left" if side == "l" else "right", dr_grade=grade)
-                rows.append([pid, image_id, f"wrong\\path\\{image_id}.jpg", grade if side == "l" else "",
-                             grade if side == "r" else "", (p + 1) % 5, 1 if k < 3 else 0, 0, 8, 10])
-        w.table(f"{base}/regular-fundus-{split}.csv", ["patient_id", "image_id", "image_path", "left_eye_DR_Level",
-                "right_eye_DR_Level", "patient_DR_Level", "Overall quality", "Artifact", "Clarity", "Field definition"], rows)
+                w.image(
+                    f"{base}/Images/{pid}/{image_id}.jpg", i, eye="left" if side == "l" else "right", dr_grade=grade
+                )
+                rows.append(
+                    [
+                        pid,
+                        image_id,
+                        f"wrong\\path\\{image_id}.jpg",
+                        grade if side == "l" else "",
+                        grade if side == "r" else "",
+                        (p + 1) % 5,
+                        1 if k < 3 else 0,
+                        0,
+                        8,
+                        10,
+                    ]
+                )
+        w.table(
+            f"{base}/regular-fundus-{split}.csv",
+            [
+                "patient_id",
+                "image_id",
+                "image_path",
+                "left_eye_DR_Level",
+                "right_eye_DR_Level",
+                "patient_DR_Level",
+                "Overall quality",
+                "Artifact",
+                "Clarity",
+                "Field definition",
+            ],
+            rows,
+        )
 
 
 ODIR_KEYWORDS = (
@@ -198,33 +237,115 @@ def _odir(w: _Writer, n: int) -> None:
         pid = p + 1
         left, right = ODIR_KEYWORDS[p % len(ODIR_KEYWORDS)]
         for s, side in enumerate(SIDES):
-            w.image(f"ODIR-5K/Training Images/{pid}_{side}.jpg", 2 * p + s, eye=side, glaucoma="glaucoma" in (left, right)[s])
+            w.image(
+                f"ODIR-5K/Training Images/{pid}_{side}.jpg",
+                2 * p + s,
+                eye=side,
+                glaucoma="glaucoma" in (left, right)[s],
+            )
         text = f"{left} {right}"
-        on = {"D": "retinopathy" in text, "G": "glaucoma" in text, "C": "cataract" in text,
-              "A": "degeneration" in text, "H": "hypertensive" in text, "M": "myopia" in text}
+        on = {
+            "D": "retinopathy" in text,
+            "G": "glaucoma" in text,
+            "C": "cataract" in text,
+            "A": "degeneration" in text,
+            "H": "hypertensive" in text,
+            "M": "myopia" in text,
+        }
         on["N"] = not any(on.values())
-        rows.append([pid, 50 + p, ("Female", "Male")[p % 2], f"{pid}_left.jpg", f"{pid}_right.jpg", left, right,
-                     *[int(on.get(f, False)) for f in flags]])
-    w.sheet("ODIR-5K/data.xlsx", ["ID", "Patient Age", "Patient Sex", "Left-Fundus", "Right-Fundus",
-            "Left-Diagnostic Keywords", "Right-Diagnostic Keywords", *flags], rows)
+        rows.append(
+            [
+                pid,
+                50 + p,
+                ("Female", "Male")[p % 2],
+                f"{pid}_left.jpg",
+                f"{pid}_right.jpg",
+                left,
+                right,
+                *[int(on.get(f, False)) for f in flags],
+            ]
+        )
+    w.sheet(
+        "ODIR-5K/data.xlsx",
+        [
+            "ID",
+            "Patient Age",
+            "Patient Sex",
+            "Left-Fundus",
+            "Right-Fundus",
+            "Left-Diagnostic Keywords",
+            "Right-Diagnostic Keywords",
+            *flags,
+        ],
+        rows,
+    )
     (w.root / "ODIR-5K/Testing Images").mkdir(parents=True, exist_ok=True)  # present in the release, unlabelled
 
 
-RFMID1_CODES = ("DR", "ARMD", "MH", "DN", "MYA", "BRVO", "TSLN", "ERM", "LS", "MS", "CSR", "ODC", "CRVO", "TV", "AH",
-                "ODP", "ODE", "ST", "AION", "PT", "RT", "RS", "CRS", "EDN", "RPEC", "MHL", "RP", "CWS", "CB", "ODPM",
-                "PRH", "MNF", "HR", "CRAO", "TD", "CME", "PTCR", "CF", "VH", "MCA", "VS", "BRAO", "PLQ", "HPED", "CL")
+RFMID1_CODES = (
+    "DR",
+    "ARMD",
+    "MH",
+    "DN",
+    "MYA",
+    "BRVO",
+    "TSLN",
+    "ERM",
+    "LS",
+    "MS",
+    "CSR",
+    "ODC",
+    "CRVO",
+    "TV",
+    "AH",
+    "ODP",
+    "ODE",
+    "ST",
+    "AION",
+    "PT",
+    "RT",
+    "RS",
+    "CRS",
+    "EDN",
+    "RPEC",
+    "MHL",
+    "RP",
+    "CWS",
+    "CB",
+    "ODPM",
+    "PRH",
+    "MNF",
+    "HR",
+    "CRAO",
+    "TD",
+    "CME",
+    "PTCR",
+    "CF",
+    "VH",
+    "MCA",
+    "VS",
+    "BRAO",
+    "PLQ",
+    "HPED",
+    "CL",
+)
 
 
 def _rfmid(w: _Writer, n: int) -> None:
-    parts = (("Training_Set/Training_Set", "RFMiD_Training_Labels.csv", "Training"),
-             ("Evaluation_Set/Evaluation_Set", "RFMiD_Validation_Labels.csv", "Validation"),
-             ("Test_Set/Test_Set", "RFMiD_Testing_Labels.csv", "Test"))
+    parts = (
+        ("Training_Set/Training_Set", "RFMiD_Training_Labels.csv", "Training"),
+        ("Evaluation_Set/Evaluation_Set", "RFMiD_Validation_Labels.csv", "Validation"),
+        ("Test_Set/Test_Set", "RFMiD_Testing_Labels.csv", "Test"),
+    )
     _rfmid_parts(w, n, parts, ["ID", "Disease_Risk", *RFMID1_CODES], ".png")
 
 
 def _rfmid2(w: _Writer, n: int) -> None:
-    parts = ((".", "RFMiD_2_Training_labels.csv", "Training"), (".", "RFMiD_2_Validation_labels.csv", "Validation"),
-             (".", "RFMiD_2_Testing_labels.csv", "Test"))
+    parts = (
+        (".", "RFMiD_2_Training_labels.csv", "Training"),
+        (".", "RFMiD_2_Validation_labels.csv", "Validation"),
+        (".", "RFMiD_2_Testing_labels.csv", "Test"),
+    )
     # as released: one code column named with a trailing no-break space, and an empty trailing column
     codes = ("DR", "ARMD", "BRVO", "CRVO", "MYA", "CNV", "RD", "TSLN", "ON\xa0", "HTN", "MH", "CSC", "")
     _rfmid_parts(w, n, parts, ["ID", "WNL", *codes], ".jpg")
@@ -247,8 +368,18 @@ def _rfmid_parts(w: _Writer, n: int, parts, header: list[str], suffix: str) -> N
         w.table(f"{folder}/{labels}", header, rows)
 
 
-JSIEC_CLASSES = ("0.0.Normal", "0.3.DR1", "1.0.DR2", "1.1.DR3", "10.0.Possible glaucoma", "9.Pathological myopia",
-                 "29.1.Blur fundus with suspected PDR", "17.Myelinated nerve fiber", "2.0.BRVO", "0.1.Tessellated fundus")
+JSIEC_CLASSES = (
+    "0.0.Normal",
+    "0.3.DR1",
+    "1.0.DR2",
+    "1.1.DR3",
+    "10.0.Possible glaucoma",
+    "9.Pathological myopia",
+    "29.1.Blur fundus with suspected PDR",
+    "17.Myelinated nerve fiber",
+    "2.0.BRVO",
+    "0.1.Tessellated fundus",
+)
 
 
 def _jsiec(w: _Writer, n: int) -> None:
@@ -258,11 +389,42 @@ def _jsiec(w: _Writer, n: int) -> None:
         w.image(f"{folder}/{i:04d}abcd-8d87-11e8-9daf-6045cb817f5b..JPG", i, dr_grade=grade)
 
 
-BRSET_COLUMNS = ("image_id", "patient_id", "camera", "patient_age", "comorbidities", "diabetes_time_y", "insuline",
-                 "patient_sex", "exam_eye", "diabetes", "nationality", "optic_disc", "vessels", "macula", "DR_SDRG",
-                 "DR_ICDR", "focus", "iluminaton", "image_field", "artifacts", "diabetic_retinopathy", "macular_edema",
-                 "scar", "nevus", "amd", "vascular_occlusion", "hypertensive_retinopathy", "drusens", "hemorrhage",
-                 "retinal_detachment", "myopic_fundus", "increased_cup_disc", "other", "quality")
+BRSET_COLUMNS = (
+    "image_id",
+    "patient_id",
+    "camera",
+    "patient_age",
+    "comorbidities",
+    "diabetes_time_y",
+    "insuline",
+    "patient_sex",
+    "exam_eye",
+    "diabetes",
+    "nationality",
+    "optic_disc",
+    "vessels",
+    "macula",
+    "DR_SDRG",
+    "DR_ICDR",
+    "focus",
+    "iluminaton",
+    "image_field",
+    "artifacts",
+    "diabetic_retinopathy",
+    "macular_edema",
+    "scar",
+    "nevus",
+    "amd",
+    "vascular_occlusion",
+    "hypertensive_retinopathy",
+    "drusens",
+    "hemorrhage",
+    "retinal_detachment",
+    "myopic_fundus",
+    "increased_cup_disc",
+    "other",
+    "quality",
+)
 
 
 def _brset(w: _Writer, n: int) -> None:
@@ -271,11 +433,26 @@ def _brset(w: _Writer, n: int) -> None:
         p, eye = i // 2, (1, 2)[i % 2]  # exam_eye 1 = right, 2 = left
         grade = i % 5
         w.image(f"fundus_photos/img{i + 1:05d}.jpg", i, eye=("right", "left")[i % 2], dr_grade=grade)
-        findings = {"diabetic_retinopathy": int(grade > 0), "macular_edema": int(grade >= 3), "amd": int(i == 1),
-                    "drusens": int(i == 1), "increased_cup_disc": int(i == 2)}
-        row = {"image_id": f"img{i + 1:05d}", "patient_id": p + 1, "camera": "Canon CR", "patient_age": 48 + p,
-               "patient_sex": (1, 2)[p % 2], "exam_eye": eye, "diabetes": "yes", "DR_SDRG": grade, "DR_ICDR": grade,
-               "quality": "Adequate" if i != n - 1 else "Inadequate", **findings}
+        findings = {
+            "diabetic_retinopathy": int(grade > 0),
+            "macular_edema": int(grade >= 3),
+            "amd": int(i == 1),
+            "drusens": int(i == 1),
+            "increased_cup_disc": int(i == 2),
+        }
+        row = {
+            "image_id": f"img{i + 1:05d}",
+            "patient_id": p + 1,
+            "camera": "Canon CR",
+            "patient_age": 48 + p,
+            "patient_sex": (1, 2)[p % 2],
+            "exam_eye": eye,
+            "diabetes": "yes",
+            "DR_SDRG": grade,
+            "DR_ICDR": grade,
+            "quality": "Adequate" if i != n - 1 else "Inadequate",
+            **findings,
+        }
         rows.append([row.get(c, 0 if c in findings or c in ("scar", "nevus", "other") else "") for c in BRSET_COLUMNS])
     w.table("labels.csv", list(BRSET_COLUMNS), rows)
 
@@ -285,10 +462,36 @@ def _mbrset(w: _Writer, n: int) -> None:
     for i in range(n):
         p, k = i // 2 + 1, i % 2 + 1
         w.image(f"images/{p}.{k}.jpg", i, dr_grade=i % 5)
-        rows.append([f"{p}.{k}.jpg", p, 55 + p, ("M", "F")[p % 2], 10, "yes", ("right", "left")[i % 2], i % 5,
-                     ("no", "yes")[i % 5 >= 3], ("yes", "no")[i == n - 1]])
-    w.table("labels_mbrset.csv", ["file", "patient", "age", "sex", "dm_time", "insulin", "laterality", "final_icdr",
-                                  "final_edema", "final_quality"], rows)
+        rows.append(
+            [
+                f"{p}.{k}.jpg",
+                p,
+                55 + p,
+                ("M", "F")[p % 2],
+                10,
+                "yes",
+                ("right", "left")[i % 2],
+                i % 5,
+                ("no", "yes")[i % 5 >= 3],
+                ("yes", "no")[i == n - 1],
+            ]
+        )
+    w.table(
+        "labels_mbrset.csv",
+        [
+            "file",
+            "patient",
+            "age",
+            "sex",
+            "dm_time",
+            "insulin",
+            "laterality",
+            "final_icdr",
+            "final_edema",
+            "final_quality",
+        ],
+        rows,
+    )
 
 
 def _airogs(w: _Writer, n: int) -> None:
@@ -302,8 +505,16 @@ def _airogs(w: _Writer, n: int) -> None:
 
 def _justraigs(w: _Writer, n: int) -> None:
     codes = ("ANRS", "ANRI", "RNFLDS", "RNFLDI", "BCLVS", "BCLVI", "NVT", "DH", "LD", "LC")
-    header = ["Eye ID", "Final Label", "Fellow Eye ID", "Age", "Label G1", "Label G2", "Label G3",
-              *[f"G{g} {c}" for g in (1, 2, 3) for c in codes]]
+    header = [
+        "Eye ID",
+        "Final Label",
+        "Fellow Eye ID",
+        "Age",
+        "Label G1",
+        "Label G2",
+        "Label G3",
+        *[f"G{g} {c}" for g in (1, 2, 3) for c in codes],
+    ]
     rows = []
     for i in range(n):
         eid, fellow = f"TRAIN{i:06d}", f"TRAIN{i ^ 1:06d}"  # eyes 0/1, 2/3, ... are one patient
@@ -355,14 +566,32 @@ def _g1020(w: _Writer, n: int) -> None:
 def _papila(w: _Writer, n: int) -> None:
     # as released: a group row and an "ID" row above the column names, whose first (ID) cell is empty
     above = [["", "", "", "", "Refractive error", "", "", "", "IOP", "", "", "", ""], ["ID"]]
-    header = ["", "Age", "Gender", "Diagnosis", "dioptre_1", "dioptre_2", "astigmatism", "Phakic/Pseudophakic",
-              "Pneumatic", "Perkins", "Pachymetry", "Axial_Length", "VF_MD"]
+    header = [
+        "",
+        "Age",
+        "Gender",
+        "Diagnosis",
+        "dioptre_1",
+        "dioptre_2",
+        "astigmatism",
+        "Phakic/Pseudophakic",
+        "Pneumatic",
+        "Perkins",
+        "Pachymetry",
+        "Axial_Length",
+        "VF_MD",
+    ]
     patients = [2 + 3 * p for p in range(_pairs(n))]
     for code, side in (("od", "right"), ("os", "left")):
         rows = []
         for p, pid in enumerate(patients):
             diagnosis = (p + (side == "left")) % 3  # 0 healthy, 1 glaucoma, 2 suspect
-            w.image(f"FundusImages/RET{pid:03d}{code.upper()}.jpg", 2 * p + (side == "left"), eye=side, glaucoma=diagnosis == 1)
+            w.image(
+                f"FundusImages/RET{pid:03d}{code.upper()}.jpg",
+                2 * p + (side == "left"),
+                eye=side,
+                glaucoma=diagnosis == 1,
+            )
             rows.append([f"#{pid:03d}", 40 + p, p % 2, diagnosis, -1.5, -0.5, 0.25, 0, 14, 15, 540, 23.5, -1.2])
         w.sheet(f"ClinicalData/patient_data_{code}.xlsx", header, rows, above=above)
 
@@ -378,7 +607,9 @@ def _fives(w: _Writer, n: int) -> None:
 def _hrf(w: _Writer, n: int) -> None:
     for i in range(n):
         kind = ("dr", "g", "h")[i % 3]
-        w.image(f"images/{i // 3 + 1:02d}_{kind}.{'JPG' if kind == 'dr' else 'jpg'}", i, dr_grade=2 if kind == "dr" else 0)
+        w.image(
+            f"images/{i // 3 + 1:02d}_{kind}.{'JPG' if kind == 'dr' else 'jpg'}", i, dr_grade=2 if kind == "dr" else 0
+        )
         w.mask(f"manual1/{i // 3 + 1:02d}_{kind}.tif")
         w.mask(f"mask/{i // 3 + 1:02d}_{kind}_mask.tif")
 
@@ -392,9 +623,14 @@ def _drive(w: _Writer, n: int) -> None:
             w.mask(f"{split}/1st_manual/{k:02d}_manual1.gif")
 
 
-STARE_LINES = (("7", "Background Diabetic Retinopathy"), ("0", "Normal"), ("8 13", "Proliferative Diabetic "
-               "Retinopathy AND Choroidal Neovascularization"), ("10", "Hypertensive Retinopathy"), ("5", "Central Retinal "
-               "Vein Occlusion"), ("14", "Others: drusen"))
+STARE_LINES = (
+    ("7", "Background Diabetic Retinopathy"),
+    ("0", "Normal"),
+    ("8 13", "Proliferative Diabetic Retinopathy AND Choroidal Neovascularization"),
+    ("10", "Hypertensive Retinopathy"),
+    ("5", "Central Retinal Vein Occlusion"),
+    ("14", "Others: drusen"),
+)
 
 
 def _stare(w: _Writer, n: int) -> None:
@@ -417,19 +653,32 @@ def _table(w: _Writer, n: int) -> None:
     rows = []
     for i in range(n):
         w.image(f"photos/2024/exam{i:03d}.jpg", i, dr_grade=i % 5, eye=SIDES[i % 2])
-        rows.append([f"2024/exam{i:03d}.jpg", f"MRN{i // 2:04d}", ("OS", "OD")[i % 2], f"R{i % 5}", int(i % 4 == 1),
-                     ("glaucoma suspect; drusen" if i % 4 == 1 else "no abnormality"), 61 + i // 2, ("train", "test")[i == n - 1]])
+        rows.append(
+            [
+                f"2024/exam{i:03d}.jpg",
+                f"MRN{i // 2:04d}",
+                ("OS", "OD")[i % 2],
+                f"R{i % 5}",
+                int(i % 4 == 1),
+                ("glaucoma suspect; drusen" if i % 4 == 1 else "no abnormality"),
+                61 + i // 2,
+                ("train", "test")[i == n - 1],
+            ]
+        )
     w.table("exams.tsv", ["file", "mrn", "laterality", "icdr", "amd", "diagnosis", "age_years", "set"], rows, sep="\t")
-    w.text("mapping.yaml", [
-        "labels: exams.tsv",
-        "sep: \"\\t\"",
-        "image: file",
-        "images: photos",
-        "columns: {patient_id: mrn, eye: laterality, dr_grade: icdr, age: age_years, findings: diagnosis, split: set}",
-        "values: {eye: {OD: right, OS: left}, dr_grade: {R0: 0, R1: 1, R2: 2, R3: 3, R4: 4}, diseases: {amd: amd}}",
-        "diseases: [amd]",
-        "diseases_text: diagnosis",
-    ])
+    w.text(
+        "mapping.yaml",
+        [
+            "labels: exams.tsv",
+            'sep: "\\t"',
+            "image: file",
+            "images: photos",
+            "columns: {patient_id: mrn, eye: laterality, dr_grade: icdr, age: age_years, findings: diagnosis, split: set}",
+            "values: {eye: {OD: right, OS: left}, dr_grade: {R0: 0, R1: 1, R2: 2, R3: 3, R4: 4}, diseases: {amd: amd}}",
+            "diseases: [amd]",
+            "diseases_text: diagnosis",
+        ],
+    )
 
 
 WRITERS: dict[str, Callable[[_Writer, int], None]] = {

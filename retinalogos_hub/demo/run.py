@@ -69,6 +69,7 @@ def run_demo(workdir: Path, *, patients: int = 6, seed: int = 0) -> DemoResult:
     from .. import caption, curate, hub, train
     from ..chain import run as run_chain
     from ..hub.model import push_model
+
     quiet_progress_bars()
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -77,44 +78,76 @@ def run_demo(workdir: Path, *, patients: int = 6, seed: int = 0) -> DemoResult:
     def timed(name, fn, output, count):
         t = time.perf_counter()
         out = fn()
-        res.stages.append(Stage(name, str(Path(output).relative_to(workdir)), count(out), round(time.perf_counter() - t, 1)))
+        res.stages.append(
+            Stage(name, str(Path(output).relative_to(workdir)), count(out), round(time.perf_counter() - t, 1))
+        )
         return out
 
     # 1. Miniature public layouts (EyePACS, APTOS 2019, IDRiD), one image shared by two of them.
     raw = workdir / "raw"
     sources = timed("sources", lambda: demo_sources(raw, patients, seed), raw, lambda s: f"{len(s)} sources")
     # 2-4. Data stages.
-    cur = timed("curate", lambda: curate.curate(sources, workdir / "curated"), workdir / "curated",
-                lambda r: f"{r.kept} kept / {r.excluded} excluded / {r.duplicates} dup")
-    cap = timed("caption", lambda: caption.caption_dataset(cur.out, workdir / "captioned",
-                                                           caption.shipped("template", f"seed={seed}")),
-                workdir / "captioned", lambda r: f"{r.rows} rows")
-    pub = timed("push-dataset", lambda: hub.push_dataset(cap.out, "retinalogos/demo-fundus", local_dir=workdir / "hub-dataset"),
-                workdir / "hub-dataset", lambda r: f"{r.rows} rows, {len(r.configs)} configs")
+    cur = timed(
+        "curate",
+        lambda: curate.curate(sources, workdir / "curated"),
+        workdir / "curated",
+        lambda r: f"{r.kept} kept / {r.excluded} excluded / {r.duplicates} dup",
+    )
+    cap = timed(
+        "caption",
+        lambda: caption.caption_dataset(cur.out, workdir / "captioned", caption.shipped("template", f"seed={seed}")),
+        workdir / "captioned",
+        lambda r: f"{r.rows} rows",
+    )
+    pub = timed(
+        "push-dataset",
+        lambda: hub.push_dataset(cap.out, "retinalogos/demo-fundus", local_dir=workdir / "hub-dataset"),
+        workdir / "hub-dataset",
+        lambda r: f"{r.rows} rows, {len(r.configs)} configs",
+    )
     # 5. Three-step training: step 1 (low res, full) -> step 2 purify -> step 3 (high res from step 1's EMA weights).
     recipes = SHIPPED / "recipes" / "demo"
     runs = workdir / "runs"
     chain = timed(
         "train 1->2->3",
         lambda: run_chain(recipes / "pipeline.yaml", [f"dataset={cap.out}", f"output_dir={runs / 'pipeline'}"]),
-        runs / "pipeline", lambda r: ", ".join(f"{k} {s.global_step} steps, loss {s.final_loss:.3f}" for k, s in r.steps.items()),
+        runs / "pipeline",
+        lambda r: ", ".join(f"{k} {s.global_step} steps, loss {s.final_loss:.3f}" for k, s in r.steps.items()),
     )
     step1 = chain.steps["step1"]
     lora = timed(
         "train step 3 (LoRA)",
-        lambda: train.run(recipes / "step3_hires_sft_lora.yaml",
-                          [f"data.dataset={runs / 'pipeline' / 'step2'}", f"output_dir={runs / 'step3-lora'}",
-                           f"model.base_model={step1.pipeline_dir}"]),
-        runs / "step3-lora", lambda r: f"{r.global_step} steps, loss {r.final_loss:.3f}",
+        lambda: train.run(
+            recipes / "step3_hires_sft_lora.yaml",
+            [
+                f"data.dataset={runs / 'pipeline' / 'step2'}",
+                f"output_dir={runs / 'step3-lora'}",
+                f"model.base_model={step1.pipeline_dir}",
+            ],
+        ),
+        runs / "step3-lora",
+        lambda r: f"{r.global_step} steps, loss {r.final_loss:.3f}",
     )
-    pipeline_dirs = {"step1": str(step1.pipeline_dir), "step3": str(chain.pipeline_dir), "step3_lora": str(lora.pipeline_dir)}
+    pipeline_dirs = {
+        "step1": str(step1.pipeline_dir),
+        "step3": str(chain.pipeline_dir),
+        "step3_lora": str(lora.pipeline_dir),
+    }
     # 6. Publish the step-3 model as a Hub model repo folder (card, gallery, no checkpoints).
-    model = timed("push-model", lambda: push_model(chain.output_dir, "retinalogos/demo-lumina-next", local_dir=workdir / "hub-model"),
-                  workdir / "hub-model", lambda r: f"{len(r.files)} files")
+    model = timed(
+        "push-model",
+        lambda: push_model(chain.output_dir, "retinalogos/demo-lumina-next", local_dir=workdir / "hub-model"),
+        workdir / "hub-model",
+        lambda r: f"{len(r.files)} files",
+    )
     # 7. Reload every exported pipeline with plain diffusers and sample a grid.
     grid = workdir / "samples.png"
-    timed("generate", lambda: sample_grid(list(pipeline_dirs.values()), PROMPTS, grid, seed=seed), grid,
-          lambda _: f"{len(pipeline_dirs) * len(PROMPTS)} images")
+    timed(
+        "generate",
+        lambda: sample_grid(list(pipeline_dirs.values()), PROMPTS, grid, seed=seed),
+        grid,
+        lambda _: f"{len(pipeline_dirs) * len(PROMPTS)} images",
+    )
 
     res.summary = {
         "workdir": str(workdir),
@@ -144,7 +177,13 @@ def sample_grid(pipeline_dirs, prompts, out_png: Path, *, seed: int = 0, size: i
         pipe = DiffusionPipeline.from_pretrained(folder)
         pipe.set_progress_bar_config(disable=True)
         for prompt in prompts:
-            images += pipe(prompt, height=size, width=size, num_inference_steps=8,
-                           generator=torch.Generator().manual_seed(seed), **call_kwargs(pipe)).images
+            images += pipe(
+                prompt,
+                height=size,
+                width=size,
+                num_inference_steps=8,
+                generator=torch.Generator().manual_seed(seed),
+                **call_kwargs(pipe),
+            ).images
     make_image_grid(images, rows=len(pipeline_dirs), cols=len(prompts)).save(out_png)
     return out_png

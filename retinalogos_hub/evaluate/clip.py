@@ -67,11 +67,15 @@ def clip_score(
     device, column = resolve_device(device), cfg.caption_column
     images = open_images(data, option="--data")
     if not images.is_dataset:
-        raise InputError(f"--data {images.path}: an image folder has no captions; pass a dataset directory with an "
-                         f"image and a {column!r} column")
+        raise InputError(
+            f"--data {images.path}: an image folder has no captions; pass a dataset directory with an "
+            f"image and a {column!r} column"
+        )
     if column not in images.columns:
-        raise InputError(f"--data {images.path}: no {column!r} column (columns: {', '.join(images.columns)}); "
-                         "pick one with caption_column=NAME")
+        raise InputError(
+            f"--data {images.path}: no {column!r} column (columns: {', '.join(images.columns)}); "
+            "pick one with caption_column=NAME"
+        )
     run = stage.start("evaluate clip-score", out, {**asdict(cfg), "device": device}, data=images.path, model=model)
     clip = ClipScorer(model, option="--model", device=device)
     texts = images.column(column)
@@ -105,11 +109,29 @@ def _report(result: ClipResult, images, texts, scores: torch.Tensor, model: str)
     fig.tight_layout()
     order = scores.argsort()
     picks = [int(i) for i in order[:4]] + [int(i) for i in order[-4:]]
-    table = Table("Lowest and highest scoring pairs", ["id", "score", "caption"],
-                  [[images.ref(i), float(scores[i]), texts[i][:160]] for i in dict.fromkeys(picks)])
-    summary = {"CLIP score": result.score, "std": result.std, "pairs": result.rows,
-               "captions truncated": result.truncated, "model": model}
+    table = Table(
+        "Lowest and highest scoring pairs",
+        ["id", "score", "caption"],
+        [[images.ref(i), float(scores[i]), texts[i][:160]] for i in dict.fromkeys(picks)],
+    )
+    summary = {
+        "CLIP score": result.score,
+        "std": result.std,
+        "pairs": result.rows,
+        "captions truncated": result.truncated,
+        "model": model,
+    }
     grid = [(f"{float(scores[i]):.3f}", images.image(i)) for i in dict.fromkeys(picks)]
     data = {"scores": [float(x) for x in scores], "ids": [images.ref(i) for i in range(len(images))]}
-    write_report(Report("clip-score", "CLIP score", summary, [table], [("Lowest and highest scoring images", grid)],
-                        [("Score distribution", fig)], data=data), result.out)
+    write_report(
+        Report(
+            "clip-score",
+            "CLIP score",
+            summary,
+            [table],
+            [("Lowest and highest scoring images", grid)],
+            [("Score distribution", fig)],
+            data=data,
+        ),
+        result.out,
+    )

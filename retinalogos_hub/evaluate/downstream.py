@@ -21,8 +21,7 @@ import torch
 from .. import stage
 from ..config import load_config
 from ..errors import InputError
-from ..models import resolve
-from ..models import resolve_device
+from ..models import resolve, resolve_device
 from .images import ImageSet, open_images
 from .metrics import load as load_metric
 from .report import Report, Table, bar_plot, write_report
@@ -103,15 +102,18 @@ def downstream(recipe: Path, overrides: Sequence[str] = (), *, device: str | Non
     test = open_images(cfg.data.test, option="data.test") if cfg.data.test else real
     synth = open_images(cfg.data.synthetic, option="data.synthetic")
     inputs = {"real": real.path, "test": test.path if cfg.data.test else None, "synthetic": synth.path}
-    run = stage.start("evaluate downstream", out, cfg, **inputs,
-                      **{f"model:{c.name}": c.model for c in cfg.classifiers})
+    run = stage.start(
+        "evaluate downstream", out, cfg, **inputs, **{f"model:{c.name}": c.model for c in cfg.classifiers}
+    )
     split = cfg.data.test_split
     train_idx = _labelled(real, cfg, exclude_split=None if cfg.data.test else split)
     test_idx = _labelled(test, cfg, only_split=None if cfg.data.test else split)
     synth_idx = _labelled(synth, cfg, synthetic=True)[: cfg.data.synthetic_limit]
     if not train_idx or not test_idx:
-        raise InputError(f"data: {len(train_idx)} labelled training and {len(test_idx)} test rows; both must be > 0 "
-                         f"(test rows come from data.test, or rows of data.real with split {split!r})")
+        raise InputError(
+            f"data: {len(train_idx)} labelled training and {len(test_idx)} test rows; both must be > 0 "
+            f"(test rows come from data.test, or rows of data.real with split {split!r})"
+        )
     train_rows = [(real, i) for i in train_idx]
     sets = {"real": train_rows, "real+synthetic": train_rows + [(synth, i) for i in synth_idx]}
     test_rows = [(test, i) for i in test_idx]
@@ -147,8 +149,14 @@ def downstream(recipe: Path, overrides: Sequence[str] = (), *, device: str | Non
     return result
 
 
-def _labelled(images: ImageSet, cfg: DownstreamRecipe, *, synthetic: bool = False, only_split: str | None = None,
-              exclude_split: str | None = None) -> list[int]:
+def _labelled(
+    images: ImageSet,
+    cfg: DownstreamRecipe,
+    *,
+    synthetic: bool = False,
+    only_split: str | None = None,
+    exclude_split: str | None = None,
+) -> list[int]:
     """Indices of rows with a usable label (and the wanted split)."""
     where = f"{'data.synthetic' if synthetic else 'data'} {images.path}"
     if cfg.label not in images.columns:
@@ -167,8 +175,10 @@ def _labelled(images: ImageSet, cfg: DownstreamRecipe, *, synthetic: bool = Fals
         if splits and exclude_split and splits[i] == exclude_split:
             continue
         if not 0 <= int(v) < cfg.num_labels:
-            raise InputError(f"{where}: row {i} ({images.ref(i)}) has {cfg.label}={v!r}, outside "
-                             f"0..{cfg.num_labels - 1} (num_labels)")
+            raise InputError(
+                f"{where}: row {i} ({images.ref(i)}) has {cfg.label}={v!r}, outside "
+                f"0..{cfg.num_labels - 1} (num_labels)"
+            )
         keep.append(i)
     if (only_split or exclude_split) and splits is None:
         raise InputError(f"{where}: no 'split' column to find the test rows; set data.test to a test dataset directory")
@@ -208,12 +218,14 @@ def _train_and_score(clf: Classifier, rows, test_rows, cfg: DownstreamRecipe, ck
     proc = AutoImageProcessor.from_pretrained(path)
     size = getattr(model.config, "image_size", None) or t.image_size
     norm = transforms.Normalize(proc.image_mean, proc.image_std)
-    train_tf = transforms.Compose([transforms.Resize((size, size)), transforms.RandomHorizontalFlip(),
-                                   transforms.ToTensor(), norm])
+    train_tf = transforms.Compose(
+        [transforms.Resize((size, size)), transforms.RandomHorizontalFlip(), transforms.ToTensor(), norm]
+    )
     test_tf = transforms.Compose([transforms.Resize((size, size)), transforms.ToTensor(), norm])
     gen = torch.Generator().manual_seed(t.seed)
-    train = torch.utils.data.DataLoader(_Rows(rows, cfg.label, train_tf), t.batch_size, shuffle=True, generator=gen,
-                                        num_workers=t.workers)
+    train = torch.utils.data.DataLoader(
+        _Rows(rows, cfg.label, train_tf), t.batch_size, shuffle=True, generator=gen, num_workers=t.workers
+    )
     test = torch.utils.data.DataLoader(_Rows(test_rows, cfg.label, test_tf), t.batch_size, num_workers=t.workers)
     model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
@@ -234,8 +246,13 @@ def _train_and_score(clf: Classifier, rows, test_rows, cfg: DownstreamRecipe, ck
             opt.step()
         log.info("%s epoch %d loss %.4f", clf.name, epoch, loss.item())
         ckpt.parent.mkdir(parents=True, exist_ok=True)
-        state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
-                 "loader_rng": gen.get_state(), "torch_rng": torch.get_rng_state()}
+        state = {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "epoch": epoch,
+            "loader_rng": gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+        }
         torch.save(state, ckpt.with_suffix(".tmp"))
         ckpt.with_suffix(".tmp").replace(ckpt)
     model.eval()
@@ -262,19 +279,32 @@ def _report(result: DownstreamResult, cfg: DownstreamRecipe, synth: ImageSet, sy
     for clf, by_set in result.metrics.items():
         base, plus = by_set["real"], by_set["real+synthetic"]
         rows.append([clf, *(f"{base[m]:.3f} → {plus[m]:.3f} ({plus[m] - base[m]:+.3f})" for m in names)])
-    table = Table(f"{cfg.task}: real → real + synthetic", ["classifier", "accuracy", "F1 (macro)", "QWK"], rows,
-                  f"Trained {cfg.training.epochs} epochs per run with seed {cfg.training.seed}; "
-                  f"scored on {result.counts['test']} real test images.")
+    table = Table(
+        f"{cfg.task}: real → real + synthetic",
+        ["classifier", "accuracy", "F1 (macro)", "QWK"],
+        rows,
+        f"Trained {cfg.training.epochs} epochs per run with seed {cfg.training.seed}; "
+        f"scored on {result.counts['test']} real test images.",
+    )
     counts = Table("Rows", ["set", "images"], [[k, v] for k, v in result.counts.items()])
     series = {s: [result.metrics[c][s]["accuracy"] for c in result.metrics] for s in TRAIN_SETS}
     plot = bar_plot("Accuracy", list(result.metrics), series, "accuracy")
     labels = synth.column(cfg.label)
     grid = [(f"{cfg.label}={labels[i]}", synth.image(i)) for i in synth_idx[:8]]
-    summary = {f"{c}: {m} gain with synthetic": result.metrics[c]["real+synthetic"][m] - result.metrics[c]["real"][m]
-               for c in result.metrics for m in ("accuracy", "qwk")}
+    summary = {
+        f"{c}: {m} gain with synthetic": result.metrics[c]["real+synthetic"][m] - result.metrics[c]["real"][m]
+        for c in result.metrics
+        for m in ("accuracy", "qwk")
+    }
     write_report(
-        Report("downstream", f"Downstream: {cfg.task}", summary, [table, counts], [("Synthetic training images", grid)],
-               [("Accuracy, real vs real + synthetic", plot)],
-               data={"metrics": result.metrics, "counts": result.counts, "task": cfg.task}),
+        Report(
+            "downstream",
+            f"Downstream: {cfg.task}",
+            summary,
+            [table, counts],
+            [("Synthetic training images", grid)],
+            [("Accuracy, real vs real + synthetic", plot)],
+            data={"metrics": result.metrics, "counts": result.counts, "task": cfg.task},
+        ),
         result.out,
     )

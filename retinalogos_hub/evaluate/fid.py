@@ -172,8 +172,9 @@ class FidResult:
     provenance: Path | None = None
 
 
-def distances(real: torch.Tensor, fake: torch.Tensor, kid_subset_size: int,
-              kid_subsets: int) -> tuple[float, float, float]:
+def distances(
+    real: torch.Tensor, fake: torch.Tensor, kid_subset_size: int, kid_subsets: int
+) -> tuple[float, float, float]:
     """(FID, KID mean, KID std) between two feature sets, with torchmetrics."""
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.kid import KernelInceptionDistance
@@ -217,8 +218,10 @@ def fid_report(
     sides = [(len(s), s, "set") for s in fakes] + [(len(s) // 2, s, "each half of the set") for s in reals]
     smallest, worst, what = min(sides, key=lambda t: t[0])
     if smallest < k:
-        raise InputError(f"{worst.path}: {smallest} image(s) in {what} {worst.name!r}, fewer than the KID subset size "
-                         f"{k}; override kid_subset_size={max(smallest, 2)} or add images")
+        raise InputError(
+            f"{worst.path}: {smallest} image(s) in {what} {worst.name!r}, fewer than the KID subset size "
+            f"{k}; override kid_subset_size={max(smallest, 2)} or add images"
+        )
     model = InceptionFeatures(cfg.weights)
     inputs = {**{f"real:{s.name}": s.path for s in reals}, **{f"fake:{s.name}": s.path for s in fakes}}
     run = stage.start("evaluate fid", out, {**asdict(cfg), "device": device}, **inputs, weights=model.weights)
@@ -271,21 +274,41 @@ def _first_size(images: ImageSet) -> tuple[int, int]:
     return images.image(0).size
 
 
-def _report(result: FidResult, reals: list[ImageSet], fakes: list[ImageSet], kid_subset_size: int,
-            weights: Path) -> None:
+def _report(
+    result: FidResult, reals: list[ImageSet], fakes: list[ImageSet], kid_subset_size: int, weights: Path
+) -> None:
     cols = [s.name for s in reals]
     rows = list(result.fid)
-    fid_table = Table("FID (lower is better)", ["set", *cols], [[r, *(result.fid[r][c] for c in cols)] for r in rows],
-                      "Reference row: each real set split in random halves (the floor a generator can reach).")
-    kid_table = Table(f"KID x 1000 (mean ± std, {kid_subset_size}-image subsets)", ["set", *cols],
-                      [[r, *(_kid(result.kid[r][c]) for c in cols)] for r in rows])
+    fid_table = Table(
+        "FID (lower is better)",
+        ["set", *cols],
+        [[r, *(result.fid[r][c] for c in cols)] for r in rows],
+        "Reference row: each real set split in random halves (the floor a generator can reach).",
+    )
+    kid_table = Table(
+        f"KID x 1000 (mean ± std, {kid_subset_size}-image subsets)",
+        ["set", *cols],
+        [[r, *(_kid(result.kid[r][c]) for c in cols)] for r in rows],
+    )
     counts = Table("Images", ["set", "images"], [[k, v] for k, v in result.counts.items()])
     plot = bar_plot("FID per real set", cols, {r: [result.fid[r][c] for c in cols] for r in rows}, "FID")
     grids = [(f"{s.name} (first images)", [(str(i), s.image(i)) for i in range(min(8, len(s)))]) for s in reals + fakes]
     summary = {f"FID {r} vs {c}": result.fid[r][c] for r in rows for c in cols}
     write_report(
-        Report("fid", "FID / KID", summary, [fid_table, kid_table, counts], grids, [("FID", plot)],
-               data={"fid": result.fid, "kid": {r: {c: list(v) for c, v in d.items()} for r, d in result.kid.items()},
-                     "counts": result.counts, "kid_subset_size": kid_subset_size, "weights": str(weights)}),
+        Report(
+            "fid",
+            "FID / KID",
+            summary,
+            [fid_table, kid_table, counts],
+            grids,
+            [("FID", plot)],
+            data={
+                "fid": result.fid,
+                "kid": {r: {c: list(v) for c, v in d.items()} for r, d in result.kid.items()},
+                "counts": result.counts,
+                "kid_subset_size": kid_subset_size,
+                "weights": str(weights),
+            },
+        ),
         result.out,
     )

@@ -32,8 +32,10 @@ class ImageSet:
             except OSError as e:
                 raise InputError(f"{item}: not a readable image ({e})") from None
         if item["image"] is None:
-            raise InputError(f"{self.path}: row {i} ({item.get('id') or i}) has no image; re-attach the images of "
-                             "sources whose licence kept them out (retinalogos attach-images)")
+            raise InputError(
+                f"{self.path}: row {i} ({item.get('id') or i}) has no image; re-attach the images of "
+                "sources whose licence kept them out (retinalogos attach-images)"
+            )
         return _pixels(item["image"])
 
     def row(self, i: int) -> dict:

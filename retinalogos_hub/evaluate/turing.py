@@ -67,7 +67,11 @@ class TuringResult:
 
 
 def turing_kit(
-    real: Sequence[str | Path], fake: Sequence[str | Path], out: Path, *, recipe: Path | None = None,
+    real: Sequence[str | Path],
+    fake: Sequence[str | Path],
+    out: Path,
+    *,
+    recipe: Path | None = None,
     overrides: Sequence[str] = (),
 ) -> TuringKit:
     """Draw n_real real and n_fake synthetic images, shuffle them under case numbers and write the sheet and key.
@@ -105,10 +109,22 @@ def turing_kit(
     stage.atomic_write(key_path, json.dumps({"seed": cfg.seed, "cases": key}, indent=1))
     n_r = sum(v["real"] for v in key.values())
     rows = [[c, "real" if v["real"] else "synthetic", v["set"], v["ref"]] for c, v in key.items()]
-    summary = {"cases": len(cases), "real": n_r, "synthetic": len(cases) - n_r, "sheet": str(sheet),
-               "key": str(key_path)}
-    write_report(Report("turing-kit", "Turing test kit (private: shows the key)", summary,
-                        [Table("Key", ["case", "origin", "set", "source image"], rows)]), out)
+    summary = {
+        "cases": len(cases),
+        "real": n_r,
+        "synthetic": len(cases) - n_r,
+        "sheet": str(sheet),
+        "key": str(key_path),
+    }
+    write_report(
+        Report(
+            "turing-kit",
+            "Turing test kit (private: shows the key)",
+            summary,
+            [Table("Key", ["case", "origin", "set", "source image"], rows)],
+        ),
+        out,
+    )
     provenance = run.finish(cases=len(cases), real=n_r, synthetic=len(cases) - n_r)
     return TuringKit(out, sheet, form, key_path, len(cases), provenance)
 
@@ -122,8 +138,10 @@ def _open(specs, option: str) -> list:
 def _draw(sets, n: int, key: str, rng, is_real: bool) -> list:
     pool = [(s, i) for s in sets for i in range(len(s))]
     if n > len(pool):
-        raise InputError(f"{key}={n}: {n} {'real' if is_real else 'synthetic'} images asked for, only {len(pool)} "
-                         f"available; lower it (override {key}={len(pool)})")
+        raise InputError(
+            f"{key}={n}: {n} {'real' if is_real else 'synthetic'} images asked for, only {len(pool)} "
+            f"available; lower it (override {key}={len(pool)})"
+        )
     return [(*pool[j], is_real) for j in rng.choice(len(pool), size=n, replace=False)]
 
 
@@ -132,8 +150,9 @@ def turing_score(kit: Path, answers: Sequence[Path], out: Path | None = None) ->
     kit = Path(kit)
     key_path = kit / "key.json"
     if not key_path.is_file():
-        raise InputError(f"{key_path}: not found; pass the directory `retinalogos evaluate turing-kit` wrote "
-                         "(it holds key.json)")
+        raise InputError(
+            f"{key_path}: not found; pass the directory `retinalogos evaluate turing-kit` wrote (it holds key.json)"
+        )
     if not answers:
         raise InputError("give at least one --answers CSV")
     key = json.loads(key_path.read_text())["cases"]
@@ -149,31 +168,57 @@ def turing_score(kit: Path, answers: Sequence[Path], out: Path | None = None) ->
         per_grader[name] = _rates(rows, key)
         pooled += rows
     if not pooled:
-        raise InputError(f"no case has a judgement in {', '.join(map(str, answers))}; fill the 'judgement' column "
-                         "with real/synthetic")
+        raise InputError(
+            f"no case has a judgement in {', '.join(map(str, answers))}; fill the 'judgement' column "
+            "with real/synthetic"
+        )
     total = _rates(pooled, key)
-    structures = {s: {origin: _mean([r[s] for r in pooled if key[r["case"]]["real"] == (origin == "real")
-                                     and r[s] is not None]) for origin in ("real", "synthetic")} for s in STRUCTURES}
-    result = TuringResult(out, total["synthetic judged real %"], total["accuracy %"], per_grader, structures,
-                          len(pooled))
+    structures = {
+        s: {
+            origin: _mean([r[s] for r in pooled if key[r["case"]]["real"] == (origin == "real") and r[s] is not None])
+            for origin in ("real", "synthetic")
+        }
+        for s in STRUCTURES
+    }
+    result = TuringResult(
+        out, total["synthetic judged real %"], total["accuracy %"], per_grader, structures, len(pooled)
+    )
     _report(result, total, len(graders))
     result.provenance = run.finish(answers=len(pooled), graders=len(graders))
     return result
 
 
 def _report(result: TuringResult, total: dict, graders: int) -> None:
-    summary = {"synthetic judged real %": result.synthetic_judged_real, "grader accuracy %": result.accuracy,
-               "answers": result.answered, "graders": graders}
-    per_grader = Table("Per grader", ["grader", *total],
-                       [[g, *v.values()] for g, v in result.per_grader.items()] + [["all", *total.values()]])
-    ratings = Table("Realism ratings (1-5, mean)", ["structure", "real", "synthetic"],
-                    [[s, v["real"], v["synthetic"]] for s, v in result.structures.items()])
+    summary = {
+        "synthetic judged real %": result.synthetic_judged_real,
+        "grader accuracy %": result.accuracy,
+        "answers": result.answered,
+        "graders": graders,
+    }
+    per_grader = Table(
+        "Per grader",
+        ["grader", *total],
+        [[g, *v.values()] for g, v in result.per_grader.items()] + [["all", *total.values()]],
+    )
+    ratings = Table(
+        "Realism ratings (1-5, mean)",
+        ["structure", "real", "synthetic"],
+        [[s, v["real"], v["synthetic"]] for s, v in result.structures.items()],
+    )
     origins = ("real", "synthetic")
     series = {o: [result.structures[s][o] for s in STRUCTURES] for o in origins}
     plot = bar_plot("Realism by structure", list(STRUCTURES), series, "mean rating (1-5)")
-    write_report(Report("turing", "Turing test score", summary, [per_grader, ratings],
-                        plots=[("Realism by structure", plot)],
-                        data={"per_grader": result.per_grader, "structures": result.structures}), result.out)
+    write_report(
+        Report(
+            "turing",
+            "Turing test score",
+            summary,
+            [per_grader, ratings],
+            plots=[("Realism by structure", plot)],
+            data={"per_grader": result.per_grader, "structures": result.structures},
+        ),
+        result.out,
+    )
 
 
 def _read_form(path: Path, key: dict) -> list[dict]:
@@ -184,8 +229,9 @@ def _read_form(path: Path, key: dict) -> list[dict]:
         reader = csv.DictReader(fh)
         missing = [c for c in ("case", "judgement") if c not in (reader.fieldnames or [])]
         if missing:
-            raise InputError(f"{path}: missing column(s) {', '.join(missing)}; use the answers.csv from the kit's "
-                             "sheet/")
+            raise InputError(
+                f"{path}: missing column(s) {', '.join(missing)}; use the answers.csv from the kit's sheet/"
+            )
         rows, seen = [], set()
         for line, raw in enumerate(reader, start=2):
             case = (raw.get("case") or "").strip()
@@ -203,8 +249,10 @@ def _read_form(path: Path, key: dict) -> list[dict]:
             for s in STRUCTURES:
                 value = (raw.get(s) or "").strip()
                 if value and not (value.isdigit() and 1 <= int(value) <= 5):
-                    raise InputError(f"{path}:{line}: {s} rating {value!r} for {case}; use 1 (clearly artificial) "
-                                     "to 5 (fully realistic) or leave blank")
+                    raise InputError(
+                        f"{path}:{line}: {s} rating {value!r} for {case}; use 1 (clearly artificial) "
+                        "to 5 (fully realistic) or leave blank"
+                    )
                 row[s] = int(value) if value else None
             rows.append(row)
     return rows

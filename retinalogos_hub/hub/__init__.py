@@ -49,12 +49,24 @@ def push_dataset(
     export = export_dataset(Path(in_dir), out, max_shard_size=max_shard_size)
     render_dataset_card(export, repo_id, gated=gated).save(out / "README.md")
     # published with the data: input names and fingerprints only, never this machine's paths
-    run.finish(public=True, rows=export.rows, with_image=export.with_image, without_image=export.without_image,
-               configs=export.configs)
+    run.finish(
+        public=True,
+        rows=export.rows,
+        with_image=export.with_image,
+        without_image=export.without_image,
+        configs=export.configs,
+    )
     url = None
     if local_dir is None:
-        url = upload(out, repo_id, repo_type="dataset", private=private, gated=gated, token=token,
-                     message=f"Upload {export.rows} rows with retinalogos-hub")
+        url = upload(
+            out,
+            repo_id,
+            repo_type="dataset",
+            private=private,
+            gated=gated,
+            token=token,
+            message=f"Upload {export.rows} rows with retinalogos-hub",
+        )
     return PushResult(out, export.configs, export.rows, url, export.with_image, export.without_image)
 
 

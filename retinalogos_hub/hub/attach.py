@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
 
 from datasets import Dataset, Image
 
@@ -44,7 +44,9 @@ def attach_images(export_dir: Path, sources: Sequence[tuple[str, Path]], out: Pa
     export_dir, out = Path(export_dir), Path(out)
     shards = sorted((export_dir / "data").glob("*/*.parquet"))
     if not (export_dir / "README.md").is_file() or not shards:
-        raise InputError(f"{export_dir}: not a dataset export (needs README.md and data/<config>/*.parquet); pass a `push-dataset --local-dir` folder")
+        raise InputError(
+            f"{export_dir}: not a dataset export (needs README.md and data/<config>/*.parquet); pass a `push-dataset --local-dir` folder"
+        )
     if out.resolve() == export_dir.resolve():
         raise InputError(f"--out {out} is the export itself; choose a new folder")
     present = {p.parent.name for p in shards}

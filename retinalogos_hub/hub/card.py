@@ -30,8 +30,12 @@ GATING_TEXT = (
     "attempt to re-identify any person, and to respect the licence of every source listed below (several forbid "
     "commercial use or re-distribution of the images)."
 )
-GATED_FIELDS = {"Name": "text", "Affiliation": "text", "Intended use": "text",
-                "I will not use this data for clinical decisions or to re-identify anyone": "checkbox"}
+GATED_FIELDS = {
+    "Name": "text",
+    "Affiliation": "text",
+    "Intended use": "text",
+    "I will not use this data for clinical decisions or to re-identify anyone": "checkbox",
+}
 
 
 def _size_category(n: int) -> str:
@@ -77,8 +81,14 @@ def caption_stats(ds: Dataset) -> dict[str, dict]:
 
     def stats(v: list[int]) -> dict:
         a = np.asarray(v)
-        return {"rows": len(a), "min": int(a.min()), "mean": round(float(a.mean()), 1),
-                "median": round(float(np.median(a)), 1), "p95": round(float(np.percentile(a, 95)), 1), "max": int(a.max())}
+        return {
+            "rows": len(a),
+            "min": int(a.min()),
+            "mean": round(float(a.mean()), 1),
+            "median": round(float(np.median(a)), 1),
+            "p95": round(float(np.percentile(a, 95)), 1),
+            "max": int(a.max()),
+        }
 
     return {k: stats(lengths[k]) for k in [DEFAULT_CONFIG, *sorted(k for k in lengths if k != DEFAULT_CONFIG)]}
 
@@ -94,7 +104,13 @@ def label_chart(labels: dict[str, dict[str, int]], path: Path) -> Path:
     for ax, name in zip(axes[0], shown):
         keys, values = list(labels[name]), list(labels[name].values())
         ax.bar(range(len(keys)), values, color="#c8602d")
-        ax.set_xticks(range(len(keys)), keys, rotation=45 if name == "diseases" else 0, ha="right" if name == "diseases" else "center", fontsize=7)
+        ax.set_xticks(
+            range(len(keys)),
+            keys,
+            rotation=45 if name == "diseases" else 0,
+            ha="right" if name == "diseases" else "center",
+            fontsize=7,
+        )
         ax.set_title(name)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,15 +133,22 @@ def dataset_card_data(export: Export, *, pretty_name: str, gated: bool) -> Datas
     configs = {}
     infos = {}
     for config, splits in export.configs.items():
-        configs[config] = {"data_files": data_files(config, splits), **({"default": True} if config == DEFAULT_CONFIG else {})}
+        configs[config] = {
+            "data_files": data_files(config, splits),
+            **({"default": True} if config == DEFAULT_CONFIG else {}),
+        }
         split_dict = SplitDict()
         for split, n in splits.items():
             split_dict.add(SplitInfo(name=split, num_bytes=export.nbytes[config][split], num_examples=n))
         folder = export.dir / "data"
         files = folder.glob("*/*.parquet") if config == DEFAULT_CONFIG else (folder / config).glob("*.parquet")
         size = sum(p.stat().st_size for p in files)
-        infos[config] = DatasetInfo(features=export.features, splits=split_dict, download_size=size,
-                                    dataset_size=sum(export.nbytes[config].values()))
+        infos[config] = DatasetInfo(
+            features=export.features,
+            splits=split_dict,
+            download_size=size,
+            dataset_size=sum(export.nbytes[config].values()),
+        )
     DatasetInfosDict(infos).to_dataset_card_data(data)
     MetadataConfigs(configs).to_dataset_card_data(data)
     return data
@@ -153,15 +176,27 @@ def render_dataset_card(export: Export, repo_id: str, *, gated: bool) -> Dataset
     licences = []
     for source in sorted(rows_by_source):
         lic = license_for(source)
-        licences.append({"source": source, "rows": rows_by_source[source], "license": lic.license,
-                         "redistributable": with_image[source] > 0, "url": lic.url, "citation": lic.citation})
+        licences.append(
+            {
+                "source": source,
+                "rows": rows_by_source[source],
+                "license": lic.license,
+                "redistributable": with_image[source] > 0,
+                "url": lic.url,
+                "citation": lic.citation,
+            }
+        )
     purify = None
     if "purify_keep" in ds.column_names:
         keep = ds["purify_keep"]
         from ..purify import reason_category  # per-row reasons carry scores: group them by the checks that failed
 
         reasons = Counter(reason_category(r) for k, r in zip(keep, ds["purify_reason"]) if not k)
-        purify = {"kept": sum(bool(k) for k in keep), "dropped": sum(not k for k in keep), "reasons": dict(reasons.most_common())}
+        purify = {
+            "kept": sum(bool(k) for k in keep),
+            "dropped": sum(not k for k in keep),
+            "reasons": dict(reasons.most_common()),
+        }
     pretty_name = f"RetinaLogos fundus captions ({repo_id.split('/')[-1]})"
     data = dataset_card_data(export, pretty_name=pretty_name, gated=gated)
     first_split = next(iter(export.configs[DEFAULT_CONFIG]))

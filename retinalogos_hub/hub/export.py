@@ -27,8 +27,8 @@ from datasets.utils.py_utils import convert_file_size_to_int
 from PIL import Image as PILImage
 
 from ..errors import InputError
-from ..schema import CAPTIONED, require_columns
 from ..licenses import license_for
+from ..schema import CAPTIONED, require_columns
 
 DEFAULT_CONFIG = "all"
 SPLITS = ("train", "validation", "test")
@@ -52,7 +52,9 @@ def read_stage(in_dir: Path) -> Dataset:
     """The captioned/purified stage dataset, refused with one line when it cannot be published."""
     in_dir = Path(in_dir)
     if not (in_dir / "dataset_info.json").is_file():
-        raise InputError(f"{in_dir}: not a stage directory (no dataset_info.json); pass the output of `retinalogos caption` or `purify`")
+        raise InputError(
+            f"{in_dir}: not a stage directory (no dataset_info.json); pass the output of `retinalogos caption` or `purify`"
+        )
     ds = load_from_disk(str(in_dir))
     require_columns(ds.column_names, list(CAPTIONED), str(in_dir))
     empty = [i for i, c in enumerate(ds["caption"]) if c is None or not str(c).strip()]
@@ -129,7 +131,13 @@ def strip_metadata(data: bytes) -> bytes:
 
 
 def _mode_size(im: PILImage.Image) -> tuple[str, tuple[int, int]]:
-    return ("RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB" if im.mode not in ("L", "I;16") else im.mode), im.size
+    return (
+        "RGBA"
+        if "A" in im.getbands() or "transparency" in im.info
+        else "RGB"
+        if im.mode not in ("L", "I;16")
+        else im.mode
+    ), im.size
 
 
 # Patient metadata of private (EHR) sources: a medical record number or a free-text report must never reach the Hub.
@@ -157,14 +165,23 @@ def export_dataset(in_dir: Path, out_dir: Path, *, max_shard_size: str | int = "
         raise InputError(f"--local-dir {out_dir} is the input stage directory; choose a new folder")
     if data.is_dir() and any(p.suffix != ".parquet" for p in data.rglob("*") if p.is_file()):
         # data/ is replaced on every export: only ever one that holds nothing but an earlier export's shards
-        raise InputError(f"--local-dir {out_dir}: {data} holds files that are not parquet shards of an earlier export; choose a new folder")
+        raise InputError(
+            f"--local-dir {out_dir}: {data} holds files that are not parquet shards of an earlier export; choose a new folder"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".work-") as work:
         # map's cache goes into a scratch folder: the input stage directory is never written to
-        published = ds.cast_column("image", Image(decode=False)).map(
-            _publishable, features=Features({**features, "image": Image(decode=False)}), num_proc=num_proc if num_proc > 1 else None,
-            cache_file_name=str(Path(work) / "published.arrow"), desc="strip metadata / licence",
-        ).cast_column("image", Image())
+        published = (
+            ds.cast_column("image", Image(decode=False))
+            .map(
+                _publishable,
+                features=Features({**features, "image": Image(decode=False)}),
+                num_proc=num_proc if num_proc > 1 else None,
+                cache_file_name=str(Path(work) / "published.arrow"),
+                desc="strip metadata / licence",
+            )
+            .cast_column("image", Image())
+        )
         if data.exists():  # a fresh layout every time: stale shards from a bigger earlier export must not linger
             shutil.rmtree(data)
         groups: dict[tuple[str, str], list[int]] = {}

@@ -22,14 +22,25 @@ from .export import strip_metadata
 from .upload import check_reachable, check_repo_id, hf_home_exports, upload
 
 # run.json keys the card needs: the run, and the backbone facts the trainer records (publishing never imports training)
-RUN_KEYS = ("backbone", "base_model", "dataset", "stage", "mode", "global_step", "pipeline_class", "loads_lora",
-            "call_kwargs")
+RUN_KEYS = (
+    "backbone",
+    "base_model",
+    "dataset",
+    "stage",
+    "mode",
+    "global_step",
+    "pipeline_class",
+    "loads_lora",
+    "call_kwargs",
+)
 GALLERY_MAX = 8  # the latest validation grids shown in the card
 TRAINING_STATE = ("optimizer*", "scheduler.bin", "random_states*", "scaler.pt", "*.ckpt", "checkpoint-*", "ema*.bin")
 # The base model's licence, by backbone (the card also points to the training data's terms).
 LICENSES = {"lumina-next": "apache-2.0", "lumina2": "apache-2.0", "sana": "other"}
-PROMPT = ("A colour fundus photograph of the left eye. The optic disc is pink with a clear margin; the vessels are "
-          "evenly distributed; scattered microaneurysms and haemorrhages: moderate non-proliferative diabetic retinopathy.")
+PROMPT = (
+    "A colour fundus photograph of the left eye. The optic disc is pink with a clear margin; the vessels are "
+    "evenly distributed; scattered microaneurysms and haemorrhages: moderate non-proliferative diabetic retinopathy."
+)
 
 
 @dataclass
@@ -47,10 +58,17 @@ def read_run(run_dir: Path) -> dict:
     run = json.loads((run_dir / "run.json").read_text())
     missing = [k for k in RUN_KEYS if k not in run]
     if missing:
-        raise InputError(f"{run_dir / 'run.json'}: missing key(s) {', '.join(missing)}",
-                         hint="a run exported by an older version: re-export it with `retinalogos train --resume latest`")
-    if not (run_dir / "pipeline" / "model_index.json").is_file() and not (run_dir / "lora" / "pytorch_lora_weights.safetensors").is_file():
-        raise InputError(f"{run_dir}: neither pipeline/model_index.json nor lora/pytorch_lora_weights.safetensors; the run was not exported")
+        raise InputError(
+            f"{run_dir / 'run.json'}: missing key(s) {', '.join(missing)}",
+            hint="a run exported by an older version: re-export it with `retinalogos train --resume latest`",
+        )
+    if (
+        not (run_dir / "pipeline" / "model_index.json").is_file()
+        and not (run_dir / "lora" / "pytorch_lora_weights.safetensors").is_file()
+    ):
+        raise InputError(
+            f"{run_dir}: neither pipeline/model_index.json nor lora/pytorch_lora_weights.safetensors; the run was not exported"
+        )
     return run
 
 
@@ -87,7 +105,9 @@ def _staging_dir(out: Path, run_dir: Path) -> Path:
     if out.resolve() == run_dir.resolve() or out.resolve() in run_dir.resolve().parents:
         raise InputError(f"--local-dir {out} holds the run directory {run_dir}; choose a new folder")
     if out.exists() and any(out.iterdir()) and not (out / "training_config.yaml").is_file():
-        raise InputError(f"--local-dir {out} is not empty and was not staged by push-model; choose a new or empty folder")
+        raise InputError(
+            f"--local-dir {out} is not empty and was not staged by push-model; choose a new or empty folder"
+        )
     if out.exists():
         shutil.rmtree(out)  # the staged repo is exactly what this run publishes, nothing left from an earlier run
     out.mkdir(parents=True)
@@ -110,9 +130,7 @@ def usage_snippet(repo_id: str, run: dict, has_pipeline: bool, call_kwargs: dict
     if not has_pipeline:  # LoRA-only repo: the base pipeline plus these weights
         load = f'pipe = DiffusionPipeline.from_pretrained("{run["base_model"]}")\npipe.load_lora_weights("{repo_id}")\n'
     return (
-        "import torch\nfrom diffusers import DiffusionPipeline\n\n"
-        + load
-        + "image = pipe(\n"
+        "import torch\nfrom diffusers import DiffusionPipeline\n\n" + load + "image = pipe(\n"
         f"    prompt={PROMPT!r},\n"
         f"    height={res},\n    width={res},\n    num_inference_steps=50,\n    guidance_scale=4.0,\n"
         + extra
@@ -126,13 +144,21 @@ def _evaluation(run_dir: Path) -> dict | None:
     if not path.is_file():
         return None
     report = json.loads(path.read_text())
-    summary = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in (report.get("summary") or {}).items()
-               if isinstance(v, (int, float, str, bool))}
-    return {"title": report.get("title") or report.get("kind") or "", "summary": summary, "tables": report.get("tables") or []}
+    summary = {
+        k: (round(v, 4) if isinstance(v, float) else v)
+        for k, v in (report.get("summary") or {}).items()
+        if isinstance(v, (int, float, str, bool))
+    }
+    return {
+        "title": report.get("title") or report.get("kind") or "",
+        "summary": summary,
+        "tables": report.get("tables") or [],
+    }
 
 
-def push_model(run_dir: Path, repo_id: str, *, local_dir: Path | None = None, private: bool = False,
-               token: str | None = None) -> ModelPushResult:
+def push_model(
+    run_dir: Path, repo_id: str, *, local_dir: Path | None = None, private: bool = False, token: str | None = None
+) -> ModelPushResult:
     """Stage RUN_DIR as a Hub model repo (`local_dir`, or a cache folder) and, without `local_dir`, upload it."""
     from huggingface_hub import ModelCard, ModelCardData
 
@@ -141,7 +167,9 @@ def push_model(run_dir: Path, repo_id: str, *, local_dir: Path | None = None, pr
     run = read_run(run_dir)
     if local_dir is None:
         check_reachable()
-    out = _staging_dir(Path(local_dir) if local_dir is not None else hf_home_exports() / "models" / repo_id.replace("/", "--"), run_dir)
+    out = _staging_dir(
+        Path(local_dir) if local_dir is not None else hf_home_exports() / "models" / repo_id.replace("/", "--"), run_dir
+    )
 
     # 1. Weights: the pipeline at the root (from_pretrained(repo_id) works), the LoRA beside it.
     has_pipeline = (run_dir / "pipeline" / "model_index.json").is_file()
@@ -169,12 +197,24 @@ def push_model(run_dir: Path, repo_id: str, *, local_dir: Path | None = None, pr
         library_name="diffusers",
         pipeline_tag="text-to-image",
         license=LICENSES.get(run["backbone"], "other"),
-        tags=["medical", "ophthalmology", "fundus", "retina", "retinalogos", "text-to-image", "diffusers",
-              run["backbone"], *(["lora"] if run["mode"] == "lora" else [])],
+        tags=[
+            "medical",
+            "ophthalmology",
+            "fundus",
+            "retina",
+            "retinalogos",
+            "text-to-image",
+            "diffusers",
+            run["backbone"],
+            *(["lora"] if run["mode"] == "lora" else []),
+        ],
         **({"base_model": run["base_model"]} if _is_hub_id(run["base_model"]) else {}),
         **({"datasets": [run["dataset"]]} if _is_hub_id(str(run["dataset"])) else {}),
-        **({"license_name": "base-model-license", "license_link": f"https://huggingface.co/{run['base_model']}"}
-           if LICENSES.get(run["backbone"]) == "other" and _is_hub_id(run["base_model"]) else {}),
+        **(
+            {"license_name": "base-model-license", "license_link": f"https://huggingface.co/{run['base_model']}"}
+            if LICENSES.get(run["backbone"]) == "other" and _is_hub_id(run["base_model"])
+            else {}
+        ),
     )
     final_loss = run.get("final_loss")
     shown = {k: _public(run[k]) for k in ("base_model", "dataset", "recipe") if k in run}  # no local paths published
@@ -196,10 +236,17 @@ def push_model(run_dir: Path, repo_id: str, *, local_dir: Path | None = None, pr
     )
     card.save(out / "README.md")
     stage.start("push-model", out, {"repo_id": repo_id, "private": private}, run=run_dir).finish(
-        public=True, global_step=run["global_step"], gallery=len(gallery))  # names and fingerprints, no local paths
+        public=True, global_step=run["global_step"], gallery=len(gallery)
+    )  # names and fingerprints, no local paths
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     url = None
     if local_dir is None:
-        url = upload(out, repo_id, repo_type="model", private=private, token=token,
-                     message=f"Upload {run['backbone']} {run['stage']} ({run['mode']}) at step {run['global_step']}")
+        url = upload(
+            out,
+            repo_id,
+            repo_type="model",
+            private=private,
+            token=token,
+            message=f"Upload {run['backbone']} {run['stage']} ({run['mode']}) at step {run['global_step']}",
+        )
     return ModelPushResult(out, files, url)

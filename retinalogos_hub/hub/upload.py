@@ -6,9 +6,9 @@ Tokens are passed to huggingface_hub and never formatted into a message or log l
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
 from urllib.parse import urlsplit
 
 from ..errors import HubError, InputError
@@ -22,9 +22,13 @@ def check_repo_id(repo_id: str) -> str:
     try:
         validate_repo_id(repo_id)
     except HFValidationError as e:
-        raise InputError(f"--repo-id {repo_id!r} is not a valid Hub repo id ({e}); use ORG/NAME, e.g. my-lab/retinalogos-cfp") from None
+        raise InputError(
+            f"--repo-id {repo_id!r} is not a valid Hub repo id ({e}); use ORG/NAME, e.g. my-lab/retinalogos-cfp"
+        ) from None
     if repo_id.count("/") != 1:
-        raise InputError(f"--repo-id {repo_id!r} must be ORG/NAME (the namespace is required), e.g. my-lab/retinalogos-cfp")
+        raise InputError(
+            f"--repo-id {repo_id!r} must be ORG/NAME (the namespace is required), e.g. my-lab/retinalogos-cfp"
+        )
     return repo_id
 
 
@@ -39,7 +43,10 @@ def check_reachable() -> None:
     from huggingface_hub import constants
 
     if constants.is_offline_mode():
-        raise HubError("cannot push: HF_HUB_OFFLINE=1 is set", hint="unset HF_HUB_OFFLINE, or write the repo locally with --local-dir DIR")
+        raise HubError(
+            "cannot push: HF_HUB_OFFLINE=1 is set",
+            hint="unset HF_HUB_OFFLINE, or write the repo locally with --local-dir DIR",
+        )
     url = urlsplit(endpoint())
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
@@ -64,16 +71,31 @@ def hub_errors(what: str) -> Iterator[None]:
     except LocalTokenNotFoundError:
         raise HubError(f"{what}: no Hub token", hint="run `hf auth login`, set HF_TOKEN, or pass --token") from None
     except (httpx2.ConnectError, httpx2.TimeoutException) as e:
-        raise HubError(f"{what}: cannot reach {endpoint()} ({type(e).__name__})", hint="retry later; the upload resumes where it stopped") from None
+        raise HubError(
+            f"{what}: cannot reach {endpoint()} ({type(e).__name__})",
+            hint="retry later; the upload resumes where it stopped",
+        ) from None
     except HfHubHTTPError as e:
         status = e.response.status_code if e.response is not None else "?"
         if status in (401, 403):
-            raise HubError(f"{what}: the Hub refused the token (HTTP {status})", hint="use a token with write access to this namespace (--token or HF_TOKEN)") from None
+            raise HubError(
+                f"{what}: the Hub refused the token (HTTP {status})",
+                hint="use a token with write access to this namespace (--token or HF_TOKEN)",
+            ) from None
         raise HubError(f"{what}: HTTP {status}: {str(e).splitlines()[0]}") from None
 
 
-def upload(folder: Path, repo_id: str, *, repo_type: str, private: bool = False, gated: bool = False,
-           token: str | None = None, ignore: Sequence[str] = (), message: str = "Upload with retinalogos-hub") -> str:
+def upload(
+    folder: Path,
+    repo_id: str,
+    *,
+    repo_type: str,
+    private: bool = False,
+    gated: bool = False,
+    token: str | None = None,
+    ignore: Sequence[str] = (),
+    message: str = "Upload with retinalogos-hub",
+) -> str:
     """Create the repo (exist_ok) and upload `folder`; returns the repo URL. Re-running after an interruption only
     sends files the Hub does not have yet (the preupload step compares content hashes)."""
     from huggingface_hub import HfApi
@@ -87,8 +109,13 @@ def upload(folder: Path, repo_id: str, *, repo_type: str, private: bool = False,
     with hub_errors(f"upload to {repo_id}"):
         # huggingface_hub >= 1.0 folded upload_large_folder into upload_folder: with hf_xet it commits in resumable
         # batches; without it (or with HF_HUB_DISABLE_XET) it is one commit that skips already-uploaded files.
-        api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type=repo_type, commit_message=message,
-                          ignore_patterns=[".*", "**/.*", *ignore])
+        api.upload_folder(
+            folder_path=str(folder),
+            repo_id=repo_id,
+            repo_type=repo_type,
+            commit_message=message,
+            ignore_patterns=[".*", "**/.*", *ignore],
+        )
     return str(url)
 
 

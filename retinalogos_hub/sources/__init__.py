@@ -64,9 +64,16 @@ def describe() -> list[dict]:
     for name in REGISTRY:
         info = get_source(name).INFO
         lic = license_for(name)
-        rows.append({
-            "name": name, "title": info.title, "expects": info.expects, "labels": list(info.labels),
-            "license": lic.license, "redistributable": lic.redistributable, "patient_key": info.patient_key,
-            "homepage": info.homepage or lic.url,
-        })
+        rows.append(
+            {
+                "name": name,
+                "title": info.title,
+                "expects": info.expects,
+                "labels": list(info.labels),
+                "license": lic.license,
+                "redistributable": lic.redistributable,
+                "patient_key": info.patient_key,
+                "homepage": info.homepage or lic.url,
+            }
+        )
     return rows

@@ -6,8 +6,8 @@ Layout: `train_labels.csv` (challenge_id,class; class RG = referable glaucoma, N
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from ..errors import InputError
 from .base import Record, SourceConfig, SourceInfo, image_index, locate, matched, read_table, require_dir
@@ -34,8 +34,9 @@ INFO = SourceInfo(
 def records(cfg: Config) -> Iterator[Record]:
     root = require_dir(cfg.root, "airogs")
     labels = locate(root, "airogs", "train_labels.csv")
-    for row, path in matched(cfg, labels, read_table(labels, ("challenge_id", "class")),
-                             image_index(root, recursive=True), "challenge_id"):
+    for row, path in matched(
+        cfg, labels, read_table(labels, ("challenge_id", "class")), image_index(root, recursive=True), "challenge_id"
+    ):
         yield {"path": str(path), "source_id": path.stem, "glaucoma": referable(row["class"], labels, path.stem)}
 
 

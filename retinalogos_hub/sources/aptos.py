@@ -5,8 +5,8 @@ The Kaggle test set has no public labels, so only the training images are listed
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from .base import Record, SourceConfig, SourceInfo, locate, matched, read_table, require_dir, to_int
 

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, TypedDict
+from typing import TypedDict
 
 from ..errors import InputError, SourceError
 from ..images import IMAGE_SUFFIXES, image_index, iter_images  # noqa: F401  (re-exported for the adapters)
 from .vocab import derived_diseases
 
 log = logging.getLogger(__name__)
-
 
 
 class Record(TypedDict, total=False):
@@ -111,7 +111,7 @@ def read_table(path: Path, required: tuple[Column, ...], *, sep: str = ",", stri
     for at, candidate in enumerate(table[:5]):
         candidate = [str(n).strip() if strip_names else str(n) for n in candidate]
         if all(any(a in candidate for a in _alternatives(c)) for c in required):
-            names, rows, header_line = candidate, table[at + 1:], at + 1
+            names, rows, header_line = candidate, table[at + 1 :], at + 1
             break
     else:
         names = [str(n).strip() if strip_names else str(n) for n in names]
@@ -154,8 +154,10 @@ def _read_xlsx(path: Path) -> tuple[list[str], list[list[str]]]:
     try:
         import openpyxl
     except ImportError:
-        raise InputError(f"{path}: reading .xlsx needs openpyxl (pip install openpyxl), or export the sheet to CSV "
-                         "next to it with the same name and a .csv suffix") from None
+        raise InputError(
+            f"{path}: reading .xlsx needs openpyxl (pip install openpyxl), or export the sheet to CSV "
+            "next to it with the same name and a .csv suffix"
+        ) from None
     wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     try:
         rows = [["" if v is None else _cell(v) for v in r] for r in wb.worksheets[0].iter_rows(values_only=True)]
@@ -191,8 +193,13 @@ def missing_image(cfg: SourceConfig, label_file: Path, line: int, expected: str)
 
 
 def matched(
-    cfg: SourceConfig, label_file: Path, rows: Iterable[dict], images: Path | dict[str, Path],
-    key: Column | Callable[[dict], str], *, first_line: int = 2,
+    cfg: SourceConfig,
+    label_file: Path,
+    rows: Iterable[dict],
+    images: Path | dict[str, Path],
+    key: Column | Callable[[dict], str],
+    *,
+    first_line: int = 2,
 ) -> Iterator[tuple[dict, Path]]:
     """(row, image path) for each label row whose image exists in `images` (a folder, or an `image_index`); missing
     ones go to `missing_image`. `key` is the column holding the file name/stem, or a function of the row.
@@ -259,8 +266,15 @@ def to_float(value) -> float | None:
 
 def split_of(text: str | None) -> str | None:
     t = (text or "").strip().lower()
-    return {"train": "train", "training": "train", "val": "validation", "valid": "validation",
-            "validation": "validation", "test": "test", "testing": "test"}.get(t)
+    return {
+        "train": "train",
+        "training": "train",
+        "val": "validation",
+        "valid": "validation",
+        "validation": "validation",
+        "test": "test",
+        "testing": "test",
+    }.get(t)
 
 
 def load(module, cfg: SourceConfig):

@@ -7,10 +7,22 @@ several columns; every column is read by all of its known spellings. exam_eye 1 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
-from .base import Record, SourceConfig, SourceInfo, col, flag, locate, matched, read_table, require_dir, to_float, to_int
+from .base import (
+    Record,
+    SourceConfig,
+    SourceInfo,
+    col,
+    flag,
+    locate,
+    matched,
+    read_table,
+    require_dir,
+    to_float,
+    to_int,
+)
 from .vocab import AMD, DME, DR, HYPERTENSIVE, MYOPIA
 
 IMAGE = ("image_id", "imageid")

@@ -4,8 +4,8 @@ Layout: `Image_{nn}{L|R}.jpg` (+ vessel masks `Image_{nn}{L|R}_1stHO.png` / `_2n
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from ..errors import SourceError
 from .base import Record, SourceConfig, SourceInfo, iter_images, require_dir

@@ -6,9 +6,9 @@ test}/*.jpg`. Label 5 means ungradable: no grade, quality "reject".
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import InputError
 from .base import Record, SourceConfig, SourceInfo, locate, matched, require_dir, to_int

@@ -8,8 +8,8 @@ Layout: `regular_fundus_images/regular-fundus-{training,validation}/regular-fund
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from .base import Record, SourceConfig, SourceInfo, col, image_index, locate, matched, read_table, require_dir, to_int
 

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from ..errors import SourceError
 from .base import Record, SourceConfig, SourceInfo, iter_images, require_dir, split_of

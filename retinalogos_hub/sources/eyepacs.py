@@ -7,9 +7,9 @@ root or in the folder given as `eyeq`; quality 0 good, 1 usable, 2 reject.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from .base import Record, SourceConfig, SourceInfo, locate, matched, read_table, require_dir, to_int
 

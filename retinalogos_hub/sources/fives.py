@@ -4,8 +4,8 @@ vessel masks in `Ground truth/`, not listed). The suffix is the diagnosis: AMD, 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from ..errors import SourceError
 from .base import Record, SourceConfig, SourceInfo, iter_images, require_dir, split_of

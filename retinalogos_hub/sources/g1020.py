@@ -5,8 +5,8 @@ The `Images_Cropped`, `Images_Square` and `NerveRemoved_Images` folders are deri
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from .base import Record, SourceConfig, SourceInfo, flag, locate, matched, read_table, require_dir
 

@@ -4,8 +4,8 @@ and FOV masks in `mask/` are not listed. Each image is a different patient."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from ..errors import SourceError
 from .base import Record, SourceConfig, SourceInfo, image_index, locate, require_dir

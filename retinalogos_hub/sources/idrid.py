@@ -9,15 +9,17 @@ Y - Coordinate). Training and testing images reuse names, so source ids carry th
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from .base import Record, SourceConfig, SourceInfo, locate, matched, read_table, require_dir, to_float, to_int
 
 GRADE_COLUMNS = ("Image name", "Retinopathy grade", "Risk of macular edema")
-PARTS = (("train", "a. IDRiD_Disease Grading_Training Labels.csv", "a. Training Set"),
-         ("test", "b. IDRiD_Disease Grading_Testing Labels.csv", "b. Testing Set"))
+PARTS = (
+    ("train", "a. IDRiD_Disease Grading_Training Labels.csv", "a. Training Set"),
+    ("test", "b. IDRiD_Disease Grading_Testing Labels.csv", "b. Testing Set"),
+)
 LANDMARKS = (("optic disc centre", "*Optic Disc*/*{part}*.csv"), ("fovea centre", "*Fovea*/*{part}*.csv"))
 
 
@@ -48,8 +50,9 @@ def records(cfg: Config) -> Iterator[Record]:
             continue
         images = locate(grading, "idrid", f"1. Original Images/{image_dir}")
         marks = landmarks(loc, "Training" if split == "train" else "Testing") if loc else {}
-        for row, path in matched(cfg, labels, read_table(labels, GRADE_COLUMNS, strip_names=True), images,
-                                 "Image name"):
+        for row, path in matched(
+            cfg, labels, read_table(labels, GRADE_COLUMNS, strip_names=True), images, "Image name"
+        ):
             where = f"{labels} image {path.stem}"
             yield {
                 "path": str(path),

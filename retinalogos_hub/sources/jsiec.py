@@ -7,8 +7,8 @@ Layout: `{class folder}/*.jpg`, folder names like `0.0.Normal`, `0.3.DR1`, `1.0.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from ..errors import SourceError
 from .base import Record, SourceConfig, SourceInfo, iter_images, require_dir

@@ -8,18 +8,37 @@ through `Fellow Eye ID`, so the patient key is the smaller of the two ids. For r
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
-from .base import Record, SourceConfig, SourceInfo, col, flag, image_index, locate, matched, read_table, require_dir, sex_of, to_float
 from .airogs import referable
+from .base import (
+    Record,
+    SourceConfig,
+    SourceInfo,
+    col,
+    flag,
+    image_index,
+    locate,
+    matched,
+    read_table,
+    require_dir,
+    sex_of,
+    to_float,
+)
 
 COLUMNS = ("Eye ID", "Final Label", "Fellow Eye ID", "Age")
 FEATURES = {
-    "ANRS": "neuroretinal rim thinning superiorly", "ANRI": "neuroretinal rim thinning inferiorly",
-    "RNFLDS": "nerve fibre layer defect superiorly", "RNFLDI": "nerve fibre layer defect inferiorly",
-    "BCLVS": "baring of circumlinear vessel superiorly", "BCLVI": "baring of circumlinear vessel inferiorly",
-    "NVT": "nasalisation of the vessel trunk", "DH": "disc haemorrhage", "LD": "laminar dots", "LC": "large cup",
+    "ANRS": "neuroretinal rim thinning superiorly",
+    "ANRI": "neuroretinal rim thinning inferiorly",
+    "RNFLDS": "nerve fibre layer defect superiorly",
+    "RNFLDI": "nerve fibre layer defect inferiorly",
+    "BCLVS": "baring of circumlinear vessel superiorly",
+    "BCLVI": "baring of circumlinear vessel inferiorly",
+    "NVT": "nasalisation of the vessel trunk",
+    "DH": "disc haemorrhage",
+    "LD": "laminar dots",
+    "LC": "large cup",
 }
 
 

@@ -7,10 +7,24 @@ the release has it, is read as left/right/OD/OS.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
-from .base import Record, SourceConfig, SourceInfo, col, eye_of, flag, locate, matched, read_table, require_dir, sex_of, to_float, to_int
+from .base import (
+    Record,
+    SourceConfig,
+    SourceInfo,
+    col,
+    eye_of,
+    flag,
+    locate,
+    matched,
+    read_table,
+    require_dir,
+    sex_of,
+    to_float,
+    to_int,
+)
 
 COLUMNS = ("file", "patient", "final_icdr", "final_edema")
 

@@ -8,12 +8,22 @@ per row, `;`-separated image names of the two eyes), which gives the patient key
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
-from .base import (IMAGE_SUFFIXES, Record, SourceConfig, SourceInfo, image_index, locate, matched, read_table,
-                   require_dir, to_int)
+from .base import (
+    IMAGE_SUFFIXES,
+    Record,
+    SourceConfig,
+    SourceInfo,
+    image_index,
+    locate,
+    matched,
+    read_table,
+    require_dir,
+    to_int,
+)
 
 
 @dataclass

@@ -10,19 +10,43 @@ flags are used only for an eye whose keywords are empty.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
-from .base import Record, SourceConfig, SourceInfo, flag, image_index, locate, matched, read_table, require_dir, sex_of, to_float
+from .base import (
+    Record,
+    SourceConfig,
+    SourceInfo,
+    flag,
+    image_index,
+    locate,
+    matched,
+    read_table,
+    require_dir,
+    sex_of,
+    to_float,
+)
 from .vocab import DR, GLAUCOMA, ODIR_FLAGS, from_codes, from_keywords
 
 SIDES = (("left", "Left"), ("right", "Right"))
 FLAGS = ("N", *ODIR_FLAGS)
-COLUMNS = ("ID", "Patient Age", "Patient Sex", "Left-Fundus", "Right-Fundus", "Left-Diagnostic Keywords",
-           "Right-Diagnostic Keywords", *FLAGS)
+COLUMNS = (
+    "ID",
+    "Patient Age",
+    "Patient Sex",
+    "Left-Fundus",
+    "Right-Fundus",
+    "Left-Diagnostic Keywords",
+    "Right-Diagnostic Keywords",
+    *FLAGS,
+)
 # ODIR writes DR severity in words; order matters ("non proliferative" contains "proliferative")
-DR_WORDS = ((r"severe non ?proliferative", 3), (r"moderate non ?proliferative", 2), (r"mild non ?proliferative", 1),
-            (r"proliferative", 4))
+DR_WORDS = (
+    (r"severe non ?proliferative", 3),
+    (r"moderate non ?proliferative", 2),
+    (r"mild non ?proliferative", 1),
+    (r"proliferative", 4),
+)
 
 
 @dataclass
@@ -38,8 +62,10 @@ INFO = SourceInfo(
     labels=("diseases", "findings", "dr_grade", "glaucoma", "eye", "patient_id", "age", "sex"),
     homepage="https://odir2019.grand-challenge.org/dataset/",
     patient_key="ID",
-    notes=("per-eye diseases from that eye's keywords; patient flags only when the keywords are empty",
-           "keywords also go to findings"),
+    notes=(
+        "per-eye diseases from that eye's keywords; patient flags only when the keywords are empty",
+        "keywords also go to findings",
+    ),
 )
 
 

@@ -5,10 +5,22 @@ Layout: `OrigaList.csv` (Filename,Glaucoma; releases also carry Eye (OD/OS), Exp
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
-from .base import Record, SourceConfig, SourceInfo, col, eye_of, flag, locate, matched, read_table, require_dir, to_float
+from .base import (
+    Record,
+    SourceConfig,
+    SourceInfo,
+    col,
+    eye_of,
+    flag,
+    locate,
+    matched,
+    read_table,
+    require_dir,
+    to_float,
+)
 
 
 @dataclass
@@ -31,7 +43,9 @@ def records(cfg: Config) -> Iterator[Record]:
     root = require_dir(cfg.root, "origa")
     labels = locate(root, "origa", "OrigaList.csv")
     images = locate(root, "origa", "Images", "images")
-    for row, path in matched(cfg, labels, read_table(labels, ("Filename", "Glaucoma"), strip_names=True), images, "Filename"):
+    for row, path in matched(
+        cfg, labels, read_table(labels, ("Filename", "Glaucoma"), strip_names=True), images, "Filename"
+    ):
         cdr = to_float(col(row, "ExpCDR"))
         yield {
             "path": str(path),

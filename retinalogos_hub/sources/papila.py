@@ -8,9 +8,9 @@ CSV exports `patient_data_{od,os}.csv` next to them are read instead.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import InputError
 from .base import Record, SourceConfig, SourceInfo, col, locate, matched, read_table, require_dir, to_float, to_int
@@ -43,7 +43,7 @@ def records(cfg: Config) -> Iterator[Record]:
     for code, suffix, eye in EYES:
         sheet = _sheet(clinical, f"patient_data_{code}")
         rows = read_table(sheet, ("Age", "Gender", "Diagnosis"), strip_names=True)
-        for row, path in matched(cfg, sheet, rows, images, lambda r: f"RET{_id(col(r, ID))}{suffix}"):
+        for row, path in matched(cfg, sheet, rows, images, lambda r, suffix=suffix: f"RET{_id(col(r, ID))}{suffix}"):
             where = f"{sheet} ID {col(row, ID)}"
             diagnosis = to_int(row["Diagnosis"], where)
             if diagnosis not in (0, 1, 2):

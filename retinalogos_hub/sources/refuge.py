@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import InputError, SourceError
 from .base import Record, SourceConfig, SourceInfo, flag, iter_images, read_table, require_dir, to_float

@@ -8,17 +8,19 @@ Layout: `Training_Set/Training_Set/{RFMiD_Training_Labels.csv,Training/}`, `Eval
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from .base import Record, SourceConfig, SourceInfo, flag, image_index, locate, matched, read_table, require_dir
 from .vocab import DR, RFMID_CODES, from_codes
 
 # (split, label-file patterns, image folder names)
-PARTS = (("train", ("RFMiD_Training_Labels.csv",), ("Training",)),
-         ("validation", ("RFMiD_Validation_Labels.csv",), ("Validation",)),
-         ("test", ("RFMiD_Testing_Labels.csv",), ("Test",)))
+PARTS = (
+    ("train", ("RFMiD_Training_Labels.csv",), ("Training",)),
+    ("validation", ("RFMiD_Validation_Labels.csv",), ("Validation",)),
+    ("test", ("RFMiD_Testing_Labels.csv",), ("Test",)),
+)
 ID = ("ID", "id")  # mirrors differ in case
 NOT_CODES = {"ID", "WNL", "NL"}
 CODE = re.compile(r"^[A-Z][A-Z0-9/]*$")  # disease columns are upper-case codes (not Disease_Risk, not blank columns)

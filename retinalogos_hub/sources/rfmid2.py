@@ -7,15 +7,17 @@ Layout: `RFMiD_2_{Training,Validation,Testing}_labels.csv` (ID,WNL,<codes>...) b
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from .base import Record, SourceConfig, SourceInfo
 from .rfmid import split_records
 
-PARTS = (("train", ("*[Tt]raining_[Ll]abels.csv",), ("[Tt]raining*", "[Tt]rain*")),
-         ("validation", ("*[Vv]alidation_[Ll]abels.csv",), ("[Vv]alidation*", "[Vv]al*")),
-         ("test", ("*[Tt]esting_[Ll]abels.csv", "*[Tt]est_[Ll]abels.csv"), ("[Tt]est*",)))
+PARTS = (
+    ("train", ("*[Tt]raining_[Ll]abels.csv",), ("[Tt]raining*", "[Tt]rain*")),
+    ("validation", ("*[Vv]alidation_[Ll]abels.csv",), ("[Vv]alidation*", "[Vv]al*")),
+    ("test", ("*[Tt]esting_[Ll]abels.csv", "*[Tt]est_[Ll]abels.csv"), ("[Tt]est*",)),
+)
 
 
 @dataclass

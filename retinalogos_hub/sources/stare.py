@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import InputError, SourceError
 from .base import Record, SourceConfig, SourceInfo, image_index, locate, matched, require_dir
@@ -14,10 +14,21 @@ from .vocab import DR, HYPERTENSIVE, unique
 
 # STARE's diagnosis codes
 CODES = {
-    0: None, 1: "hollenhorst emboli", 2: "branch retinal artery occlusion", 3: "cilio-retinal artery occlusion",
-    4: "branch retinal vein occlusion", 5: "central retinal vein occlusion", 6: "hemi-central retinal vein occlusion",
-    7: DR, 8: DR, 9: "arteriosclerotic retinopathy", 10: HYPERTENSIVE, 11: "coats' disease", 12: "macroaneurysm",
-    13: "choroidal neovascularization", 14: "other",
+    0: None,
+    1: "hollenhorst emboli",
+    2: "branch retinal artery occlusion",
+    3: "cilio-retinal artery occlusion",
+    4: "branch retinal vein occlusion",
+    5: "central retinal vein occlusion",
+    6: "hemi-central retinal vein occlusion",
+    7: DR,
+    8: DR,
+    9: "arteriosclerotic retinopathy",
+    10: HYPERTENSIVE,
+    11: "coats' disease",
+    12: "macroaneurysm",
+    13: "choroidal neovascularization",
+    14: "other",
 }
 PDR = 8
 LINE = re.compile(r"^\s*(im\d+)\s+((?:\d+\s*)+)(.*)$")

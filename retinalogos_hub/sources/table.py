@@ -1,26 +1,40 @@
 """A generic adapter for private or EHR sources: any label table + image folder, described by a small YAML mapping.
 
-    # mapping.yaml (beside the table, or passed as `mapping`)
-    labels: exams.csv          # CSV/TSV/xlsx, relative to the root
-    sep: ","
-    image: file                # column naming the image (file name or path under `images`)
-    images: photos             # image folder, relative to the root
-    columns: {patient_id: mrn, eye: laterality, dr_grade: icdr, age: age_years, findings: report}
-    values: {eye: {OD: right, OS: left}, dr_grade: {R0: 0, R1: 1}}
-    diseases: [amd, glaucoma_dx]   # 0/1 columns; a 1 adds the column name (or its `values.diseases` name)
-    diseases_text: diagnosis       # free text, mapped through the shared vocabulary
+# mapping.yaml (beside the table, or passed as `mapping`)
+labels: exams.csv          # CSV/TSV/xlsx, relative to the root
+sep: ","
+image: file                # column naming the image (file name or path under `images`)
+images: photos             # image folder, relative to the root
+columns: {patient_id: mrn, eye: laterality, dr_grade: icdr, age: age_years, findings: report}
+values: {eye: {OD: right, OS: left}, dr_grade: {R0: 0, R1: 1}}
+diseases: [amd, glaucoma_dx]   # 0/1 columns; a 1 adds the column name (or its `values.diseases` name)
+diseases_text: diagnosis       # free text, mapped through the shared vocabulary
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..config import load_config
 from ..errors import ConfigError, InputError
-from .base import (Record, SourceConfig, SourceInfo, eye_of, flag, image_index, matched, read_table, require_dir,
-                   sex_of, split_of, to_float, to_int)
+from .base import (
+    Record,
+    SourceConfig,
+    SourceInfo,
+    eye_of,
+    flag,
+    image_index,
+    matched,
+    read_table,
+    require_dir,
+    sex_of,
+    split_of,
+    to_float,
+    to_int,
+)
 from .vocab import from_keywords, unique
 
 QUALITIES = ("good", "usable", "reject")

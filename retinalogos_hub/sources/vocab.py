@@ -7,7 +7,7 @@ captions, filters and evaluation can count a disease without knowing where a row
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 DR = "diabetic retinopathy"
 DME = "diabetic macular edema"
@@ -20,27 +20,75 @@ NORMAL_WORDS = ("normal", "wnl", "no abnormal", "no apparent", "nil")
 
 # RFMiD 1.0 / 2.0 column codes (the 2.0 release adds a few; an unknown code keeps its lower-cased code as the name).
 RFMID_CODES: dict[str, str] = {
-    "DR": DR, "ARMD": AMD, "MH": "media haze", "DN": "drusen", "MYA": MYOPIA,
-    "BRVO": "branch retinal vein occlusion", "TSLN": "tessellation", "ERM": "epiretinal membrane",
-    "LS": "laser scars", "MS": "macular scar", "CSR": "central serous retinopathy", "CSC": "central serous retinopathy",
-    "ODC": "optic disc cupping", "CRVO": "central retinal vein occlusion", "TV": "tortuous vessels",
-    "AH": "asteroid hyalosis", "ODP": "optic disc pallor", "ODE": "optic disc edema", "ST": "optociliary shunt",
-    "AION": "anterior ischemic optic neuropathy", "PT": "parafoveal telangiectasia", "RT": "retinal traction",
-    "RS": "retinitis", "CRS": "chorioretinitis", "EDN": "exudation", "RPEC": "rpe changes", "MHL": "macular hole",
-    "RP": "retinitis pigmentosa", "CWS": "cotton wool spots", "CB": "coloboma", "ODPM": "optic disc pit maculopathy",
-    "PRH": "preretinal hemorrhage", "MNF": "myelinated nerve fibers", "HR": "hemorrhagic retinopathy",
-    "CRAO": "central retinal artery occlusion", "TD": "tilted disc", "CME": "cystoid macular edema",
-    "PTCR": "post-traumatic choroidal rupture", "CF": "choroidal folds", "VH": "vitreous hemorrhage",
-    "MCA": "macroaneurysm", "VS": "vasculitis", "BRAO": "branch retinal artery occlusion", "PLQ": "plaque",
-    "HPED": "hemorrhagic pigment epithelial detachment", "CL": "collateral", "CNV": "choroidal neovascularization",
-    "RD": "retinal detachment", "ME": "macular edema", "HTN": HYPERTENSIVE, "GRT": "giant retinal tear",
-    "IIH": "idiopathic intracranial hypertension", "ON": "optic neuritis", "SOFE": "silicone oil filled eye",
-    "RHL": "retinal hole", "RTR": "retinal tear", "MYA/PM": MYOPIA, "OPDM": "optic disc pit maculopathy",
+    "DR": DR,
+    "ARMD": AMD,
+    "MH": "media haze",
+    "DN": "drusen",
+    "MYA": MYOPIA,
+    "BRVO": "branch retinal vein occlusion",
+    "TSLN": "tessellation",
+    "ERM": "epiretinal membrane",
+    "LS": "laser scars",
+    "MS": "macular scar",
+    "CSR": "central serous retinopathy",
+    "CSC": "central serous retinopathy",
+    "ODC": "optic disc cupping",
+    "CRVO": "central retinal vein occlusion",
+    "TV": "tortuous vessels",
+    "AH": "asteroid hyalosis",
+    "ODP": "optic disc pallor",
+    "ODE": "optic disc edema",
+    "ST": "optociliary shunt",
+    "AION": "anterior ischemic optic neuropathy",
+    "PT": "parafoveal telangiectasia",
+    "RT": "retinal traction",
+    "RS": "retinitis",
+    "CRS": "chorioretinitis",
+    "EDN": "exudation",
+    "RPEC": "rpe changes",
+    "MHL": "macular hole",
+    "RP": "retinitis pigmentosa",
+    "CWS": "cotton wool spots",
+    "CB": "coloboma",
+    "ODPM": "optic disc pit maculopathy",
+    "PRH": "preretinal hemorrhage",
+    "MNF": "myelinated nerve fibers",
+    "HR": "hemorrhagic retinopathy",
+    "CRAO": "central retinal artery occlusion",
+    "TD": "tilted disc",
+    "CME": "cystoid macular edema",
+    "PTCR": "post-traumatic choroidal rupture",
+    "CF": "choroidal folds",
+    "VH": "vitreous hemorrhage",
+    "MCA": "macroaneurysm",
+    "VS": "vasculitis",
+    "BRAO": "branch retinal artery occlusion",
+    "PLQ": "plaque",
+    "HPED": "hemorrhagic pigment epithelial detachment",
+    "CL": "collateral",
+    "CNV": "choroidal neovascularization",
+    "RD": "retinal detachment",
+    "ME": "macular edema",
+    "HTN": HYPERTENSIVE,
+    "GRT": "giant retinal tear",
+    "IIH": "idiopathic intracranial hypertension",
+    "ON": "optic neuritis",
+    "SOFE": "silicone oil filled eye",
+    "RHL": "retinal hole",
+    "RTR": "retinal tear",
+    "MYA/PM": MYOPIA,
+    "OPDM": "optic disc pit maculopathy",
 }
 
 # ODIR-5K patient-level flags (fallback only: the per-eye keywords decide per eye).
 ODIR_FLAGS: dict[str, str] = {
-    "D": DR, "G": GLAUCOMA, "C": CATARACT, "A": AMD, "H": HYPERTENSIVE, "M": MYOPIA, "O": "other",
+    "D": DR,
+    "G": GLAUCOMA,
+    "C": CATARACT,
+    "A": AMD,
+    "H": HYPERTENSIVE,
+    "M": MYOPIA,
+    "O": "other",
 }
 
 # Free-text keyword -> disease (first match per keyword wins; order specific before general).
@@ -71,8 +119,14 @@ KEYWORDS: tuple[tuple[str, str], ...] = (
     (r"central serous", "central serous retinopathy"),
 )
 # Keywords that describe the photo, not the eye (ODIR has them per eye).
-PHOTO_KEYWORDS = ("lens dust", "low image quality", "image offset", "optic disk photographically invisible",
-                  "no fundus image", "anterior segment image")
+PHOTO_KEYWORDS = (
+    "lens dust",
+    "low image quality",
+    "image offset",
+    "optic disk photographically invisible",
+    "no fundus image",
+    "anterior segment image",
+)
 
 
 def from_codes(codes: Iterable[str], table: dict[str, str]) -> list[str]:
@@ -92,7 +146,9 @@ def from_keywords(text: str | None) -> list[str]:
     return unique(out)
 
 
-def derived_diseases(diseases: Iterable[str], dr_grade: int | None, dme: int | None, glaucoma: bool | None) -> list[str]:
+def derived_diseases(
+    diseases: Iterable[str], dr_grade: int | None, dme: int | None, glaucoma: bool | None
+) -> list[str]:
     """`diseases` plus what the graded labels say, so one vocabulary covers both."""
     out = list(diseases)
     if dr_grade is not None and dr_grade >= 1:

@@ -23,7 +23,14 @@ def build_vit(out_dir: Path, seed: int = 0) -> None:
     from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
 
     torch.manual_seed(seed)
-    cfg = ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                    intermediate_size=32, num_labels=2)
+    cfg = ViTConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=2,
+    )
     ViTForImageClassification(cfg).save_pretrained(out_dir)
     ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(out_dir)

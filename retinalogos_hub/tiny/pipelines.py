@@ -37,8 +37,17 @@ def _tiny_gemma(vocab_size: int, version: int = 1):
     import transformers
 
     common = dict(
-        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=1, head_dim=8, max_position_embeddings=512, pad_token_id=0, bos_token_id=2, eos_token_id=1,
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        head_dim=8,
+        max_position_embeddings=512,
+        pad_token_id=0,
+        bos_token_id=2,
+        eos_token_id=1,
     )
     if version == 1:
         return transformers.GemmaModel(transformers.GemmaConfig(**common))

@@ -32,7 +32,10 @@ def gemma_tokenizer(vocab_size: int = 512):
     tok.normalizer = normalizers.Replace(" ", "▁")
     tok.pre_tokenizer = None
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=GEMMA_SPECIALS + byte_tokens, initial_alphabet=list("▁"), show_progress=False
+        vocab_size=vocab_size,
+        special_tokens=GEMMA_SPECIALS + byte_tokens,
+        initial_alphabet=list("▁"),
+        show_progress=False,
     )
     tok.train_from_iterator(CORPUS * 4, trainer)
     state = tok.model.__getstate__()
@@ -71,7 +74,10 @@ def clip_tokenizer(vocab_size: int = 512):
     """CLIP-style tokenizer (`<|startoftext|>`, `<|endoftext|>`, padded with eos) for tiny CLIP models."""
     tok = byte_level_tokenizer(vocab_size, specials=("<|startoftext|>", "<|endoftext|>"), suffix="</w>")
     tok.bos_token, tok.eos_token, tok.pad_token, tok.unk_token = (
-        "<|startoftext|>", "<|endoftext|>", "<|endoftext|>", "<|endoftext|>",
+        "<|startoftext|>",
+        "<|endoftext|>",
+        "<|endoftext|>",
+        "<|endoftext|>",
     )
     tok.model_max_length = 77
     return tok
@@ -84,7 +90,15 @@ CHATML_TEMPLATE = (
     "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-CHATML_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
+CHATML_SPECIALS = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+)
 
 
 def chatml_tokenizer(vocab_size: int = 512):

@@ -7,13 +7,14 @@ The three-step chain (step 1 -> purify -> step 3) is `retinalogos_hub.chain`: it
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ..config import load_config
 from ..errors import ConfigError
 from .config import PipelineConfig, TrainConfig
-from .trainer import FlowMatchingRecipe, TrainResult, main as run_step
+from .trainer import FlowMatchingRecipe, TrainResult
+from .trainer import main as run_step
 
 __all__ = ["run", "run_step", "load_recipe", "TrainConfig", "PipelineConfig", "TrainResult", "FlowMatchingRecipe"]
 

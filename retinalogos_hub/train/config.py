@@ -27,7 +27,9 @@ class LoraSection:
     alpha: int
     dropout: float
     target_modules: list[str]
-    init: Literal["gaussian", "pissa", "olora", "orthogonal"]  # peft `init_lora_weights`: "gaussian" so an untrained adapter is not a no-op
+    init: Literal[
+        "gaussian", "pissa", "olora", "orthogonal"
+    ]  # peft `init_lora_weights`: "gaussian" so an untrained adapter is not a no-op
     fuse_export: bool  # also write pipeline/ with the adapter merged (always on for lumina-next: no LoRA loader)
 
 

@@ -55,8 +55,10 @@ def load_rows(cfg: DataSection):
     elif ref.is_dir() and (ref / "README.md").is_file():  # a Hub-layout folder (push-dataset --local-dir)
         ds = datasets.load_dataset(str(ref), split=cfg.split)
     elif cfg.dataset.startswith((".", "/", "~")) or cfg.dataset.count("/") > 1 or ref.is_dir():
-        raise InputError(f"data.dataset: {cfg.dataset} is not a dataset directory (no state.json from save_to_disk); "
-                         "pass the output dir of `retinalogos caption` or `retinalogos purify`")
+        raise InputError(
+            f"data.dataset: {cfg.dataset} is not a dataset directory (no state.json from save_to_disk); "
+            "pass the output dir of `retinalogos caption` or `retinalogos purify`"
+        )
     else:
         try:
             ds = datasets.load_dataset(cfg.dataset, split=cfg.split)
@@ -72,7 +74,9 @@ def load_rows(cfg: DataSection):
             raise InputError(f"{where}: no {col!r} column (found {', '.join(ds.column_names)}); {fix}")
     if cfg.require_purify_keep:
         if "purify_keep" not in ds.column_names:
-            raise InputError(f"{where}: data.require_purify_keep is true but there is no 'purify_keep' column; run `retinalogos purify` first or set data.require_purify_keep=false")
+            raise InputError(
+                f"{where}: data.require_purify_keep is true but there is no 'purify_keep' column; run `retinalogos purify` first or set data.require_purify_keep=false"
+            )
         ds = ds.filter(lambda keep: bool(keep), input_columns="purify_keep")
     if cfg.limit is not None:
         ds = ds.select(range(min(cfg.limit, len(ds))))
@@ -82,7 +86,9 @@ def load_rows(cfg: DataSection):
 
 
 def cache_key(fingerprint: str, parts: dict) -> str:
-    return hashlib.sha256(json.dumps({"rows": fingerprint, **parts}, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps({"rows": fingerprint, **parts}, sort_keys=True, default=str).encode()).hexdigest()[
+        :16
+    ]
 
 
 def _to_pixels(img, size: tuple[int, int]) -> torch.Tensor:
@@ -99,8 +105,19 @@ def _to_pixels(img, size: tuple[int, int]) -> torch.Tensor:
     return torch.from_numpy(arr).permute(2, 0, 1)
 
 
-def build_cache(rows, pipe, backbone, cfg: DataSection, max_length: int, cache_dir: Path, *, rank: int = 0,
-                world: int = 1, barrier=lambda: None, log=print):
+def build_cache(
+    rows,
+    pipe,
+    backbone,
+    cfg: DataSection,
+    max_length: int,
+    cache_dir: Path,
+    *,
+    rank: int = 0,
+    world: int = 1,
+    barrier=lambda: None,
+    log=print,
+):
     """Encode every row once (latent + caption embedding) into `cache_dir`; returns the cached dataset.
 
     With several processes, process `rank` encodes parts rank, rank + world, ...; `barrier` waits for all of them
@@ -142,8 +159,10 @@ def _encode(chunk, first: int, pipe, backbone, table, max_length: int, dtype) ->
         images = sub["image"]
         if any(img is None for img in images):  # a licence-stripped Hub export: labels and captions but no pixels
             bad = sub["id"][[img is None for img in images].index(True)] if "id" in sub else first + start
-            raise InputError(f"data.dataset: row {bad} has no image; put the images back with `retinalogos attach-images` "
-                             "or train on the caption/purify stage directory")
+            raise InputError(
+                f"data.dataset: row {bad} has no image; put the images back with `retinalogos attach-images` "
+                "or train on the caption/purify stage directory"
+            )
         emb, mask = backbone.encode_prompts(pipe, [c or "" for c in sub["caption"]], max_length)
         bucket = [nearest_bucket(img.width, img.height, table) for img in images]
         latents: list = [None] * len(images)
@@ -154,11 +173,16 @@ def _encode(chunk, first: int, pipe, backbone, table, max_length: int, dtype) ->
                 latents[i] = latent.cpu().numpy().astype(dtype)
         for i, latent in enumerate(latents):
             text = emb[i, mask[i].bool()].cpu().numpy().astype(dtype)  # the caption's tokens, padding dropped
-            records.append({
-                "id": sub["id"][i] if "id" in sub else str(first + start + i), "bucket": bucket[i],
-                "latent": latent.tobytes(), "latent_shape": list(latent.shape),
-                "text": text.tobytes(), "text_shape": list(text.shape),
-            })
+            records.append(
+                {
+                    "id": sub["id"][i] if "id" in sub else str(first + start + i),
+                    "bucket": bucket[i],
+                    "latent": latent.tobytes(),
+                    "latent_shape": list(latent.shape),
+                    "text": text.tobytes(),
+                    "text_shape": list(text.shape),
+                }
+            )
     return records
 
 

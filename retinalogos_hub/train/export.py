@@ -39,8 +39,11 @@ def save_lora(pipe, transformer, out: Path) -> Path:
 
         weights = {f"transformer.{k}": v.detach().contiguous().cpu() for k, v in layers.items()}
         packed = {f"transformer.{k}": v for k, v in meta.items()}
-        save_file(weights, out / "pytorch_lora_weights.safetensors",
-                  metadata={"format": "pt", "lora_adapter_metadata": json.dumps(packed, indent=2, sort_keys=True)})
+        save_file(
+            weights,
+            out / "pytorch_lora_weights.safetensors",
+            metadata={"format": "pt", "lora_adapter_metadata": json.dumps(packed, indent=2, sort_keys=True)},
+        )
     return out / "pytorch_lora_weights.safetensors"
 
 
@@ -52,9 +55,7 @@ def fused(transformer):
     for module in merged.modules():
         if isinstance(module, BaseTunerLayer):
             module.merge()
-    state = {
-        k.replace(".base_layer.", "."): v for k, v in merged.state_dict().items() if "lora_" not in k
-    }
+    state = {k.replace(".base_layer.", "."): v for k, v in merged.state_dict().items() if "lora_" not in k}
     with torch.device("meta"):
         plain = type(transformer).from_config(transformer.config)
     plain.load_state_dict(state, strict=True, assign=True)

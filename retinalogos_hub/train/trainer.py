@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .. import stage
 from ..config import dump_config
 from ..errors import ConfigError, InputError
-from .. import stage
 from ..pipelines import call_kwargs
 from . import backbones
 from .config import TrainConfig
@@ -33,7 +33,7 @@ class TrainResult:
     lora_dir: Path | None
     global_step: int
     final_loss: float | None = None
-    steps: dict[str, "TrainResult"] = field(default_factory=dict)
+    steps: dict[str, TrainResult] = field(default_factory=dict)
 
 
 class NoiseRng:
@@ -73,7 +73,9 @@ class FlowMatchingRecipe:
             try:
                 import bitsandbytes  # noqa: F401
             except ImportError:
-                raise ConfigError("optim.name=adamw8bit needs bitsandbytes: pip install bitsandbytes (or optim.name=adamw)") from None
+                raise ConfigError(
+                    "optim.name=adamw8bit needs bitsandbytes: pip install bitsandbytes (or optim.name=adamw)"
+                ) from None
         self.cfg, self.out = cfg, Path(cfg.output_dir)
         self.backbone = backbones.get(cfg.model.backbone)
         self.resume_dir = self._find_resume(resume) if resume else None
@@ -90,7 +92,9 @@ class FlowMatchingRecipe:
             return found[-1]
         path = Path(resume)
         if not (path / "trainer_state.json").is_file():
-            raise InputError(f"--resume {resume}: not a checkpoint directory (no trainer_state.json); use --resume latest or a {ckpts}/checkpoint-NNNNNN path")
+            raise InputError(
+                f"--resume {resume}: not a checkpoint directory (no trainer_state.json); use --resume latest or a {ckpts}/checkpoint-NNNNNN path"
+            )
         return path
 
     def setup(self) -> None:
@@ -106,8 +110,10 @@ class FlowMatchingRecipe:
         AcceleratorState._reset_state()
         GradientState._reset_state()
         self.acc = Accelerator(
-            mixed_precision=cfg.train.mixed_precision, gradient_accumulation_steps=cfg.train.grad_accum,
-            log_with=cfg.train.log_with, project_config=ProjectConfiguration(str(self.out), logging_dir=str(self.out / "logs")),
+            mixed_precision=cfg.train.mixed_precision,
+            gradient_accumulation_steps=cfg.train.grad_accum,
+            log_with=cfg.train.log_with,
+            project_config=ProjectConfiguration(str(self.out), logging_dir=str(self.out / "logs")),
         )
         set_seed(cfg.train.seed)
         self.provenance = stage.start("train", self.out, cfg, dataset=cfg.data.dataset, base_model=cfg.model.base_model)
@@ -128,18 +134,41 @@ class FlowMatchingRecipe:
         self.pipe.text_encoder.to(self.acc.device, te_dtype)
         self.pipe.vae.to(self.acc.device)
         # 3. Cache: latents + caption embeddings, each process encoding its share of the parts
-        key = cache_key(rows._fingerprint, {
-            "base": str(cfg.model.base_model), "backbone": cfg.model.backbone, "res": cfg.data.resolution,
-            "aspect": cfg.data.max_aspect, "len": cfg.model.max_sequence_length, "dtype": cfg.data.cache_dtype,
-        })
+        key = cache_key(
+            rows._fingerprint,
+            {
+                "base": str(cfg.model.base_model),
+                "backbone": cfg.model.backbone,
+                "res": cfg.data.resolution,
+                "aspect": cfg.data.max_aspect,
+                "len": cfg.model.max_sequence_length,
+                "dtype": cfg.data.cache_dtype,
+            },
+        )
         cache_dir = Path(cfg.data.cache_dir or self.out / "cache") / key
-        cache = build_cache(rows, self.pipe, self.backbone, cfg.data, cfg.model.max_sequence_length, cache_dir,
-                            rank=self.acc.process_index, world=self.acc.num_processes,
-                            barrier=self.acc.wait_for_everyone, log=log.info)
+        cache = build_cache(
+            rows,
+            self.pipe,
+            self.backbone,
+            cfg.data,
+            cfg.model.max_sequence_length,
+            cache_dir,
+            rank=self.acc.process_index,
+            world=self.acc.num_processes,
+            barrier=self.acc.wait_for_everyone,
+            log=log.info,
+        )
         uncond = torch.load(cache_dir / "uncond.pt")["text"]
         self.train_rows = len(cache)
-        self.batches = Batches(cache, uncond, cfg.train.batch_size, cfg.train.seed, self.acc.process_index,
-                               self.acc.num_processes, cfg.data.cache_dtype)
+        self.batches = Batches(
+            cache,
+            uncond,
+            cfg.train.batch_size,
+            cfg.train.seed,
+            self.acc.process_index,
+            self.acc.num_processes,
+            cfg.data.cache_dtype,
+        )
         # 4. Trainable parameters: the whole transformer, or LoRA adapters on it
         transformer = self.pipe.transformer
         if cfg.model.mode == "lora":
@@ -161,12 +190,16 @@ class FlowMatchingRecipe:
 
             opt_cls = bnb.optim.AdamW8bit
         beta1, beta2 = cfg.optim.betas
-        optimizer = opt_cls(self.params, lr=cfg.optim.lr, betas=(beta1, beta2),
-                            weight_decay=cfg.optim.weight_decay, eps=cfg.optim.eps)
+        optimizer = opt_cls(
+            self.params, lr=cfg.optim.lr, betas=(beta1, beta2), weight_decay=cfg.optim.weight_decay, eps=cfg.optim.eps
+        )
         # accelerate steps a prepared scheduler once per process, so its horizon is scaled the same way
-        scheduler = get_scheduler(cfg.lr_scheduler.name, optimizer,
-                                  num_warmup_steps=cfg.lr_scheduler.warmup_steps * self.acc.num_processes,
-                                  num_training_steps=cfg.train.max_steps * self.acc.num_processes)
+        scheduler = get_scheduler(
+            cfg.lr_scheduler.name,
+            optimizer,
+            num_warmup_steps=cfg.lr_scheduler.warmup_steps * self.acc.num_processes,
+            num_training_steps=cfg.train.max_steps * self.acc.num_processes,
+        )
         self.ema = None
         if cfg.ema is not None:
             from diffusers.training_utils import EMAModel
@@ -192,8 +225,13 @@ class FlowMatchingRecipe:
         lc = self.cfg.lora
         assert lc is not None  # checked in __init__: a LoRA recipe has a lora: section
         transformer.requires_grad_(False)
-        config = LoraConfig(r=lc.rank, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
-                            target_modules=list(lc.target_modules), init_lora_weights=lc.init)
+        config = LoraConfig(
+            r=lc.rank,
+            lora_alpha=lc.alpha,
+            lora_dropout=lc.dropout,
+            target_modules=list(lc.target_modules),
+            init_lora_weights=lc.init,
+        )
         if hasattr(transformer, "add_adapter"):
             transformer.add_adapter(config)
         else:  # LuminaNextDiT2DModel has no PeftAdapterMixin: inject with peft directly
@@ -224,11 +262,18 @@ class FlowMatchingRecipe:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
         cfg, acc = self.cfg, self.acc
-        progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                            TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(), refresh_per_second=2,
-                            disable=not acc.is_main_process)
-        task = progress.add_task(f"{cfg.stage} {cfg.model.backbone} {cfg.model.mode}", total=self.max_steps,
-                                 completed=self.step, loss="-")
+        progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("loss {task.fields[loss]}"),
+            TimeRemainingColumn(),
+            refresh_per_second=2,
+            disable=not acc.is_main_process,
+        )
+        task = progress.add_task(
+            f"{cfg.stage} {cfg.model.backbone} {cfg.model.mode}", total=self.max_steps, completed=self.step, loss="-"
+        )
         with progress:
             while self.step < self.max_steps:
                 # 1. One optimizer step = grad_accum micro-batches (accelerate syncs DDP on the last one only)
@@ -269,7 +314,9 @@ class FlowMatchingRecipe:
         self.acc.wait_for_everyone()
         self.acc.save_state(str(path))
         if self.acc.is_main_process:
-            (path / "trainer_state.json").write_text(json.dumps({"global_step": step, "last_logged_loss": self.last_loss}))
+            (path / "trainer_state.json").write_text(
+                json.dumps({"global_step": step, "last_logged_loss": self.last_loss})
+            )
             for old in sorted(ckpts.glob("checkpoint-*"))[: -self.cfg.checkpoint.total_limit]:
                 shutil.rmtree(old, ignore_errors=True)
         self.acc.wait_for_everyone()
@@ -310,10 +357,17 @@ class FlowMatchingRecipe:
             pipe = type(self.pipe)(**{**self.pipe.components, "transformer": transformer})
             pipe.set_progress_bar_config(disable=True)
             images = [
-                pipe(prompt=p, num_inference_steps=v.num_inference_steps, guidance_scale=v.guidance_scale,
-                     height=v.height, width=v.width, generator=torch.Generator().manual_seed(s),
-                     **call_kwargs(pipe)).images[0]
-                for p in v.prompts for s in v.seeds
+                pipe(
+                    prompt=p,
+                    num_inference_steps=v.num_inference_steps,
+                    guidance_scale=v.guidance_scale,
+                    height=v.height,
+                    width=v.width,
+                    generator=torch.Generator().manual_seed(s),
+                    **call_kwargs(pipe),
+                ).images[0]
+                for p in v.prompts
+                for s in v.seeds
             ]
         transformer.train()
         grid = Image.new("RGB", (v.width * len(v.seeds), v.height * len(v.prompts)))
@@ -352,17 +406,27 @@ class FlowMatchingRecipe:
                 if (cfg.lora is not None and cfg.lora.fuse_export) or not self.backbone.loads_lora:
                     pipeline_dir = export.save_pipeline(self.pipe, export.fused(transformer), self.out / "pipeline")
             run = {
-                "backbone": cfg.model.backbone, "base_model": cfg.model.base_model, "dataset": cfg.data.dataset,
-                "recipe": str(self.out / "config.yaml"), "stage": cfg.stage, "mode": cfg.model.mode,
-                "global_step": self.step, "final_loss": self.last_loss, "train_rows": self.train_rows,
-                "resolution": cfg.data.resolution, "processes": self.acc.num_processes,
+                "backbone": cfg.model.backbone,
+                "base_model": cfg.model.base_model,
+                "dataset": cfg.data.dataset,
+                "recipe": str(self.out / "config.yaml"),
+                "stage": cfg.stage,
+                "mode": cfg.model.mode,
+                "global_step": self.step,
+                "final_loss": self.last_loss,
+                "train_rows": self.train_rows,
+                "resolution": cfg.data.resolution,
+                "processes": self.acc.num_processes,
                 "engine": str(self.acc.distributed_type.value),
                 # what a model card needs, so publishing never imports the training code
-                "pipeline_class": type(self.pipe).__name__, "loads_lora": self.backbone.loads_lora,
+                "pipeline_class": type(self.pipe).__name__,
+                "loads_lora": self.backbone.loads_lora,
                 "call_kwargs": call_kwargs(self.pipe),
             }
             stage.atomic_write(self.out / "run.json", json.dumps(run, indent=2))
-            self.provenance.finish(**{k: run[k] for k in ("global_step", "final_loss", "train_rows", "processes", "engine")})
+            self.provenance.finish(
+                **{k: run[k] for k in ("global_step", "final_loss", "train_rows", "processes", "engine")}
+            )
         self.acc.wait_for_everyone()
         return TrainResult(self.out, pipeline_dir, lora_dir, self.step, self.last_loss)
 

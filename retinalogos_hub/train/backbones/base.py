@@ -41,8 +41,11 @@ class Backbone(abc.ABC):
     def encode_prompts(self, pipe, captions: list[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(embeds [B, L, D], mask [B, L]) exactly as the pipeline computes them for generation."""
         emb, mask, *_ = pipe.encode_prompt(
-            captions, do_classifier_free_guidance=False, device=pipe.text_encoder.device,
-            max_sequence_length=max_length, **self.prompt_kwargs,
+            captions,
+            do_classifier_free_guidance=False,
+            device=pipe.text_encoder.device,
+            max_sequence_length=max_length,
+            **self.prompt_kwargs,
         )
         return emb.float(), mask
 

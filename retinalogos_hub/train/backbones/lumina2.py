@@ -17,7 +17,10 @@ class Lumina2(Backbone):
 
     def predict(self, transformer, x, sigma, emb, mask):
         out = transformer(
-            hidden_states=x, timestep=1 - sigma, encoder_hidden_states=emb, encoder_attention_mask=mask,
+            hidden_states=x,
+            timestep=1 - sigma,
+            encoder_hidden_states=emb,
+            encoder_attention_mask=mask,
             return_dict=False,
         )[0]
         return -out

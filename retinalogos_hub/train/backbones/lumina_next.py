@@ -30,8 +30,13 @@ class LuminaNext(Backbone):
         rope = _rope(model.head_dim, factor, str(x.device))
         attn = {"base_sequence_length": (default * 8 // 16) ** 2}
         out = transformer(
-            hidden_states=x, timestep=1 - sigma, encoder_hidden_states=emb, encoder_mask=mask,
-            image_rotary_emb=rope, cross_attention_kwargs=attn, return_dict=False,
+            hidden_states=x,
+            timestep=1 - sigma,
+            encoder_hidden_states=emb,
+            encoder_mask=mask,
+            image_rotary_emb=rope,
+            cross_attention_kwargs=attn,
+            return_dict=False,
         )[0]
         return -out.chunk(2, dim=1)[0] if model.config.learn_sigma else -out
 

@@ -29,8 +29,11 @@ class Sana(Backbone):
     def predict(self, transformer, x, sigma, emb, mask):
         model = getattr(transformer, "module", transformer)
         out = transformer(
-            hidden_states=x, encoder_hidden_states=emb, timestep=sigma * 1000 * model.config.timestep_scale,
-            encoder_attention_mask=mask, return_dict=False,
+            hidden_states=x,
+            encoder_hidden_states=emb,
+            timestep=sigma * 1000 * model.config.timestep_scale,
+            encoder_attention_mask=mask,
+            return_dict=False,
         )[0]
         return out.chunk(2, dim=1)[0] if out.shape[1] != x.shape[1] else out
 

@@ -4,7 +4,9 @@ import datasets
 import evaluate
 from sklearn.metrics import cohen_kappa_score
 
-_DESCRIPTION = "Cohen's kappa with quadratic weights, the standard DR grading agreement score (1 = perfect, 0 = chance)."
+_DESCRIPTION = (
+    "Cohen's kappa with quadratic weights, the standard DR grading agreement score (1 = perfect, 0 = chance)."
+)
 _KWARGS_DESCRIPTION = """
 Args:
     predictions (list of int): predicted grades.
