@@ -53,17 +53,7 @@ def curate_run(
     cfg = load_config(CurateConfig, recipe, [*(overrides or []), *([f"size={size}"] if size else [])])
     r = curate(parse_sources(source), out, cfg=cfg, workers=workers, shard=parse_shard(shard))
     what = "Curated" if r.merged else f"Curated shard {shard} (merge with `retinalogos curate merge`)"
-    result(
-        what,
-        out=r.out,
-        inputs=r.inputs,
-        kept=r.kept,
-        excluded=r.excluded,
-        duplicates=r.duplicates,
-        processed_now=r.processed,
-        splits=r.splits or "-",
-        manifest=r.manifest if r.merged else "-",
-    )
+    _print(what, r)
 
 
 @curate_cli.command("merge")
@@ -76,15 +66,20 @@ def curate_merge(shard_outs: ShardOuts, out: OutDir, recipe: OptionalRecipe = No
     from ..curate import CurateConfig, merge
 
     r = merge(shard_outs, out, cfg=load_config(CurateConfig, recipe) if recipe else None)
+    _print("Merged", r)
+
+
+def _print(title: str, r) -> None:
     result(
-        "Merged",
+        title,
         out=r.out,
         inputs=r.inputs,
         kept=r.kept,
         excluded=r.excluded,
         duplicates=r.duplicates,
-        splits=r.splits,
-        manifest=r.manifest,
+        processed_now=r.processed,
+        splits=r.splits or "-",
+        manifest=r.manifest if r.merged else "-",
     )
 
 
