@@ -102,7 +102,7 @@ def test_nonexistent_source_dir_is_one_line_without_traceback(tmp_path):
         (["--source", "eyepacs"], "expected NAME=PATH"),
         (["--source", "eyepacs=/tmp", "--shard", "2/2"], "expected i/N with 0 <= i < N"),
         (["--source", "eyepacs=/tmp", "dedup.phash_distanse=3"], "unknown key 'dedup.phash_distanse'"),
-        (["--source", "eyepacs=/tmp", "--recipe", "/nonexistent/curate.yaml"], "recipe not found"),
+        (["--source", "eyepacs=/tmp", "--recipe", "no-such-folder/curate.yaml"], "recipe not found"),
     ],
 )
 def test_bad_arguments(monkeypatch, capsys, tmp_path, args, expected):
