@@ -1,4 +1,4 @@
-"""FID feature extraction throughput: `evaluate.fid.extract` (batched, resize in loader workers, inference mode) vs a
+"""FID feature extraction throughput: `evaluate.features.extract` (batched, resize in loader workers, inference mode) vs a
 naive per-image loop (decode, resize, one forward per image) as the baseline, run side by side on the same images.
 
     OMP_NUM_THREADS=1 python benchmarks/fid_features.py --n 64 --size 512            # CPU
@@ -21,7 +21,8 @@ import torch
 
 from retinalogos_hub.config import load_config
 from retinalogos_hub.demo.fundus import fundus_image
-from retinalogos_hub.evaluate.fid import FidConfig, InceptionFeatures, extract, resize_tf1
+from retinalogos_hub.evaluate.features import InceptionExtractor, extract
+from retinalogos_hub.evaluate.fid import FidConfig, InceptionFeatures, resize_tf1
 from retinalogos_hub.evaluate.images import open_images
 
 
@@ -64,14 +65,15 @@ def main() -> None:
             (Path(tmp) / sub).mkdir(exist_ok=True)
             fundus_image(args.size, seed=i, dr_grade=i % 5).save(Path(tmp) / sub / f"{i:05d}.jpg", quality=90)
         images, warm = open_images(Path(tmp) / "run"), open_images(Path(tmp) / "warm")
-        model = InceptionFeatures().to(args.device)
-        extract(warm, model, **kw)
+        extractor = InceptionExtractor(cfg.weights).to(args.device)
+        model = extractor.net
+        extract(warm, extractor, **kw)
         naive(warm, model, args.device)
         fast_t, naive_t = [], []
         for _ in range(args.repeats):  # interleaved, so load from other processes hits both alike
             ref, t = timed(lambda: naive(images, model, args.device), args.device)
             naive_t.append(t)
-            got, t = timed(lambda: extract(images, model, **kw), args.device)
+            got, t = timed(lambda: extract(images, extractor, **kw), args.device)
             fast_t.append(t)
     result = {
         "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),

@@ -36,3 +36,8 @@ class HubError(RetinalogosError):
 
 class LicenseError(RetinalogosError):
     """A source has no licence entry, or an operation would break its licence."""
+
+
+class TrainingError(RetinalogosError):
+    """A run that went through the motions without training: no gradient, an EMA that never moved, weights unchanged,
+    or an engine other than the one asked for."""

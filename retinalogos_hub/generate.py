@@ -30,7 +30,33 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 SOURCE = "synthetic"
-DR_LESIONS = ("microaneurysms", "haemorrhages", "hard exudates", "cotton-wool spots", "neovascularisation")
+# The ICDR severity scale, as the sampler applies it (FIELD-NOTES, "ICDR severity scale"): which lesions a grade may
+# show, and which signs define it (a drawn label set without one of them is drawn again).
+DR_LESIONS = (
+    "microaneurysms",
+    "haemorrhages",
+    "hard exudates",
+    "cotton-wool spots",
+    "venous beading",
+    "IRMA",
+    "neovascularisation",
+    "preretinal haemorrhage",
+)
+NPDR = DR_LESIONS[:4]  # moderate NPDR: more than microaneurysms only, none of the 4-2-1 signs
+ALLOWED = {
+    0: (),
+    1: ("microaneurysms",),  # mild NPDR: microaneurysms only
+    2: NPDR,
+    3: (*NPDR, "venous beading", "IRMA"),  # severe NPDR: the 4-2-1 rule, no sign of PDR
+    4: DR_LESIONS,
+}
+DEFINING = {  # at least one of these, per grade
+    1: ("microaneurysms",),
+    2: ("haemorrhages", "hard exudates", "cotton-wool spots"),
+    3: ("haemorrhages", "venous beading", "IRMA"),  # haemorrhages in all 4 quadrants, beading in 2, IRMA in 1
+    4: ("neovascularisation", "preretinal haemorrhage"),
+}
+DME_EXUDATES = "hard exudates"  # DME is judged from hard exudates near the fovea: a DME image shows them
 
 
 @dataclass(frozen=True)
@@ -49,32 +75,64 @@ class Sampling:
 
 @dataclass(frozen=True)
 class Conditions:
-    """Distributions over labels; each synthetic image gets one label set drawn from them."""
+    """Distributions over labels; each synthetic image gets one clinically coherent label set drawn from them.
+
+    The grade is drawn first; DME and the lesions are drawn given the grade (`dme`, `lesions` are keyed by ICDR
+    grade), within what the ICDR scale allows (`ALLOWED`), and a set that lacks every sign defining its grade
+    (`DEFINING`) is drawn again. A DME image also shows hard exudates."""
 
     dr_grade: dict  # ICDR grade -> weight
     eye: dict  # side -> weight
     glaucoma: float  # probability
-    dme: float  # probability, among images with dr_grade >= 1
-    lesions: dict  # lesion -> probability, among images with dr_grade >= 1
+    dme: dict  # ICDR grade -> probability of diabetic macular oedema (0 without DR)
+    lesions: dict  # ICDR grade -> {lesion -> probability}
 
     def __post_init__(self):
-        for name in ("dr_grade", "eye", "lesions"):
+        for name in ("dr_grade", "eye", "dme", "lesions"):
             if not isinstance(getattr(self, name), dict):
                 raise ValueError(f"{name} must be a mapping, got {getattr(self, name)!r}")
         # an override `conditions.dr_grade.3=0.5` arrives with a string key
-        grades = {int(g) if isinstance(g, str) and g.isdigit() else g: w for g, w in self.dr_grade.items()}
-        object.__setattr__(self, "dr_grade", grades)
+        for name in ("dr_grade", "dme", "lesions"):
+            object.__setattr__(self, name, {_grade_key(g): v for g, v in getattr(self, name).items()})
+        grades, dme, lesions = self.dr_grade, self.dme, self.lesions
         if not grades or any(g not in range(5) or not _weight(w) for g, w in grades.items()):
             raise ValueError(f"dr_grade must map ICDR grades 0-4 to weights >= 0, got {grades}")
         if not self.eye or any(e not in ("left", "right") or not _weight(w) for e, w in self.eye.items()):
             raise ValueError(f"eye must map 'left'/'right' to weights >= 0, got {self.eye}")
-        lesions = [("lesions." + k, v) for k, v in self.lesions.items()]
-        for name, p in [("glaucoma", self.glaucoma), ("dme", self.dme), *lesions]:
+        if not (_weight(self.glaucoma) and self.glaucoma <= 1):
+            raise ValueError(f"glaucoma must be a probability in [0, 1], got {self.glaucoma!r}")
+        for g in sorted({*dme, *lesions}, key=str):
+            if g not in range(5):
+                raise ValueError(f"dme and lesions are keyed by ICDR grade 0-4, got {g!r}")
+        for g, p in dme.items():
             if not (_weight(p) and p <= 1):
-                raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}")
-        unknown = set(self.lesions) - set(DR_LESIONS)
-        if unknown:
-            raise ValueError(f"unknown lesion(s) {sorted(unknown)}; known: {', '.join(DR_LESIONS)}")
+                raise ValueError(f"dme.{g} must be a probability in [0, 1], got {p!r}")
+            if g <= 1 and p > 0:  # no DR: no diabetic oedema; mild NPDR is microaneurysms only (no exudates)
+                raise ValueError(f"dme.{g} must be 0: DME shows hard exudates, which ICDR grade {g} does not have")
+        for g, table in lesions.items():
+            if not isinstance(table, dict):
+                raise ValueError(f"lesions.{g} must map lesions to probabilities, got {table!r}")
+            unknown = set(table) - set(DR_LESIONS)
+            if unknown:
+                raise ValueError(f"unknown lesion(s) {sorted(unknown)} in lesions.{g}; known: {', '.join(DR_LESIONS)}")
+            for lesion, p in table.items():
+                if not (_weight(p) and p <= 1):
+                    raise ValueError(f"lesions.{g}.{lesion} must be a probability in [0, 1], got {p!r}")
+                if p > 0 and lesion not in ALLOWED[g]:
+                    allowed = ", ".join(ALLOWED[g]) or "none"
+                    raise ValueError(f"lesions.{g}.{lesion}: ICDR grade {g} does not show it (allowed: {allowed})")
+        for g, w in grades.items():
+            if g == 0 or w <= 0:
+                continue
+            table = lesions.get(g, {})
+            if not any(table.get(k, 0) > 0 for k in DEFINING[g]) and not (g == 2 and dme.get(g, 0) > 0):
+                raise ValueError(
+                    f"lesions.{g}: ICDR grade {g} needs one of {', '.join(DEFINING[g])} with a probability > 0"
+                )
+
+
+def _grade_key(g):
+    return int(g) if isinstance(g, str) and g.isdigit() else g
 
 
 @dataclass(frozen=True)
@@ -114,22 +172,20 @@ def read_prompts(path: Path | None) -> list[str]:
 
 
 def sample_labels(cond: Conditions, n: int, seed: int) -> list[dict]:
-    """n label sets (schema columns) drawn from `cond`; deterministic in `seed`."""
-    rng = np.random.default_rng(seed)
+    """n clinically coherent label sets (schema columns) drawn from `cond`; row i depends only on (`seed`, i)."""
     grades, gw = zip(*sorted(cond.dr_grade.items()))
     eyes, ew = zip(*sorted(cond.eye.items()))
     if sum(gw) <= 0 or sum(ew) <= 0:
         raise ConfigError("conditions: dr_grade and eye weights must not all be zero")
+    pg, pe = np.array(gw) / sum(gw), np.array(ew) / sum(ew)
     rows = []
-    for _ in range(n):
-        grade = int(rng.choice(grades, p=np.array(gw) / sum(gw)))
-        eye = str(rng.choice(eyes, p=np.array(ew) / sum(ew)))
+    for i in range(n):
+        rng = np.random.default_rng([seed, i])
+        grade = int(rng.choice(grades, p=pg))
+        eye = str(rng.choice(eyes, p=pe))
         glaucoma = bool(rng.random() < cond.glaucoma)
-        draws = {k: rng.random() < p for k, p in sorted(cond.lesions.items())}  # drawn always: stable stream
-        dme_draw = rng.random() < cond.dme
-        lesions = [k for k, hit in draws.items() if hit and grade >= 1]
+        dme, lesions = _draw_dr(cond, grade, rng)
         diseases = (["diabetic retinopathy"] if grade >= 1 else []) + (["glaucoma"] if glaucoma else [])
-        dme = int(dme_draw and grade >= 1)
         if dme:
             diseases.append("diabetic macular edema")
         rows.append(
@@ -143,6 +199,22 @@ def sample_labels(cond: Conditions, n: int, seed: int) -> list[dict]:
             }
         )
     return rows
+
+
+def _draw_dr(cond: Conditions, grade: int, rng: np.random.Generator) -> tuple[int, list[str]]:
+    """(dme, lesions in `DR_LESIONS` order) for one image of ICDR `grade`: drawn given the grade, again until a sign
+    that defines the grade is present (the recipe check guarantees one can be drawn)."""
+    if grade == 0:
+        return 0, []
+    table = cond.lesions.get(grade, {})
+    for _ in range(10_000):
+        dme = int(rng.random() < cond.dme.get(grade, 0.0))
+        hit = {k for k in DR_LESIONS if k in table and rng.random() < table[k]}
+        if dme:
+            hit.add(DME_EXUDATES)
+        if hit & set(DEFINING[grade]):
+            return dme, [k for k in DR_LESIONS if k in hit]
+    raise ConfigError(f"conditions.lesions.{grade}: the grade's defining signs are too unlikely to draw")
 
 
 def generate(
@@ -300,36 +372,105 @@ def _plan_prompts(prompts: Sequence[str], ids: list[str]) -> list[dict]:
 
 
 def _plan_conditions(cfg: GenerateConfig, ids: list[str], captions_from: Path | None) -> list[dict]:
+    """Label sets drawn from the conditions, each with a prompt that says what its labels say (and passes the guard):
+    a real caption of a matching row (`captions_from`), or a template caption whose lesion and vessel sentences are
+    written from the drawn lesions."""
     from .caption.guard import check
-    from .caption.template import TemplateCaptioner
 
     seed = cfg.sampling.seed
     rows = sample_labels(cfg.conditions, len(ids), seed)
-    captioner = TemplateCaptioner(seed=seed)
     real = _RealCaptions(captions_from, seed) if captions_from else None
+    flagged = 0
     for row, source_id in zip(rows, ids):
         row["id"], row["source_id"] = make_id(SOURCE, source_id), source_id
-        found = real.pick(row) if real else None
-        if real and found:
+        found = real.pick(row, check) if real else None
+        if found:
             row["caption"], row["caption_fields"] = found
             row["caption_model"] = f"real:{real.name}"
         else:
-            row["caption"], row["caption_fields"] = captioner.caption(row)
+            row["caption"], row["caption_fields"] = _template_prompt(row, seed, check)
             row["caption_model"] = "template"
-        row["caption_fields"] = {k: row["caption_fields"].get(k) for k in CAPTION_FIELD_NAMES}
+        row["caption_fields"] = {k: (row["caption_fields"] or {}).get(k) for k in CAPTION_FIELD_NAMES}
         row["caption_prompt_version"] = None
         row["caption_issues"] = check(row["caption"], row)
         row["caption_consistent"] = not row["caption_issues"]
+        flagged += bool(row["caption_issues"])
         row["prompt"] = row["caption"]
+    if flagged:
+        first = next(r for r in rows if r["caption_issues"])
+        log.warning("%d prompt(s) fail the label guard, e.g. %s: %s", flagged, first["id"], first["caption_issues"][0])
     return rows
 
 
-class _RealCaptions:
-    """Captions of real rows with the same (dr_grade, eye, glaucoma), drawn at random per request."""
+def _template_prompt(row: dict, seed: int, check, attempts: int = 4) -> tuple[str, dict]:
+    """The template caption of `row`, its lesion (and, from grade 3, vessel) sentence written from the drawn lesions;
+    other wordings are tried when the guard objects to one."""
+    from .caption.template import TemplateCaptioner
 
-    KEY = ("dr_grade", "eye", "glaucoma")
+    lesions = [k for k in (row["findings"] or "").split(", ") if k]
+    labels = {**row, "findings": None, "diseases": [d for d in row["diseases"] if d != "diabetic macular edema"]}
+    for attempt in range(attempts):
+        prose, fields = TemplateCaptioner(seed=seed + attempt).caption(labels)
+        rng = np.random.default_rng([seed + attempt, int(row["source_id"].rsplit("-", 1)[-1])])
+        edits = {"lesions": _lesion_sentence(row["dr_grade"], lesions, rng)}
+        if row["dr_grade"] is not None and row["dr_grade"] >= 3:
+            edits["vessels"] = _vessel_sentence(lesions)
+        for name, text in edits.items():
+            if fields.get(name) and fields[name] in prose:
+                prose = prose.replace(fields[name], text)
+                fields = {**fields, name: text}
+        if not check(prose, row):
+            break
+    return prose, fields
+
+
+LESION_PHRASES = {  # lesion -> (wording at the grade where it is rarest, wording from grade 3 on)
+    "microaneurysms": ("scattered microaneurysms", "microaneurysms"),
+    "haemorrhages": ("dot and blot haemorrhages", "intraretinal haemorrhages in all four quadrants"),
+    "hard exudates": ("hard exudates", "hard exudates"),
+    "cotton-wool spots": ("a few cotton-wool spots", "cotton-wool spots"),
+    "venous beading": ("venous beading", "venous beading in two or more quadrants"),
+    "IRMA": ("intraretinal microvascular abnormalities", "intraretinal microvascular abnormalities"),
+    "neovascularisation": ("neovascularisation", "neovascularisation of the disc and elsewhere"),
+    "preretinal haemorrhage": ("a preretinal haemorrhage", "a preretinal haemorrhage"),
+}
+
+
+def _lesion_sentence(grade: int | None, lesions: list[str], rng: np.random.Generator) -> str:
+    """One sentence naming exactly the drawn lesions (grade 0: none of them)."""
+    if not grade:
+        return "No microaneurysms, haemorrhages, hard exudates or cotton-wool spots are seen."
+    if grade == 1:
+        return (
+            "A few microaneurysms appear as tiny red dots at the posterior pole; no haemorrhages or exudates are seen."
+        )
+    # from severe NPDR on, haemorrhages lie in all four quadrants (the 4-2-1 rule)
+    names = [LESION_PHRASES[k][int(grade >= 3)] for k in lesions]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    verb = "is" if len(names) == 1 and not names[0].endswith("s") else "are"
+    text = f"{listed[0].upper()}{listed[1:]} {verb} {['present', 'seen', 'visible'][int(rng.integers(3))]}"
+    if grade < 4:
+        text += "; no new vessels are seen"
+    return text + "."
+
+
+def _vessel_sentence(lesions: list[str]) -> str:
+    if "venous beading" in lesions:
+        return "The major veins are dilated, with beading and irregular calibre along the arcades."
+    return "The major vessels radiate from the disc along the superior and inferior arcades."
+
+
+class _RealCaptions:
+    """Captions of real rows whose labels match a drawn label set, an unknown (None) real label matching any value:
+    the most specific matches (most labels known) are tried first, at random within them, and a caption the guard
+    objects to for the drawn labels is passed over."""
+
+    KEY = ("dr_grade", "eye", "glaucoma", "dme")
+    TRIES = 8  # candidates checked per image before falling back to the template
 
     def __init__(self, path: Path, seed: int):
+        import itertools
+
         from datasets import load_from_disk
 
         from .schema import require_columns
@@ -338,18 +479,34 @@ class _RealCaptions:
             raise InputError(f"--captions-from {path}: not found; pass a captioned dataset directory")
         self.name = Path(path).name
         ds = load_from_disk(str(path))
-        require_columns(ds.column_names, ("caption", "caption_fields", *self.KEY), f"--captions-from {path}")
-        ds = ds.remove_columns([c for c in ds.column_names if c not in ("caption", "caption_fields", *self.KEY)])
+        require_columns(ds.column_names, ("caption",), f"--captions-from {path}")
+        keep = [c for c in ("caption", "caption_fields", *self.KEY) if c in ds.column_names]
+        ds = ds.remove_columns([c for c in ds.column_names if c not in keep])
         self.groups: dict[tuple, list[tuple[str, dict]]] = {}
         for r in ds:
             if r["caption"]:
-                key = tuple(r[k] for k in self.KEY)
-                self.groups.setdefault(key, []).append((r["caption"], r["caption_fields"] or {}))
+                key = tuple(r.get(k) for k in self.KEY)
+                self.groups.setdefault(key, []).append((r["caption"], r.get("caption_fields") or {}))
+        # which labels a real row may leave unknown, fewest first
+        masks = itertools.product((False, True), repeat=len(self.KEY))
+        self.masks = sorted(masks, key=sum)
         self.rng = np.random.default_rng(seed)
 
-    def pick(self, row: dict) -> tuple[str, dict] | None:
-        group = self.groups.get(tuple(row[k] for k in self.KEY))
-        return group[int(self.rng.integers(len(group)))] if group else None
+    def pick(self, row: dict, check) -> tuple[str, dict] | None:
+        tried = 0
+        for level in range(len(self.KEY) + 1):
+            pool = []
+            for mask in (m for m in self.masks if sum(m) == level):
+                key = tuple(None if wild else row[k] for k, wild in zip(self.KEY, mask))
+                pool += self.groups.get(key, [])
+            for j in self.rng.permutation(len(pool)):
+                if tried >= self.TRIES:
+                    return None
+                tried += 1
+                caption, fields = pool[int(j)]
+                if not check(caption, row):
+                    return caption, fields
+        return None
 
 
 def _image_name(i: int) -> str:

@@ -30,6 +30,7 @@ CURATED = Features(
         "width": Value("int32"),
         "height": Value("int32"),
         "split": Value("string"),  # "train" | "validation" | "test"
+        "official_split": Value("string"),  # the split the source published the image in; None when it has none
         "license": Value("string"),
         "redistributable": Value("bool"),
     }

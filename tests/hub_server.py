@@ -110,6 +110,7 @@ class HubServer:
         self.token = token
         self.repos: dict[tuple[str, str], Repo] = {}
         self.lfs: dict[str, bytes] = {}  # sha256 -> content
+        self.collections: dict[str, dict] = {}  # slug -> the collection JSON the Hub returns
         self.requests: list[tuple[str, str]] = []  # (method, path) for assertions
         self.lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -223,6 +224,10 @@ class _Handler(BaseHTTPRequestHandler):
         ("PUT", r"_lfs/(?P<oid>[0-9a-f]{64})", "lfs_put"),
         ("POST", r"_lfs/verify", "lfs_verify"),
         ("GET", r"(?P<prefix>datasets/|spaces/)?(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)", "resolve"),
+        ("POST", r"api/collections", "create_collection"),
+        ("GET", r"api/collections/(?P<slug>[^/]+/[^/]+)", "get_collection"),
+        ("PATCH", r"api/collections/(?P<slug>[^/]+/[^/]+)", "update_collection"),
+        ("POST", r"api/collections/(?P<slug>[^/]+/[^/]+)/items", "add_collection_item"),
     ]
 
     def _dispatch(self):
@@ -237,7 +242,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._body()
         self._error(404, None, f"loopback hub: no route for {self.command} {url.path}")
 
-    do_GET = do_HEAD = do_POST = do_PUT = _dispatch
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = _dispatch
 
     # ---- endpoints ------------------------------------------------------------------------------------------------
     def do_whoami(self, query):
@@ -449,6 +454,67 @@ class _Handler(BaseHTTPRequestHandler):
             headers["Content-Range"] = f"bytes {start}-{end}/{len(body)}"
             body, status = body[start : end + 1], 206
         self._send(status, body, headers, content_type="application/octet-stream")
+
+    # ---- collections (create / get / update metadata / add item), as huggingface_hub's collection API calls them ---
+    def _collection_json(self, c: dict) -> dict:
+        items = [{**it, "position": i} for i, it in enumerate(c["items"])]
+        return {**{k: v for k, v in c.items() if k != "items"}, "items": items}
+
+    def do_create_collection(self, query):
+        payload = json.loads(self._body() or b"{}")
+        if not self._require_auth():
+            return
+        ns, title = payload["namespace"], payload["title"]
+        for c in self.hub.collections.values():
+            if c["owner"]["name"] == ns and c["title"] == title:
+                return self._json(409, {"error": "Collection already exists", "slug": c["slug"]})
+        cid = hashlib.sha1(f"{ns}/{title}".encode()).hexdigest()[:24]
+        slug = f"{ns}/{re.sub(r'[^a-z0-9]+', '-', title.lower()).strip('-')}-{cid}"
+        c = {
+            "slug": slug,
+            "title": title,
+            "description": payload.get("description"),
+            "owner": {"name": ns, "type": "user"},
+            "items": [],
+            "lastUpdated": "2026-01-01T00:00:00.000Z",
+            "position": 0,
+            "private": bool(payload.get("private")),
+            "theme": "green",
+            "upvotes": 0,
+        }
+        self.hub.collections[slug] = c
+        self._json(200, self._collection_json(c))
+
+    def _find_collection(self, slug: str) -> dict | None:
+        key = slug.rsplit("-", 1)[-1]  # the Hub resolves a collection by the id at the end of its slug
+        found = next((c for s, c in self.hub.collections.items() if s.rsplit("-", 1)[-1] == key), None)
+        if found is None:
+            self._error(404, None, "Collection not found")
+        return found
+
+    def do_get_collection(self, query, slug):
+        if (c := self._find_collection(slug)) is not None:
+            self._json(200, self._collection_json(c))
+
+    def do_update_collection(self, query, slug):
+        payload = json.loads(self._body() or b"{}")
+        if not self._require_auth() or (c := self._find_collection(slug)) is None:
+            return
+        for key in ("title", "description", "private", "theme"):
+            if key in payload:
+                c[key] = payload[key]
+        self._json(200, {"data": self._collection_json(c)})
+
+    def do_add_collection_item(self, query, slug):
+        payload = json.loads(self._body() or b"{}")
+        if not self._require_auth() or (c := self._find_collection(slug)) is None:
+            return
+        item = payload["item"]
+        if any(it["id"] == item["id"] and it["type"] == item["type"] for it in c["items"]):
+            return self._json(409, {"error": "Item already in the collection"})
+        oid = hashlib.sha1(f"{slug}/{item['type']}/{item['id']}".encode()).hexdigest()[:24]
+        c["items"].append({"_id": oid, "id": item["id"], "type": item["type"], "note": {"text": payload.get("note")}})
+        self._json(200, self._collection_json(c))
 
 
 @pytest.fixture

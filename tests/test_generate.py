@@ -22,14 +22,14 @@ from retinalogos_hub.schema import CAPTIONED, SYNTHETIC_COLUMNS
 MODEL = "tiny:lumina-next"
 RECIPES = Path(__file__).parents[1] / "recipes" / "generate"
 FAST = ["sampling.height=32", "sampling.width=32", "sampling.num_inference_steps=2"]
-# the shipped recipe narrowed to two grades, one eye and one certain lesion
+# the shipped recipe narrowed to two grades, one eye and certain lesions
 NARROW = [
     *FAST,
     "conditions.dr_grade={2: 1.0, 4: 1.0}",
     "conditions.eye={left: 1.0}",
     "conditions.glaucoma=0",
-    "conditions.dme=0",
-    "conditions.lesions={microaneurysms: 1.0}",
+    "conditions.dme={}",
+    "conditions.lesions={2: {microaneurysms: 1.0, haemorrhages: 1.0}, 4: {neovascularisation: 1.0}}",
     "sampling.batch_size=2",
     "sampling.seed=7",
 ]
@@ -37,7 +37,7 @@ NARROW = [
 
 def _conditions(**kw) -> Conditions:
     return Conditions(
-        **{"dr_grade": {0: 1.0}, "eye": {"left": 0.5, "right": 0.5}, "glaucoma": 0.0, "dme": 0.0, "lesions": {}, **kw}
+        **{"dr_grade": {0: 1.0}, "eye": {"left": 0.5, "right": 0.5}, "glaucoma": 0.0, "dme": {}, "lesions": {}, **kw}
     )
 
 
@@ -90,7 +90,11 @@ def test_generate_dataset_labels_seeds_provenance_and_publish(tmp_path):
     ds = load_from_disk(str(out))
     assert ds.features == Features({**CAPTIONED, **SYNTHETIC_COLUMNS})
     assert set(ds["dr_grade"]) <= {2, 4} and set(ds["eye"]) == {"left"} and not any(ds["glaucoma"])
-    assert all(r == "microaneurysms" for r in ds["findings"])  # every DR image draws the p=1 lesion
+    # every DR image draws its grade's p=1 lesions, and nothing else
+    assert all(
+        f == ("neovascularisation" if g == 4 else "microaneurysms, haemorrhages")
+        for f, g in zip(ds["findings"], ds["dr_grade"])
+    )
     assert set(ds["source"]) == {"synthetic"} and all(ds["redistributable"]) and set(ds["split"]) == {"train"}
     assert all(ds["caption_consistent"]) and ds["prompt"] == ds["caption"] and len(set(ds["id"])) == 5
     assert not (out / ".work").exists()
@@ -172,7 +176,9 @@ def test_generate_captions_from_real_rows(tmp_path):
 
 
 def test_sample_labels_follow_the_weights():
-    rows = sample_labels(_conditions(dr_grade={0: 3, 4: 1}, glaucoma=0.5), 4000, seed=0)
+    rows = sample_labels(
+        _conditions(dr_grade={0: 3, 4: 1}, glaucoma=0.5, lesions={4: {"neovascularisation": 1.0}}), 4000, seed=0
+    )
     grade4 = np.mean([r["dr_grade"] == 4 for r in rows])
     assert 0.22 < grade4 < 0.28
     assert 0.45 < np.mean([r["glaucoma"] for r in rows]) < 0.55
@@ -205,7 +211,7 @@ def test_generate_bad_inputs(tmp_path):
     with pytest.raises(ConfigError, match="unknown key 'sampling.stepz'"):
         generate(MODEL, tmp_path / "x", n=2, overrides=["sampling.stepz=3"])
     with pytest.raises(ConfigError, match="unknown lesion"):
-        drusen = _recipe(tmp_path, lambda d: d["conditions"]["lesions"].update(drusen=0.5))
+        drusen = _recipe(tmp_path, lambda d: d["conditions"]["lesions"][2].update(drusen=0.5))
         generate(MODEL, tmp_path / "x", recipe=drusen, n=2)
     with pytest.raises(ConfigError, match="conditions.dr_grade must be dict, got 3"):
         load_config(GenerateConfig, None, ["conditions.dr_grade=3"])
@@ -247,3 +253,75 @@ def test_generate_other_families(tmp_path, model):
     out = tmp_path / "x.png"
     generate(model, out, prompts=["A fundus photograph of the right eye."], overrides=FAST)
     assert Image.open(out).size == (32, 32)
+
+
+def test_shipped_conditions_are_clinically_coherent_and_every_prompt_passes_the_guard():
+    from retinalogos_hub.caption.guard import check
+    from retinalogos_hub.generate import ALLOWED, DEFINING, _plan_conditions
+
+    cfg = load_config(GenerateConfig)
+    rows = _plan_conditions(cfg, [f"t-{i:06d}" for i in range(600)], None)
+    assert all(not check(r["prompt"], r) and r["caption_consistent"] for r in rows)
+    by_grade: dict[int, list[set]] = {}
+    for r in rows:
+        lesions = set((r["findings"] or "").split(", ")) - {""}
+        by_grade.setdefault(r["dr_grade"], []).append(lesions)
+        assert lesions <= set(ALLOWED[r["dr_grade"]])  # nothing the grade cannot show
+        assert r["dr_grade"] == 0 or lesions & set(DEFINING[r["dr_grade"]])  # a sign that defines the grade
+        assert r["dme"] == 0 or (r["dr_grade"] >= 2 and "hard exudates" in lesions)  # DME given DR, with exudates
+        if r["dr_grade"] < 4:
+            assert "neovasculari" not in r["prompt"].lower().replace("no new vessels", "")
+    assert set(by_grade) == {0, 1, 2, 3, 4}
+    assert all(s == {"microaneurysms"} for s in by_grade[1]) and all(not s for s in by_grade[0])
+
+    def share(g, lesion):
+        return np.mean([lesion in s for s in by_grade[g]])
+
+    # frequencies follow the grade: haemorrhages and exudates grow with it, new vessels only in PDR
+    assert share(2, "haemorrhages") < share(3, "haemorrhages") or share(3, "haemorrhages") > 0.85
+    assert share(4, "neovascularisation") > 0.8 and share(2, "hard exudates") > 0.3
+    dme = {g: np.mean([r["dme"] for r in rows if r["dr_grade"] == g]) for g in range(5)}
+    assert dme[0] == dme[1] == 0 and 0 < dme[2] < dme[4]
+    # row i depends only on (seed, i): a longer run starts with the shorter one
+    assert sample_labels(cfg.conditions, 5, seed=3) == sample_labels(cfg.conditions, 50, seed=3)[:5]
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("conditions.lesions.1={microaneurysms: 1.0, haemorrhages: 0.2}", "grade 1 does not show it"),
+        ("conditions.lesions.2={microaneurysms: 1.0, neovascularisation: 0.1}", "grade 2 does not show it"),
+        ("conditions.lesions.4={microaneurysms: 1.0}", "grade 4 needs one of neovascularisation"),
+        ("conditions.dme.1=0.2", "dme.1 must be 0"),
+        ("conditions.lesions.3.IRMA=1.5", "a probability"),
+    ],
+)
+def test_incoherent_conditions_are_refused(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(GenerateConfig, None, [override])
+
+
+def test_real_captions_match_with_unknown_labels_as_wildcards(tmp_path):
+    # a real DR dataset: glaucoma and DME unknown (None) for every row, as in EyePACS
+    real = Dataset.from_dict(
+        {
+            "caption": [
+                "REAL grade two left.",
+                "REAL grade four left.",
+                "REAL grade four left, the optic disc is glaucomatous.",  # the guard refuses it for glaucoma=False
+                "REAL ungraded left.",
+            ],
+            "dr_grade": [2, 4, 4, None],
+            "eye": ["left", "left", "left", "left"],
+            "glaucoma": [None, None, None, None],
+            "dme": [None, None, None, None],
+            "caption_fields": [{"lesions": "dots"}, {"lesions": "new vessels"}, {}, {}],
+        }
+    )
+    real.save_to_disk(str(tmp_path / "real"))
+    res = generate(MODEL, tmp_path / "synth", n=6, captions_from=tmp_path / "real", overrides=NARROW)
+    ds = load_from_disk(str(res.out))
+    assert ds["caption_model"] == ["real:real"] * 6  # every row found a caption (none did before: glaucoma None)
+    for r in ds:  # the most specific match wins; the one the guard refuses is never used
+        assert r["caption"] == ("REAL grade two left." if r["dr_grade"] == 2 else "REAL grade four left.")
+        assert r["caption_consistent"] and r["glaucoma"] is False

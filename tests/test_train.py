@@ -139,7 +139,7 @@ def test_cache_parts_are_shared_by_processes_and_match_one_process(tmp_path, mon
 
 # lumina-next: step 3 at lr 0 must export step 1's weights bit for bit; the others train a LoRA step 3 on top of step 1
 CHAIN_EXTRA = {
-    "lumina-next": ["step3.optim.lr=0.0"],
+    "lumina-next": ["step3.optim.lr=1e-8"],  # step 3 barely moves: its export must be step 1's weights
     "lumina2": ["steps.step3=step3_hires_sft_lora.yaml"],
     "sana": ["steps.step3=step3_hires_sft_lora.yaml"],
 }
@@ -182,7 +182,7 @@ def test_chain_runs_step1_purify_step3(chains, bb):
     # every stage folder of the chain holds its provenance, and the chain's own names the steps' counts
     stages = {d: json.loads((out / d / "retinalogos.json").read_text()) for d in ("step1", "step2", "step3", ".")}
     assert [stages[d]["stage"] for d in ("step1", "step2", "step3", ".")] == ["train", "purify", "train", "chain"]
-    assert stages["step1"]["counts"]["global_step"] == 4 and stages["step1"]["counts"]["engine"] == "NO"
+    assert stages["step1"]["counts"]["global_step"] == 4 and stages["step1"]["counts"]["distributed_type"] == "NO"
     assert stages["step3"]["config"]["data"]["require_purify_keep"] is True
     assert stages["."]["counts"]["step2_kept"] == s3["train_rows"]
     assert (
@@ -195,8 +195,10 @@ def test_chain_runs_step1_purify_step3(chains, bb):
         assert not list((out / step).glob("pipeline/**/optimizer*"))  # never exported
     step1 = weights(out / "step1" / "pipeline")
     assert not same(step1, load_file(str(_tiny(bb) / "transformer" / "diffusion_pytorch_model.safetensors")))
-    if bb == "lumina-next":  # lr 0 in step 3: its export IS step 1's (EMA) weights, so step 3 started from them
-        assert same(weights(out / "step3" / "pipeline"), step1)
+    if bb == "lumina-next":  # lr 1e-8 in step 3: its export is step 1's (EMA) weights to 1e-6, so it started there
+        step3, base = weights(out / "step3" / "pipeline"), weights(_tiny(bb))
+        assert max((step3[k] - step1[k]).abs().max().item() for k in step1) < 1e-6
+        assert max((base[k] - step1[k]).abs().max().item() for k in step1) > 1e-4
     else:
         assert (out / "step3" / "lora" / "pytorch_lora_weights.safetensors").is_file()
 

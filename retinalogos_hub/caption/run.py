@@ -38,6 +38,8 @@ class CaptionResult:
     rows: int  # rows captioned by this job (its shard) or, after a merge, rows in the dataset
     flagged: int  # of those, rows whose caption_consistent is False (inconsistent, malformed or unreadable)
     merged: bool  # the dataset in `out` is complete (every shard done)
+    failed: int = 0  # of those, rows without a caption (their caption_issues say why); retry with retry_failed
+    note: str | None = None  # e.g. that template captions come from the labels only
 
 
 def caption_dataset(
@@ -47,11 +49,15 @@ def caption_dataset(
     *,
     shard: str | tuple[int, int] | None = None,
     progress: bool = True,
+    retry_failed: bool = False,
 ) -> CaptionResult:
     """Caption every row of the dataset in `in_dir` (or shard i/N of it) into `out_dir`, as `cfg` says.
 
     Results are appended to part files in `out_dir/.work/caption/`, committed every `cfg.commit_every` rows; a rerun
-    skips ids already there. When every row has a caption the parts are merged into `out_dir` (`load_from_disk`-able).
+    skips ids already there. When every row has a record the parts are merged into `out_dir` (`load_from_disk`-able).
+    A row whose caption failed (unreadable image, refused request, malformed answer) is committed with an empty caption
+    and the reason in `caption_issues`; `retry_failed` captions exactly those rows again (a new record replaces the
+    failed one). Purify and push-dataset leave rows without a caption out, with a count.
     """
     # 1. Input, the settings every job on this output shares, and this job's rows.
     ds = _load(in_dir)
@@ -69,7 +75,8 @@ def caption_dataset(
         work.bind(settings)  # refused before a model is loaded
     mine, (p, n_proc) = _my_indices(len(ds), i, n)
     ids = list(ds["id"])
-    done = sh.done_ids(work.dir)
+    records, _ = sh.read_records(work.dir)
+    done = {x for x, r in records.items() if not (retry_failed and failed(r))}
     todo = [k for k in mine if ids[k] not in done]
 
     # 2. Caption the remaining rows chunk by chunk; each chunk's records are committed by the writer.
@@ -100,13 +107,28 @@ def caption_dataset(
     if p == 0 and all(x in records for x in ids):
         if not todo and work.state().get("merged") == _parts_key(work) and (out_dir / stage.PROVENANCE).is_file():
             counts = stage.read_provenance(out_dir)["counts"]  # a rerun of a finished job: nothing to do
-            return CaptionResult(out_dir, counts["rows"], counts["flagged"], merged=True)
+            return CaptionResult(
+                out_dir, counts["rows"], counts["flagged"], True, counts.get("failed", 0), counts.get("note")
+            )
         try:
             return merge_shards(out_dir, cfg)
         except _Busy:
             pass  # another job is merging the same captions
     flagged = sum(not records[ids[k]]["caption_consistent"] for k in mine)
-    return CaptionResult(out_dir, len(mine), flagged, merged=False)
+    n_failed = sum(failed(records[ids[k]]) for k in mine)
+    return CaptionResult(out_dir, len(mine), flagged, False, n_failed, _note(cfg))
+
+
+TEMPLATE_NOTE = "template captions come from the labels only: the images were not read"
+
+
+def _note(cfg: CaptionConfig) -> str | None:
+    return TEMPLATE_NOTE if cfg.backend == "template" else None
+
+
+def failed(record: dict) -> bool:
+    """A row whose captioning failed: no caption (the reason is the first of its `caption_issues`)."""
+    return not (record.get("caption") or "").strip()
 
 
 class _Busy(InputError):
@@ -160,16 +182,19 @@ def merge_shards(out_dir: Path, cfg: CaptionConfig | None = None) -> CaptionResu
         stage.save_dataset(concatenate_datasets([curated, caps], axis=1).cast(CAPTIONED), out_dir)
         issues = [i for row in caps["caption_issues"] for i in row]
         flagged = sum(not c for c in caps["caption_consistent"])
+        n_failed = sum(not (c or "").strip() for c in caps["caption"])
         run.finish(
             rows=len(ids),
             flagged=flagged,
+            failed=n_failed,
+            note=_note(cfg),
             unreadable=sum(i.startswith("unreadable image") for i in issues),
             malformed=sum(i.startswith("malformed model output") for i in issues),
             request_failed=sum(i.startswith("request failed") for i in issues),
             models=sorted(set(caps["caption_model"])),
         )
         work.write_state(**{**work.state(), "merged": key})
-    return CaptionResult(out_dir, len(ids), flagged, merged=True)
+    return CaptionResult(out_dir, len(ids), flagged, True, n_failed, _note(cfg))
 
 
 def _parts_key(work: stage.WorkDir) -> str:
@@ -209,7 +234,7 @@ def _caption_rows(be, rows: list[dict], images: list, cfg: CaptionConfig) -> lis
                     why = f"malformed model output (retried once): {e}"
                     out[rid] = _record(item.row, be.model_name, version, "", None, [why])
                 continue
-            issues = check(caption, item.row)
+            issues = check(caption, {**item.row, "caption_fields": fields})
             if issues and again[rid] < cfg.regenerate_inconsistent:
                 again[rid] += 1
                 retry.append(item)

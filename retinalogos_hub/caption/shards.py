@@ -26,7 +26,9 @@ def part_files(shards_dir: Path) -> list[Path]:
 
 
 def read_records(shards_dir: Path) -> tuple[dict[str, dict], int]:
-    """All committed records by id (first wins) and how many duplicate ids were seen (0 unless files were copied)."""
+    """All committed records by id and how many duplicate ids were seen (0 unless files were copied). The first
+    record of an id wins, except that a record with a caption replaces a failed one (no caption: a row retried with
+    `--retry-failed`), and a later failure replaces an earlier one (its reason is the latest)."""
     records: dict[str, dict] = {}
     dups = 0
     for path in part_files(shards_dir):
@@ -35,10 +37,11 @@ def read_records(shards_dir: Path) -> tuple[dict[str, dict], int]:
                 if not line.endswith(b"\n"):
                     break  # torn tail of a killed job: not committed
                 rec = json.loads(line)
-                if rec["id"] in records:
-                    dups += 1
-                else:
+                old = records.get(rec["id"])
+                if old is None or not (old.get("caption") or "").strip():
                     records[rec["id"]] = rec
+                else:
+                    dups += 1
     return records, dups
 
 

@@ -94,12 +94,25 @@ def sources_list(
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="The adapter rows as JSON, for scripts.")] = False,
+    check: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--check",
+            help="NAME=PATH: print what that adapter would read there (label files, counts per split and label, "
+            "problems) without curating; repeatable. Exit code 1 when a layout has problems that stop it.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """List the source adapters: licence, whether images may be re-hosted, labels (--long: what each expects on disk).
 
-    Example: retinalogos sources --long
+    Example: retinalogos sources --long ; retinalogos sources --check rfmid=/data/RFMiD
     """
     from ..sources import describe
+
+    if check:
+        _check(check, as_json)
+        return
 
     rows = describe()
     if as_json:
@@ -113,6 +126,33 @@ def sources_list(
             ["source", "re-host", "licence", "labels"],
             [[r["name"], _text(r["redistributable"]), _short(r["license"]), _labels(r["labels"])] for r in rows],
         )
+
+
+def _check(specs: list[str], as_json: bool) -> None:
+    from ..curate import parse_sources
+    from ..sources import check
+
+    reports = [check(name, root) for name, root in parse_sources(specs)]
+    if as_json:
+        typer.echo(json.dumps(reports, indent=1))
+    else:
+        for r in reports:
+            splits = {
+                split: "; ".join(f"{label} " + ", ".join(f"{v}: {n}" for v, n in c.items()) for label, c in labels.items())
+                for split, labels in r["splits"].items()
+            }
+            result(
+                f"{r['name']} at {r['root']}: {r['images']} images" + ("" if r["ok"] else " (problems)"),
+                files=", ".join(r["files"]) or "-",
+                **{f"split {k}": v or "-" for k, v in splits.items()},
+                problems=len(r["problems"]),
+            )
+            for p in r["problems"][:20]:
+                typer.echo(f"  problem: {p}")
+            if len(r["problems"]) > 20:
+                typer.echo(f"  ... and {len(r['problems']) - 20} more (--json lists all)")
+    if not all(r["ok"] for r in reports):
+        raise typer.Exit(1)
 
 
 GRADES = {"dr_grade": "DR", "dme": "DME", "glaucoma": "glaucoma", "diseases": "diseases"}

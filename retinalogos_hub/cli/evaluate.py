@@ -27,6 +27,15 @@ FakeSets = Annotated[list[str], typer.Option("--fake", help="Synthetic set: [NAM
 Data = Annotated[Path, typer.Option("--data", help="Dataset directory with image and caption columns.")]
 Kit = Annotated[Path, typer.Argument(help="The turing-kit output directory (holds key.json).")]
 Answers = Annotated[list[str], typer.Option("--answers", help="A filled answers.csv; repeatable, one per grader.")]
+Features = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--features",
+        help="Feature space: inception, pixels, timm:NAME|DIR, or a transformers model id/path/tiny:NAME; repeatable "
+        "(default: the recipe's).",
+        show_default=False,
+    ),
+]
 ScoreOut = Annotated[
     Optional[Path], typer.Option("--out", "-o", help="Report directory (default: KIT/score).", show_default=False)
 ]
@@ -37,21 +46,29 @@ def fid_cmd(
     real: RealSets,
     fake: FakeSets,
     out: ReportOut,
+    features: Features = None,
     recipe: OptionalRecipe = None,
     device: Device = None,
     overrides: Overrides = None,
 ) -> None:
-    """FID and KID of synthetic sets against real sets, with real-vs-real reference rows (paper Table 1).
+    """FD, KID and precision/recall/density/coverage of synthetic sets against real sets, per feature space, overall
+    and per condition, with real-vs-real reference rows (paper Table 1 and beyond).
 
-    Settings: recipes/eval/fid.yaml (kid_subset_size, batch_size.cpu/.cuda, workers, seed, weights).
+    Settings: recipes/eval/fid.yaml (features, kid_subset_size, nearest_k, conditions, batch_size, seed, weights).
 
-    Example: retinalogos evaluate fid --real aptos=data/aptos --fake runs/synth -o runs/eval-fid kid_subset_size=500
+    Example: retinalogos evaluate fid --real aptos=data/aptos --fake runs/synth -o runs/eval-fid --features inception
+    --features facebook/dinov2-base kid_subset_size=500
     """
     from ..evaluate.fid import fid_report
 
-    res = fid_report(real, fake, out, recipe=recipe, overrides=overrides or (), device=device)
-    cols = list(next(iter(res.fid.values())))
-    table("FID", ["set", *cols], [[row, *(f"{res.fid[row][c]:.2f}" for c in cols)] for row in res.fid])
+    res = fid_report(real, fake, out, recipe=recipe, overrides=overrides or (), device=device, features=features or ())
+    rows = [
+        [space, row, real_set, f"{v['fd']:.2f}", f"{v['precision']:.3f}", f"{v['recall']:.3f}"]
+        for space, by_row in res.metrics.items()
+        for row, by_real in by_row.items()
+        for real_set, v in by_real.items()
+    ]
+    table("FD / PRDC", ["features", "set", "real set", "FD", "precision", "recall"], rows)
     result("FID report", out=res.out / "report.html")
 
 

@@ -25,12 +25,12 @@ import pyarrow.parquet as pq
 
 from .. import stage
 from ..config import load_config
-from ..errors import InputError, SourceError
+from ..errors import InputError, RetinalogosError, SourceError
 from ..licenses import license_for
 from ..schema import CURATED, make_id
 from ..shards import parse_shard, shard_of  # noqa: F401  (parse_shard re-exported for the CLI)
 from ..sources import get_source, make_config
-from ..sources.base import complete
+from ..sources.base import complete, position
 from .dedup import Item, find_duplicates
 from .process import THUMB, process
 from .settings import WORK_VERSION, CurateConfig
@@ -47,9 +47,10 @@ MANIFEST = pa.schema(
         ("reason", pa.string()),
         ("duplicate_of", pa.string()),
         ("split", pa.string()),
-        ("orientation", pa.string()),
+        ("orientation", pa.string()),  # what `rotate_unnotched` did to a source's image; null: unchecked
+        ("match_transform", pa.string()),  # a duplicate: identity | mirror | rotate180 turns it into duplicate_of
     ]
-)  # what `rotate_unnotched` did to a source's image; null: unchecked
+)
 
 
 @dataclass
@@ -221,7 +222,7 @@ def _enumerate(sources: Sequence[tuple[str, Path]], cfg: CurateConfig, shard: tu
         except TypeError as e:
             raise SourceError(f"{name}: bad adapter option in config `sources.{name}`: {e}") from None
         seen: set[str] = set()
-        for rec in module.records(src_cfg):
+        for rec in _noted(name, root, module.records(src_cfg)):
             rec = complete(rec)
             row_id = make_id(name, rec["source_id"])
             reason = None
@@ -234,6 +235,20 @@ def _enumerate(sources: Sequence[tuple[str, Path]], cfg: CurateConfig, shard: tu
             yield {"id": row_id, "source": name, "path": rec["path"], "record": json.dumps(rec), "reason": reason}
         if not seen:
             raise SourceError(f"{name}: no images found under {root}; expected {module.INFO.expects}")
+
+
+def _noted(name: str, root: Path, recs: Iterator[dict]) -> Iterator[dict]:
+    """The adapter's records; an exception it did not type gets a note naming the source and the label file and row
+    it was on (the CLI prints them in its one line)."""
+    position(reset=True)
+    try:
+        yield from recs
+    except RetinalogosError:
+        raise
+    except Exception as e:
+        at = position()
+        e.add_note(f"source {name} at {root}" + (f", file {at[0]} row {at[1]}" if at else ""))
+        raise
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -364,7 +379,7 @@ def _build(
     dups = find_duplicates(items, lambda ids: _thumbs(parts, ids), cfg.dedup)
     # 3. patient-level splits over the canonical rows; a duplicate links its patient to the kept row's patient
     links = []
-    for dup_id, (keep_id, _) in dups.items():
+    for dup_id, (keep_id, _, _) in dups.items():
         links.append((kept_meta[dup_id][0], kept_meta[keep_id][0]))
     canon = {k: v for k, v in kept_meta.items() if k not in dups}
     by_patient = assign(canon.values(), links, cfg.splits)
@@ -395,7 +410,9 @@ def _columns(meta: pa.Table | None, names: list[str]) -> list[list]:
 def _item(rec: dict, cols: dict[str, list], i: int) -> Item:
     richness = sum(1 for k in LABELS if rec.get(k) not in (None, [], ""))
     rank = (not rec["redistributable"], -richness, -(cols["quality_score"][i] or 0.0), rec["id"])
-    return Item(rec["id"], cols["sha256"][i], cols["pixels"][i], cols["phash"][i], rank)
+    return Item(
+        rec["id"], cols["sha256"][i], cols["pixels"][i], cols["phash"][i], rank, cols["phash_mirror"][i], cols["phash_rot180"][i]
+    )
 
 
 def _thumbs(parts: list[Path], ids: set[str]) -> dict[str, np.ndarray]:
@@ -419,12 +436,13 @@ def _write_manifest(out, shards, index, statuses, reasons, orientations, dups, s
                 rows = []
                 for r in batch.to_pylist():
                     i = index.get(r["id"])
+                    how = None
                     if r["reason"]:
                         status, reason, dup = "excluded", r["reason"], None
                     elif statuses[i] != "ok":
                         status, reason, dup = "excluded", reasons[i], None
                     elif r["id"] in dups:
-                        status, (dup, reason) = "duplicate", dups[r["id"]]
+                        status, (dup, reason, how) = "duplicate", dups[r["id"]]
                     else:
                         status, reason, dup = "kept", None, None
                     counts[status] += 1
@@ -436,6 +454,7 @@ def _write_manifest(out, shards, index, statuses, reasons, orientations, dups, s
                             "duplicate_of": dup,
                             "split": split_of.get(r["id"]) if status == "kept" else None,
                             "orientation": orientations[i] if i is not None else None,
+                            "match_transform": how,
                         }
                     )
                 w.write_table(pa.Table.from_pylist(rows, MANIFEST))
@@ -462,6 +481,7 @@ def _rows(parts: list[str], keep: str) -> Iterator[dict]:
                     "width": r["width"],
                     "height": r["height"],
                     "split": split_of[row_id],
+                    "official_split": rec.get("split"),
                 }
 
 

@@ -19,7 +19,8 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .fov import DISC_CONFIDENT, DISC_MIN_RADIUS, Fov, crop_square, detect_fov, disc_side
+from ..optic_disc import DISC_CONFIDENT, DISC_MIN_RADIUS, disc_side
+from .fov import Fov, crop_square, detect_fov
 from .quality import quality_score
 from .settings import CurateConfig
 
@@ -87,6 +88,8 @@ def _row(rec: dict) -> dict:
         "sha256": None,
         "pixels": None,
         "phash": None,
+        "phash_mirror": None,
+        "phash_rot180": None,
         "thumb": None,
         "orientation": None,
     }
@@ -126,7 +129,9 @@ def _process(rec: dict, cfg: CurateConfig) -> dict:
         height=cfg.size,
         quality_score=round(quality_score(square, fov), 4),
         pixels=_pixel_hash(rgb),
-        phash=int(str(imagehash.phash(Image.fromarray(grey))), 16) - (1 << 63),  # fits int64, order-preserving
+        phash=phash(grey),
+        phash_mirror=phash(np.ascontiguousarray(grey[:, ::-1])),  # a re-hosted mirrored copy queries with these
+        phash_rot180=phash(np.ascontiguousarray(grey[::-1, ::-1])),
         thumb=cv2.resize(grey, (THUMB, THUMB), interpolation=cv2.INTER_AREA).tobytes(),
     )
     return out
@@ -147,6 +152,11 @@ def orient(square: np.ndarray, fov: Fov, eye: str | None) -> str:
     if abs(side) < DISC_CONFIDENT:
         return UNSURE
     return AGREES if (side > 0) == (eye == "right") else ROTATED
+
+
+def phash(grey: np.ndarray) -> int:
+    """64-bit pHash of a grey image as a signed int64 (fits the parquet column, order-preserving)."""
+    return int(str(imagehash.phash(Image.fromarray(grey))), 16) - (1 << 63)
 
 
 def _pixel_hash(rgb: np.ndarray) -> str:

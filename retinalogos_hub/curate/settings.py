@@ -11,7 +11,8 @@ from .dedup import DedupConfig
 from .fov import FovConfig
 from .splits import SplitConfig
 
-WORK_VERSION = 3  # bump when a work row's content changes, so stale work is not reused (2: orientation, 3: disc side)
+WORK_VERSION = 4  # bump when a work row's content changes, so stale work is not reused (2: orientation, 3: disc side,
+# 4: mirror and 180-degree pHashes)
 
 
 @dataclass(frozen=True)

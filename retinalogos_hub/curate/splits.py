@@ -2,9 +2,12 @@
 
 Every image of a patient lands in the same split: the split is a function of the patient key only (a salted SHA-256
 of `source/patient_id`, or of the image id when the source publishes no patients), so it does not depend on row order,
-worker count or which other rows exist. A source's official test and validation splits win (its official train
-split is the pool we carve validation and test from); when one patient has images in several official splits the
-strictest (test > validation) is used for all of them. Keys can be linked (an image found
+worker count or which other rows exist. A source's official splits are kept: its official test and validation images
+stay where they were published, and its official train images stay in train (or, with `carve_official_train`, give
+up the validation fraction of their patients to validation, never to test), so protocols on official splits can be
+run on the curated set (the `official_split` column says which split each row came with). Only rows without an
+official split are drawn into train/validation/test by hash. When one patient has images in several official splits
+the strictest (test > validation > train) is used for all of them. Keys can be linked (an image found
 in two sources joins both patients into one group) so a duplicate cannot leak a patient across splits.
 """
 
@@ -16,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 SPLITS = ("train", "validation", "test")
-_RANK = {"validation": 1, "test": 2}  # official splits that are kept as published
+_RANK = {"train": 1, "validation": 2, "test": 3}  # official splits, strictest wins within a patient group
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,7 @@ class SplitConfig:
     validation: float  # fraction of patients (those without an official split) drawn into validation
     test: float  # fraction drawn into test; the rest is train
     salt: str  # mixed into the patient hash: change it to draw a different, still deterministic, assignment
+    carve_official_train: bool  # draw `validation` of a source's official-train patients into validation (never test)
 
     def __post_init__(self):
         if not (0 <= self.validation and 0 <= self.test and self.validation + self.test < 1):
@@ -70,7 +74,14 @@ def assign(
         groups[find(k)].append(k)
     out = {}
     for root, members in groups.items():
-        split = official.get(root) or hashed_split(root, cfg)
+        published = official.get(root)
+        if published == "train":
+            split = "train"
+            carve = SplitConfig(cfg.validation, 0.0, cfg.salt, False)
+            if cfg.carve_official_train and hashed_split(root, carve) != "train":
+                split = "validation"
+        else:
+            split = published or hashed_split(root, cfg)
         for k in members:
             out[k] = split
     return out

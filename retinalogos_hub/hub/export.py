@@ -46,10 +46,12 @@ class Export:
     rows: int
     with_image: int
     without_image: int
+    uncaptioned: int = 0  # input rows left out because their caption failed (counted, never published empty)
 
 
-def read_stage(in_dir: Path) -> Dataset:
-    """The captioned/purified stage dataset, refused with one line when it cannot be published."""
+def read_stage(in_dir: Path, *, refuse_uncaptioned: bool = False) -> tuple[Dataset, int]:
+    """The captioned/purified stage dataset and how many rows without a caption (failed captioning rows) were left
+    out of it (refused instead with `refuse_uncaptioned`); refused with one line when it cannot be published."""
     in_dir = Path(in_dir)
     if not (in_dir / "dataset_info.json").is_file():
         raise InputError(
@@ -58,12 +60,17 @@ def read_stage(in_dir: Path) -> Dataset:
     ds = load_from_disk(str(in_dir))
     require_columns(ds.column_names, list(CAPTIONED), str(in_dir))
     empty = [i for i, c in enumerate(ds["caption"]) if c is None or not str(c).strip()]
-    if empty:
+    if empty and refuse_uncaptioned:
         ids = ds.select(empty[:3])["id"]
         raise InputError(
-            f"{in_dir}: {len(empty)} row(s) without a caption (e.g. {', '.join(ids)}); "
-            "run `retinalogos caption` on it first, or filter those rows out"
+            f"{in_dir}: {len(empty)} row(s) without a caption (e.g. {', '.join(ids)}); retry them with "
+            "`retinalogos caption run ... --retry-failed`, or publish without them (drop --refuse-uncaptioned)"
         )
+    if empty and len(empty) == len(ds):
+        raise InputError(f"{in_dir}: no row has a caption; run `retinalogos caption run` on it first")
+    if empty:
+        gone = set(empty)
+        ds = ds.select([i for i in range(len(ds)) if i not in gone])
     bad = sorted({s for s in set(ds["source"]) if not _CONFIG_NAME.match(str(s))})
     if bad:
         raise InputError(f"{in_dir}: source name(s) {bad} cannot be config names (letters, digits, _ . - only)")
@@ -72,7 +79,7 @@ def read_stage(in_dir: Path) -> Dataset:
     splits = sorted(set(ds["split"]) - set(SPLITS), key=str)
     if splits:
         raise InputError(f"{in_dir}: column 'split' has value(s) {splits}; expected one of {', '.join(SPLITS)}")
-    return ds
+    return ds, len(empty)
 
 
 # JPEG segments kept: the ones needed to decode (APP0 JFIF, APP14 Adobe colour transform, tables, frame, scan).
@@ -154,9 +161,17 @@ def _publishable(row: dict) -> dict:
     return {"image": {"bytes": strip_metadata(data), "path": None}, "image_origin": None, **private}
 
 
-def export_dataset(in_dir: Path, out_dir: Path, *, max_shard_size: str | int = "500MB", num_proc: int = 1) -> Export:
-    """Write the Hub layout of stage `in_dir` into `out_dir` (data shards only; the card is rendered by `card.py`)."""
-    ds = read_stage(in_dir)
+def export_dataset(
+    in_dir: Path,
+    out_dir: Path,
+    *,
+    max_shard_size: str | int = "500MB",
+    num_proc: int = 1,
+    refuse_uncaptioned: bool = False,
+) -> Export:
+    """Write the Hub layout of stage `in_dir` into `out_dir` (data shards only; the card is rendered by `card.py`).
+    Rows without a caption are left out and counted (`Export.uncaptioned`), or refused with `refuse_uncaptioned`."""
+    ds, uncaptioned = read_stage(in_dir, refuse_uncaptioned=refuse_uncaptioned)
     max_bytes = convert_file_size_to_int(max_shard_size)
     features = Features({**ds.features, "image": Image(), **EXPORT_COLUMNS})
     out_dir = Path(out_dir)
@@ -197,7 +212,7 @@ def export_dataset(in_dir: Path, out_dir: Path, *, max_shard_size: str | int = "
         del published
     configs = {DEFAULT_CONFIG: _sum_splits(configs), **configs}
     nbytes = {DEFAULT_CONFIG: _sum_splits(nbytes), **nbytes}
-    return Export(out_dir, configs, nbytes, features, len(ds), with_image, len(ds) - with_image)
+    return Export(out_dir, configs, nbytes, features, len(ds), with_image, len(ds) - with_image, uncaptioned)
 
 
 def _write_shards(part: Dataset, folder: Path, split: str, max_bytes: int) -> int:

@@ -77,3 +77,59 @@ def describe() -> list[dict]:
             }
         )
     return rows
+
+
+COUNTED = ("eye", "dr_grade", "dme", "glaucoma", "quality", "diseases")  # labels `check` counts (per split)
+
+
+def check(name: str, root, **options) -> dict:
+    """What the adapter `name` would read at `root`, without curating: the label files it opened, the image count, the
+    counts per official split and label, and its problems (rows with missing images, encodings it had to guess, the
+    first error that stopped it). Missing images are reported (on_bad_files=warn) unless options say otherwise."""
+    import logging
+    from collections import Counter, defaultdict
+    from pathlib import Path
+
+    from ..errors import RetinalogosError
+    from . import base
+
+    problems: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            problems.append(record.getMessage())
+
+    handler, logger = _Collect(logging.WARNING), logging.getLogger(__name__)
+    reads: list[Path] = []
+    token = base._READS.set(reads)
+    logger.addHandler(handler)
+    counts: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+    n, ok = 0, True
+    try:
+        cfg = make_config(name, Path(root), **{"on_bad_files": "warn", **options})
+        for rec in get_source(name).records(cfg):
+            rec = base.complete(rec)
+            n += 1
+            split = rec["split"] or "none"
+            for label in COUNTED:
+                values = rec[label] if label == "diseases" else [rec[label]]
+                for v in values or ([] if label == "diseases" else [None]):
+                    counts[split][label][str(v) if v is not None else "unknown"] += 1
+    except RetinalogosError as e:
+        problems.append(str(e))
+        ok = False
+    finally:
+        logger.removeHandler(handler)
+        base._READS.reset(token)
+    return {
+        "name": name,
+        "root": str(root),
+        "ok": ok and n > 0,
+        "files": [str(p) for p in reads],
+        "images": n,
+        "splits": {
+            s: {label: dict(sorted(c.items())) for label, c in by_label.items() if set(c) != {"unknown"}}
+            for s, by_label in sorted(counts.items())
+        },
+        "problems": problems + ([] if n or not ok else [f"{name}: no images found under {root}"]),
+    }

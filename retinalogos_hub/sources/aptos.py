@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .base import Record, SourceConfig, SourceInfo, locate, matched, read_table, require_dir, to_int
+from .base import Record, SourceConfig, SourceInfo, locate, near, matched, read_table, require_dir, to_int
 
 
 @dataclass
@@ -29,7 +29,7 @@ INFO = SourceInfo(
 def records(cfg: Config) -> Iterator[Record]:
     root = require_dir(cfg.root, "aptos")
     labels = locate(root, "aptos", "train.csv")
-    images = locate(root, "aptos", "train_images")
+    images = near(labels, root, "aptos", "train_images")
     for row, path in matched(cfg, labels, read_table(labels, ("id_code", "diagnosis")), images, "id_code"):
         yield {
             "path": str(path),

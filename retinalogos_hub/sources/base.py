@@ -10,7 +10,9 @@ It is registered by one line in `sources/__init__.py`. `load(module, cfg)` turns
 
 from __future__ import annotations
 
+import contextvars
 import csv
+import io
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -99,13 +101,16 @@ def read_table(path: Path, required: tuple[Column, ...], *, sep: str = ",", stri
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: label file not found")
+    _note_read(path)
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         names, rows = _read_xlsx(path)
     else:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh, delimiter=sep)
+        try:
+            reader = csv.reader(io.StringIO(read_text(path), newline=""), delimiter=sep)
             names = next(reader, [])
             rows = list(reader)
+        except csv.Error as e:
+            raise InputError(f"{path} line {reader.line_num}: not a readable {sep!r}-separated table: {e}") from None
     # spreadsheets often carry a title or unit row above the header: take the first row naming the columns
     table, header_line = [names, *rows], 1
     for at, candidate in enumerate(table[:5]):
@@ -124,6 +129,67 @@ def read_table(path: Path, required: tuple[Column, ...], *, sep: str = ",", stri
     names = [n if n.strip() else f"column{i}" for i, n in enumerate(names)]  # unnamed columns by position
     width = len(names)
     return Rows((dict(zip(names, [*r, *[""] * (width - len(r))])) for r in rows), first_line=header_line + 1)
+
+
+# the declared chain after UTF-8: cp1252 (Windows/hospital exports; it leaves 5 bytes undefined, so a file in another
+# code page usually fails it), then charset-normalizer's guess (GBK, Shift-JIS, ...: short files fool it into rare code
+# pages, hence second), then latin-1, which decodes any byte, so the chain always ends with text
+FALLBACK_ENCODINGS = ("cp1252", None, "latin-1")  # None: charset-normalizer's guess
+
+
+def read_text(path: Path) -> str:
+    """A label file's text: UTF-8 (with or without BOM) when it decodes, else the first of `FALLBACK_ENCODINGS` that
+    does. A file that is not UTF-8 is logged with the encoding used and the first odd line, so a wrong guess shows.
+    """
+    path = Path(path)
+    _note_read(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise InputError(f"{path}: cannot read label file: {e.strerror or e}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        first_bad = data.count(b"\n", 0, e.start) + 1
+    for encoding in FALLBACK_ENCODINGS:
+        encoding = encoding or _detected(data)
+        if not encoding:
+            continue
+        try:
+            text = data.decode(encoding)
+        except (UnicodeDecodeError, LookupError):
+            continue
+        log.warning("%s is not UTF-8 (first non-UTF-8 byte on line %d); read as %s", path, first_bad, encoding)
+        return text.lstrip("\ufeff")
+    raise AssertionError("latin-1 decodes every byte")  # pragma: no cover
+
+
+def _detected(data: bytes) -> str | None:
+    try:
+        from charset_normalizer import from_bytes
+    except ImportError:  # the declared chain still reads the file
+        return None
+    best = from_bytes(data).best()
+    return best.encoding if best is not None else None
+
+
+# label files read in this context (for `sources --check`), and the row being matched (for error messages)
+_READS: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar("retinalogos_reads", default=None)
+_POSITION: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar("retinalogos_row", default=None)
+
+
+def _note_read(path: Path) -> None:
+    reads = _READS.get()
+    if reads is not None and path not in reads:
+        reads.append(path)
+
+
+def position(reset: bool = False) -> tuple[str, int] | None:
+    """(label file, line) of the last row `matched` handed to an adapter, for naming where an error happened;
+    `reset` forgets it (before the next source)."""
+    if reset:
+        _POSITION.set(None)
+    return _POSITION.get()
 
 
 class Rows(list):
@@ -183,6 +249,26 @@ def locate(root: Path, source: str, *names: str, required: bool = True) -> Path 
     return None
 
 
+def near(anchor: Path, root: Path, source: str, *names: str, required: bool = True) -> Path | None:
+    """The first of `names` nearest to `anchor` (a label file or folder already found): searched as `locate` does at
+    the anchor's folder, then at each parent up to `root`. Bundles hold several datasets side by side (a Kaggle
+    glaucoma bundle with G1020/, ORIGA/, REFUGE/): the images of a label file are the ones in its own dataset folder,
+    not the first `Images/` anywhere below the root."""
+    root = Path(root).resolve()
+    folder = Path(anchor).resolve()
+    folder = folder if folder.is_dir() else folder.parent
+    while True:
+        hit = locate(folder, source, *names, required=False)
+        if hit is not None and hit.resolve() != Path(anchor).resolve():
+            return hit
+        if folder == root or root not in folder.parents:
+            break
+        folder = folder.parent
+    if required:
+        raise SourceError(f"{source}: no {' or '.join(names)} beside {anchor} (searched up to {root})")
+    return None
+
+
 def missing_image(cfg: SourceConfig, label_file: Path, line: int, expected: str) -> None:
     """A label row whose image is absent: raise, warn or skip as `cfg.on_bad_files` says."""
     msg = f"{label_file} line {line}: image not found: {expected}"
@@ -215,7 +301,42 @@ def matched(
         if path is None:
             missing_image(cfg, label_file, line, str(where / name))
             continue
+        _POSITION.set((str(label_file), line))
         yield row, path
+
+
+EYE_CONFLICTS = ("warn", "error")
+
+
+class EyeConflicts:
+    """Rows whose file name and eye column disagree on the eye: counted and logged once (`warn`, the eye becomes
+    None: neither can be trusted), or the first one fails naming the file and row (`error`)."""
+
+    def __init__(self, source: str, how: str):
+        if how not in EYE_CONFLICTS:
+            raise InputError(f"{source}: eye_conflicts must be one of {', '.join(EYE_CONFLICTS)}, got {how!r}")
+        self.source, self.how, self.count, self.first = source, how, 0, ""
+
+    def check(self, by_name: str | None, by_column: str | None, where: str) -> str | None:
+        """The eye to record: the agreed one, the one side that says, or None on a conflict."""
+        if by_name and by_column and by_name != by_column:
+            msg = f"{where}: the file name says {by_name} eye but the grade column says {by_column}"
+            if self.how == "error":
+                raise InputError(msg + " (fix the row, or pass eye_conflicts=warn to count them and drop the eye)")
+            self.count += 1
+            self.first = self.first or msg
+            return None
+        return by_name or by_column
+
+    def report(self) -> None:
+        if self.count:
+            log.warning(
+                "%s: %d rows whose file name and grade column disagree on the eye (their eye is left unknown); "
+                "first: %s",
+                self.source,
+                self.count,
+                self.first,
+            )
 
 
 def to_int(value, where: str = "") -> int | None:

@@ -18,6 +18,7 @@ from .base import (
     flag,
     locate,
     matched,
+    near,
     read_table,
     require_dir,
     to_float,
@@ -50,6 +51,42 @@ FINDINGS: tuple[tuple[tuple[str, ...], str], ...] = (
 )
 
 
+# BRSET's own per-image grading (1 = normal/adequate, 2 = abnormal/inadequate in the released labels; words too):
+# the anatomy and photo-quality truth captions should carry, written into `findings`
+ANATOMY = ((("optic_disc",), "optic disc"), (("vessels",), "vessels"), (("macula",), "macula"))
+PHOTO = (
+    (("focus",), "focus"),
+    (("iluminaton", "illumination", "illuminaton"), "illumination"),
+    (("image_field", "field"), "image field"),
+    (("artifacts", "artefacts"), "artefacts"),
+)
+_NORMAL = {"1": "normal", "normal": "normal", "2": "abnormal", "abnormal": "abnormal"}
+_ADEQUATE = {"1": "adequate", "adequate": "adequate", "yes": "adequate", "2": "inadequate", "inadequate": "inadequate"}
+_ARTEFACTS = {"1": "absent", "absent": "absent", "no": "absent", "2": "present", "present": "present", "yes": "present"}
+
+
+def grading(row: dict) -> str | None:
+    """'BRSET grading: optic disc normal, vessels normal, macula abnormal; photo: focus adequate, ...' from the
+    anatomy and quality columns (unknown codes are left out; None when none is filled)."""
+    parts = []
+    anatomy = [f"{name} {v}" for sp, name in ANATOMY if (v := _NORMAL.get(_code(col(row, sp))))]
+    photo = [
+        f"{name} {v}"
+        for sp, name in PHOTO
+        if (v := (_ARTEFACTS if name == "artefacts" else _ADEQUATE).get(_code(col(row, sp))))
+    ]
+    if anatomy:
+        parts.append("BRSET grading: " + ", ".join(anatomy))
+    if photo:
+        parts.append("photo: " + ", ".join(photo))
+    return "; ".join(parts) or None
+
+
+def _code(value: str) -> str:
+    v = value.strip().lower()
+    return v[:-2] if v.endswith(".0") else v
+
+
 @dataclass
 class Config(SourceConfig):
     pass
@@ -60,17 +97,21 @@ INFO = SourceInfo(
     title="BRSET (Brazilian Multilabel Ophthalmological Dataset)",
     expects="labels.csv | labels_brset.csv (image_id,patient_id,patient_age,patient_sex,exam_eye,DR_ICDR,"
     "macular_edema,... findings 0/1, quality) + fundus_photos/{image_id}.jpg",
-    labels=("dr_grade", "dme", "diseases", "eye", "patient_id", "age", "sex", "quality"),
+    labels=("dr_grade", "dme", "diseases", "eye", "patient_id", "age", "sex", "quality", "findings"),
     homepage="https://physionet.org/content/brazilian-ophthalmological/",
     patient_key="patient_id",
-    notes=("column spellings of every release are accepted", "credentialed DUA: images may not be re-hosted"),
+    notes=(
+        "column spellings of every release are accepted",
+        "optic_disc/vessels/macula and focus/iluminaton/image_field/artifacts -> findings ('BRSET grading: ...')",
+        "credentialed DUA: images may not be re-hosted",
+    ),
 )
 
 
 def records(cfg: Config) -> Iterator[Record]:
     root = require_dir(cfg.root, "brset")
     labels = locate(root, "brset", "labels_brset.csv", "labels.csv")
-    images = locate(root, "brset", "fundus_photos", "images")
+    images = near(labels, root, "brset", "fundus_photos", "images")
     rows = read_table(labels, (IMAGE, PATIENT, GRADE, EYE))
     for row, path in matched(cfg, labels, rows, images, IMAGE):
         where = f"{labels} image_id {path.stem}"
@@ -87,4 +128,5 @@ def records(cfg: Config) -> Iterator[Record]:
             "age": to_float(col(row, AGE)),
             "sex": {1: "M", 2: "F"}.get(to_int(col(row, SEX), where)),
             "quality": {"adequate": "good", "inadequate": "reject"}.get(quality),
+            "findings": grading(row),
         }

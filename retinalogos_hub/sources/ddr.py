@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from .base import Record, SourceConfig, SourceInfo, locate, matched, require_dir, to_int
+from .base import Record, SourceConfig, SourceInfo, locate, matched, read_text, require_dir, to_int
 
 SPLITS = (("train", "train"), ("valid", "validation"), ("test", "test"))
 UNGRADABLE = 5
@@ -59,7 +59,7 @@ def records(cfg: Config) -> Iterator[Record]:
 
 def read_pairs(path: Path) -> list[dict]:
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+    for n, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         parts = line.split()

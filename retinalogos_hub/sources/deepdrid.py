@@ -11,16 +11,34 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .base import Record, SourceConfig, SourceInfo, col, image_index, locate, matched, read_table, require_dir, to_int
+import re
+
+from . import base
+from .base import (
+    EyeConflicts,
+    Record,
+    SourceConfig,
+    SourceInfo,
+    col,
+    image_index,
+    locate,
+    matched,
+    read_table,
+    require_dir,
+    to_int,
+)
 
 SPLITS = (("training", "train"), ("validation", "validation"))
 COLUMNS = ("patient_id", "image_id", "left_eye_DR_Level", "right_eye_DR_Level")
 QUALITY = ("Overall quality", "Overall_quality")
 
 
+NAME_EYE = re.compile(r"_([lr])\d*$", re.I)  # {patient}_{l|r}{shot}
+
+
 @dataclass
 class Config(SourceConfig):
-    pass
+    eye_conflicts: str = "warn"  # file name vs grade column disagree on the eye: "warn" (count, eye None) | "error"
 
 
 INFO = SourceInfo(
@@ -31,12 +49,22 @@ INFO = SourceInfo(
     labels=("dr_grade", "eye", "patient_id", "quality", "split"),
     homepage="https://github.com/deepdrdoc/DeepDRiD",
     patient_key="patient_id (the patient folder)",
-    notes=("'Overall quality' 1 -> good, 0 -> reject",),
+    notes=(
+        "'Overall quality' 1 -> good, 0 -> reject",
+        "the eye from the file name ({patient}_{l|r}{shot}) and the grade column must agree: eye_conflicts=warn "
+        "counts the rows that do not (their eye is None), eye_conflicts=error fails on the first",
+    ),
 )
 
 
 def records(cfg: Config) -> Iterator[Record]:
     root = require_dir(cfg.root, "deepdrid")
+    conflicts = EyeConflicts("deepdrid", cfg.eye_conflicts)
+    yield from _records(cfg, root, conflicts)
+    conflicts.report()
+
+
+def _records(cfg: Config, root, conflicts: EyeConflicts) -> Iterator[Record]:
     for name, split in SPLITS:
         labels = locate(root, "deepdrid", f"regular-fundus-{name}/regular-fundus-{name}.csv", required=split == "train")
         if labels is None:
@@ -45,7 +73,10 @@ def records(cfg: Config) -> Iterator[Record]:
         for row, path in matched(cfg, labels, read_table(labels, COLUMNS), images, "image_id"):
             where = f"{labels} image_id {row['image_id']}"
             left, right = to_int(row["left_eye_DR_Level"], where), to_int(row["right_eye_DR_Level"], where)
-            eye = "left" if left is not None else "right" if right is not None else None
+            by_column = "left" if left is not None else "right" if right is not None else None
+            m = NAME_EYE.search(path.stem)
+            by_name = {"l": "left", "r": "right"}[m.group(1).lower()] if m else None
+            eye = conflicts.check(by_name, by_column, f"{labels} line {base.position()[1]} image_id {row['image_id']}")
             quality = to_int(col(row, QUALITY), where)
             grade = left if left is not None else right
             yield {

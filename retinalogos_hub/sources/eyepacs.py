@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import Record, SourceConfig, SourceInfo, locate, matched, read_table, require_dir, to_int
+from .base import Record, SourceConfig, SourceInfo, locate, matched, near, read_table, require_dir, to_int
 
 EYEQ_QUALITY = {0: "good", 1: "usable", 2: "reject"}
 
@@ -25,7 +25,7 @@ class Config(SourceConfig):
 INFO = SourceInfo(
     name="eyepacs",
     title="EyePACS / Kaggle DR Detection 2015 (+ EyeQ quality)",
-    expects="trainLabels.csv (image,level) + train/{id}_{left|right}.jpeg; optional test/ + retinopathy_solution.csv "
+    expects="trainLabels.csv (image,level) + train/{id}_{left|right}.jpeg (or the images beside it); optional test/ + retinopathy_solution.csv "
     "(image,level,Usage); optional Label_EyeQ_{train,test}.csv (,image,quality,DR_grade)",
     labels=("dr_grade", "eye", "patient_id", "quality", "split"),
     homepage="https://www.kaggle.com/c/diabetic-retinopathy-detection",
@@ -37,10 +37,12 @@ INFO = SourceInfo(
 def records(cfg: Config) -> Iterator[Record]:
     root = require_dir(cfg.root, "eyepacs")
     quality = eyeq_quality(cfg.eyeq or root)
-    parts = [("train", locate(root, "eyepacs", "trainLabels.csv"), locate(root, "eyepacs", "train"))]
-    solution = locate(root, "eyepacs", "retinopathy_solution.csv", required=False)
+    labels = locate(root, "eyepacs", "trainLabels.csv", "trainLabels.csv.csv")
+    # Kaggle's train/ folder, or (a common re-pack) the images flat beside trainLabels.csv
+    parts = [("train", labels, near(labels, root, "eyepacs", "train", required=False) or labels.parent)]
+    solution = near(labels, root, "eyepacs", "retinopathy_solution.csv", required=False)
     if cfg.include_test and solution is not None:
-        parts.append(("test", solution, locate(root, "eyepacs", "test")))
+        parts.append(("test", solution, near(solution, root, "eyepacs", "test", required=False) or solution.parent))
     for split, labels, images in parts:
         rows = read_table(labels, ("image", "level"))
         for row, path in matched(cfg, labels, rows, images, "image"):

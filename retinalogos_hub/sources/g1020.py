@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .base import Record, SourceConfig, SourceInfo, flag, locate, matched, read_table, require_dir
+from .base import Record, SourceConfig, SourceInfo, flag, locate, near, matched, read_table, require_dir
 
 
 @dataclass
@@ -29,6 +29,6 @@ INFO = SourceInfo(
 def records(cfg: Config) -> Iterator[Record]:
     root = require_dir(cfg.root, "g1020")
     labels = locate(root, "g1020", "G1020.csv")
-    images = locate(root, "g1020", "Images")
+    images = near(labels, root, "g1020", "Images")
     for row, path in matched(cfg, labels, read_table(labels, ("imageID", "binaryLabels")), images, "imageID"):
         yield {"path": str(path), "source_id": path.stem, "glaucoma": flag(row["binaryLabels"])}

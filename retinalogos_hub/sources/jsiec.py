@@ -19,8 +19,8 @@ CLASSES: dict[str, tuple[tuple[str, ...], int | None, bool | None]] = {
     "normal": ((), 0, False),
     "dr1": ((DR,), 1, None),
     "dr2": ((DR,), 2, None),
-    "dr3": ((DR,), 3, None),  # JSIEC's DR3 is severe NPDR or PDR: 3 is the lower bound
-    "blur fundus with suspected pdr": ((DR,), None, None),
+    "dr3": ((DR,), None, None),  # JSIEC's DR3 holds severe NPDR and PDR: grade 3 or 4, so no single grade (findings)
+    "blur fundus with suspected pdr": (("proliferative diabetic retinopathy suspect",), None, None),
     "blur fundus without pdr": ((), None, None),
     "possible glaucoma": (("glaucoma suspect",), None, None),
     "large optic cup": (("large optic cup",), None, None),
@@ -36,6 +36,8 @@ CLASSES: dict[str, tuple[tuple[str, ...], int | None, bool | None]] = {
     "mh": (("macular hole",), None, None),
     "maculopathy": (("maculopathy",), None, None),
 }
+# classes that span grades: the grade stays None and the finding says which grades the class holds
+AMBIGUOUS = {"dr3": "DR3 (JSIEC class holding severe NPDR and PDR: ICDR grade 3 or 4)"}
 FOLDER = re.compile(r"^\d+(?:\.\d+)?\.\s*(.+)$")
 
 
@@ -51,7 +53,11 @@ INFO = SourceInfo(
     labels=("diseases", "dr_grade", "glaucoma", "findings"),
     homepage="https://www.kaggle.com/datasets/linchundan/fundusimage1000",
     patient_key="none",
-    notes=("DR1/DR2/DR3 -> grades 1/2/3 (DR3 also holds PDR)", "the class name goes to findings"),
+    notes=(
+        "DR1/DR2 -> grades 1/2; DR3 holds severe NPDR and PDR -> grade None, 'grade 3 or 4' in findings",
+        "suspected classes stay suspects ('glaucoma suspect', 'proliferative diabetic retinopathy suspect')",
+        "the class name goes to findings",
+    ),
 )
 
 
@@ -73,5 +79,5 @@ def records(cfg: Config) -> Iterator[Record]:
                 "dr_grade": grade,
                 "glaucoma": glaucoma,
                 "diseases": list(diseases),
-                "findings": name,
+                "findings": AMBIGUOUS.get(name.lower(), name),
             }

@@ -19,6 +19,7 @@ from .base import (
     flag,
     locate,
     matched,
+    near,
     read_table,
     require_dir,
     sex_of,
@@ -48,7 +49,7 @@ INFO = SourceInfo(
 def records(cfg: Config) -> Iterator[Record]:
     root = require_dir(cfg.root, "mbrset")
     labels = locate(root, "mbrset", "labels_mbrset.csv", "labels.csv")
-    images = locate(root, "mbrset", "images", "mbrset_images")
+    images = near(labels, root, "mbrset", "images", "mbrset_images")
     for row, path in matched(cfg, labels, read_table(labels, COLUMNS), images, "file"):
         where = f"{labels} file {row['file']}"
         edema, quality = flag(row["final_edema"]), flag(col(row, "final_quality"))

@@ -17,13 +17,23 @@ from .base import (
     Record,
     SourceConfig,
     SourceInfo,
+    col,
     image_index,
     locate,
     matched,
     read_table,
+    read_text,
     require_dir,
     to_int,
 )
+
+
+# the Krause et al. spelling first, then the Kaggle re-release's (`id_code,diagnosis`, APTOS-style; no DME or
+# gradability columns: those stay None)
+IMAGE = ("image_id", "id_code", "image")
+GRADE = ("adjudicated_dr_grade", "diagnosis")
+DME = ("adjudicated_dme", "dme")
+GRADABLE = ("adjudicated_gradable", "gradable")
 
 
 @dataclass
@@ -34,7 +44,8 @@ class Config(SourceConfig):
 INFO = SourceInfo(
     name="messidor2",
     title="Messidor-2 (adjudicated DR/DME grades)",
-    expects="messidor_data.csv (image_id,adjudicated_dr_grade,adjudicated_dme,adjudicated_gradable) + IMAGES/*; "
+    expects="messidor_data.csv (image_id,adjudicated_dr_grade,adjudicated_dme,adjudicated_gradable; or the Kaggle "
+    "re-release's id_code,diagnosis) + IMAGES/*; "
     "optional messidor-2.csv exam pairing",
     labels=("dr_grade", "dme", "quality", "patient_id"),
     homepage="https://www.adcis.net/en/third-party/messidor2/",
@@ -46,18 +57,18 @@ INFO = SourceInfo(
 def records(cfg: Config) -> Iterator[Record]:
     root = require_dir(cfg.root, "messidor2")
     labels = locate(root, "messidor2", "messidor_data.csv")
-    rows = read_table(labels, ("image_id", "adjudicated_dr_grade", "adjudicated_dme", "adjudicated_gradable"))
+    rows = read_table(labels, (IMAGE, GRADE))
     pairing = locate(root, "messidor2", "messidor-2.csv", required=False)
     exams = exam_of(pairing) if pairing else {}
-    for row, path in matched(cfg, labels, rows, image_index(root, recursive=True), "image_id"):
-        where = f"{labels} image_id {row['image_id']}"
-        gradable = to_int(row["adjudicated_gradable"], where)
+    for row, path in matched(cfg, labels, rows, image_index(root, recursive=True), IMAGE):
+        where = f"{labels} image {col(row, IMAGE)}"
+        gradable = to_int(col(row, GRADABLE), where)
         yield {
             "path": str(path),
             "source_id": path.stem,
             "patient_id": exams.get(path.name.lower()),
-            "dr_grade": to_int(row["adjudicated_dr_grade"], where),
-            "dme": to_int(row["adjudicated_dme"], where),
+            "dr_grade": to_int(col(row, GRADE), where),
+            "dme": to_int(col(row, DME), where),
             "quality": None if gradable is None else ("usable" if gradable else "reject"),
         }
 
@@ -65,7 +76,7 @@ def records(cfg: Config) -> Iterator[Record]:
 def exam_of(sheet: Path) -> dict[str, str]:
     """image file name (lower-case) -> exam id (the stem of the exam's first image) from the pairing sheet."""
     out: dict[str, str] = {}
-    for line in sheet.read_text(encoding="utf-8-sig", errors="replace").splitlines():
+    for line in read_text(sheet).splitlines():
         names = [c.strip() for c in re.split(r"[;,\t]", line) if c.strip().lower().endswith(IMAGE_SUFFIXES)]
         for name in names:
             out[name.lower()] = Path(names[0]).stem

@@ -17,6 +17,7 @@ from .base import (
     flag,
     locate,
     matched,
+    near,
     read_table,
     require_dir,
     to_float,
@@ -42,7 +43,7 @@ INFO = SourceInfo(
 def records(cfg: Config) -> Iterator[Record]:
     root = require_dir(cfg.root, "origa")
     labels = locate(root, "origa", "OrigaList.csv")
-    images = locate(root, "origa", "Images", "images")
+    images = near(labels, root, "origa", "Images", "images")
     for row, path in matched(
         cfg, labels, read_table(labels, ("Filename", "Glaucoma"), strip_names=True), images, "Filename"
     ):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from .base import Record, SourceConfig, SourceInfo, col, locate, matched, read_table, require_dir, to_float, to_int
+from .base import Record, SourceConfig, SourceInfo, col, locate, near, matched, read_table, require_dir, to_float, to_int
 
 EYES = (("od", "OD", "right"), ("os", "OS", "left"))
 ID = ("ID", "column0")  # the release leaves the ID column unnamed; CSV exports may name it
@@ -39,7 +39,7 @@ INFO = SourceInfo(
 def records(cfg: Config) -> Iterator[Record]:
     root = require_dir(cfg.root, "papila")
     images = locate(root, "papila", "FundusImages")
-    clinical = locate(root, "papila", "ClinicalData")
+    clinical = near(images, root, "papila", "ClinicalData")
     for code, suffix, eye in EYES:
         sheet = _sheet(clinical, f"patient_data_{code}")
         rows = read_table(sheet, ("Age", "Gender", "Diagnosis"), strip_names=True)

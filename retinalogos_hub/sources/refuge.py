@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError, SourceError
-from .base import Record, SourceConfig, SourceInfo, flag, iter_images, read_table, require_dir, to_float
+from .base import Record, SourceConfig, SourceInfo, flag, iter_images, locate, read_table, require_dir, to_float
 
 SKIP = re.compile(r"mask|gts?$|crop|illustration|square|disc|cup|seg", re.I)
 SPLIT_WORDS = (("train", "train"), ("val", "validation"), ("test", "test"))
@@ -40,7 +40,7 @@ INFO = SourceInfo(
 
 
 def records(cfg: Config) -> Iterator[Record]:
-    root = require_dir(cfg.root, "refuge")
+    root = dataset_dir(require_dir(cfg.root, "refuge"))
     labels = sheet_labels(root)
     n = 0
     for path in iter_images(root):
@@ -65,6 +65,16 @@ def records(cfg: Config) -> Iterator[Record]:
         }
     if not n:
         raise SourceError(f"refuge: no fundus images under {root} (expected train/Images/*.jpg or Training400/)")
+
+
+def dataset_dir(root: Path) -> Path:
+    """The REFUGE folder itself when `root` is a bundle holding it beside other datasets (G1020/, ORIGA/, REFUGE/):
+    the folder above the first split `index.json` or REFUGE1 split folder; `root` when there is none."""
+    hit = locate(root, "refuge", "index.json", "Training400", "*Validation400", required=False)
+    if hit is None:
+        return root
+    base = hit.parent.parent if hit.name == "index.json" else hit.parent
+    return base if base == root or root in base.parents else root
 
 
 def sheet_labels(root: Path) -> dict[str, tuple[bool | None, str | None]]:

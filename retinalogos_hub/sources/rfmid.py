@@ -16,10 +16,12 @@ from .base import Record, SourceConfig, SourceInfo, flag, image_index, locate, m
 from .vocab import DR, RFMID_CODES, from_codes
 
 # (split, label-file patterns, image folder names)
+# The Kaggle-style mirror first, then the official release (`1. Original Images/{a. Training,b. Validation,c. Testing}
+# Set/`, `2. Groundtruths/{a,b,c}. RFMiD_{Training,Validation,Testing}_Labels.csv`).
 PARTS = (
-    ("train", ("RFMiD_Training_Labels.csv",), ("Training",)),
-    ("validation", ("RFMiD_Validation_Labels.csv",), ("Validation",)),
-    ("test", ("RFMiD_Testing_Labels.csv",), ("Test",)),
+    ("train", ("RFMiD_Training_Labels.csv", "*RFMiD_Training_Labels.csv"), ("Training", "*Training Set")),
+    ("validation", ("RFMiD_Validation_Labels.csv", "*RFMiD_Validation_Labels.csv"), ("Validation", "*Validation Set")),
+    ("test", ("RFMiD_Testing_Labels.csv", "*RFMiD_Testing_Labels.csv"), ("Test", "*Testing Set", "*Test Set")),
 )
 ID = ("ID", "id")  # mirrors differ in case
 NOT_CODES = {"ID", "WNL", "NL"}
@@ -35,7 +37,8 @@ INFO = SourceInfo(
     name="rfmid",
     title="RFMiD 1.0",
     expects="{Training,Evaluation,Test}_Set/*/RFMiD_{Training,Validation,Testing}_Labels.csv (ID,Disease_Risk,DR,ARMD,"
-    "...) + {Training,Validation,Test}/{ID}.png",
+    "...) + {Training,Validation,Test}/{ID}.png; or the official 1. Original Images/{a. Training,b. Validation,"
+    "c. Testing} Set/ + 2. Groundtruths/{a,b,c}. RFMiD_*_Labels.csv",
     labels=("diseases", "dr_grade", "split"),
     homepage="https://riadd.grand-challenge.org/",
     patient_key="none (one image per row)",
@@ -68,9 +71,11 @@ def split_records(cfg: SourceConfig, source: str, parts) -> Iterator[Record]:
 
 
 def _image_dir(folder: Path, names: tuple[str, ...]) -> Path:
-    """The split's image folder next to its label file; the label file's folder itself when images sit beside it."""
-    for name in names:
-        for p in sorted(folder.glob(name)):
-            if p.is_dir():
-                return p
+    """The split's image folder next to its label file, or (the official release) in the `*Original Images` folder
+    beside the label file's `*Groundtruths` folder; the label file's folder itself when images sit beside it."""
+    for where in (folder, *sorted(folder.parent.glob("*Original Images"))):
+        for name in names:
+            for p in sorted(where.glob(name)):
+                if p.is_dir():
+                    return p
     return folder

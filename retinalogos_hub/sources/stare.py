@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError, SourceError
-from .base import Record, SourceConfig, SourceInfo, image_index, locate, matched, require_dir
+from .base import Record, SourceConfig, SourceInfo, image_index, locate, matched, read_text, require_dir
 from .vocab import DR, HYPERTENSIVE, unique
 
 # STARE's diagnosis codes
@@ -69,7 +69,7 @@ def records(cfg: Config) -> Iterator[Record]:
 
 def read_codes(path: Path) -> list[dict]:
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+    for n, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         m = LINE.match(line)

@@ -118,6 +118,7 @@ KEYWORDS: tuple[tuple[str, str], ...] = (
     (r"coloboma", "coloboma"),
     (r"central serous", "central serous retinopathy"),
 )
+SUSPECTED = re.compile(r"\bsuspect|\bsuspicio|\bpossible\b|\bprobable\b|\?")
 # Keywords that describe the photo, not the eye (ODIR has them per eye).
 PHOTO_KEYWORDS = (
     "lens dust",
@@ -142,6 +143,8 @@ def from_keywords(text: str | None) -> list[str]:
         if not part or part.startswith(NORMAL_WORDS) or part in PHOTO_KEYWORDS:
             continue
         name = next((d for pattern, d in KEYWORDS if re.search(pattern, part)), None)
+        if name and SUSPECTED.search(part) and not name.endswith(" suspect"):
+            name = f"{name} suspect"  # "suspected glaucoma", "suspicious diabetic retinopathy": not a diagnosis
         out.append(name or "other")
     return unique(out)
 

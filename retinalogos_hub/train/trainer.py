@@ -19,7 +19,7 @@ from .. import stage
 from ..config import dump_config
 from ..errors import ConfigError, InputError
 from ..pipelines import call_kwargs
-from . import backbones
+from . import backbones, engines
 from .config import TrainConfig
 from .data import Batches, build_cache, cache_key, load_rows, pad_texts
 
@@ -115,6 +115,7 @@ class FlowMatchingRecipe:
             log_with=cfg.train.log_with,
             project_config=ProjectConfiguration(str(self.out), logging_dir=str(self.out / "logs")),
         )
+        engines.setup(self.acc, self.backbone, cfg)  # FSDP on CPU too, the backbone's blocks wrapped, asked == got
         set_seed(cfg.train.seed)
         self.provenance = stage.start("train", self.out, cfg, dataset=cfg.data.dataset, base_model=cfg.model.base_model)
         if self.acc.is_main_process:
@@ -180,8 +181,9 @@ class FlowMatchingRecipe:
         transformer.train()
         if cfg.model.gradient_checkpointing:
             self.backbone.enable_gradient_checkpointing(transformer)
-        self.params = [p for p in transformer.parameters() if p.requires_grad]
-        # 5. Optimizer, LR schedule, EMA
+        self.base_checksum = engines.checksum(transformer.state_dict().values())  # "did anything train?" at export
+        # 5. Optimizer, LR schedule; then `prepare`, and only then the parameters the optimizer really steps (FSDP2
+        # replaces them with sharded ones), on which the EMA and clipping work
         from diffusers.optimization import get_scheduler
 
         opt_cls = torch.optim.AdamW
@@ -191,7 +193,11 @@ class FlowMatchingRecipe:
             opt_cls = bnb.optim.AdamW8bit
         beta1, beta2 = cfg.optim.betas
         optimizer = opt_cls(
-            self.params, lr=cfg.optim.lr, betas=(beta1, beta2), weight_decay=cfg.optim.weight_decay, eps=cfg.optim.eps
+            [p for p in transformer.parameters() if p.requires_grad],
+            lr=cfg.optim.lr,
+            betas=(beta1, beta2),
+            weight_decay=cfg.optim.weight_decay,
+            eps=cfg.optim.eps,
         )
         # accelerate steps a prepared scheduler once per process, so its horizon is scaled the same way
         scheduler = get_scheduler(
@@ -200,22 +206,25 @@ class FlowMatchingRecipe:
             num_warmup_steps=cfg.lr_scheduler.warmup_steps * self.acc.num_processes,
             num_training_steps=cfg.train.max_steps * self.acc.num_processes,
         )
+        self.transformer, self.optimizer, self.lr_scheduler = self.acc.prepare(transformer, optimizer, scheduler)
+        self._sharded = self.acc.distributed_type == DistributedType.FSDP
+        self.params = [p for p in self.transformer.parameters() if p.requires_grad]
         self.ema = None
-        if cfg.ema is not None:
+        if cfg.ema is not None:  # shadows of the (sharded) parameters: no full copy on any rank under FSDP
             from diffusers.training_utils import EMAModel
 
             self.ema = EMAModel(self.params, decay=cfg.ema.decay, update_after_step=cfg.ema.update_after_step)
             self.ema.to(self.acc.device)
-        self.transformer, self.optimizer, self.lr_scheduler = self.acc.prepare(transformer, optimizer, scheduler)
-        self._sharded = self.acc.distributed_type == DistributedType.FSDP
-        self.noise = NoiseRng(cfg.train.seed + self.acc.process_index)
-        for obj in (self.batches.pos, self.noise, *([self.ema] if self.ema else [])):
-            self.acc.register_for_checkpointing(obj)
-        # 6. Resume: model, optimizer, scheduler, EMA, RNG and data position in one load
+            self.ema_checksum = engines.checksum(self.ema.shadow_params)
+        self.noise = NoiseRng(cfg.train.seed + self.acc.process_index)  # per process: saved per process (`_ranks`)
+        self.acc.register_for_checkpointing(self.batches.pos)  # the same on every process
+        # 6. Resume: model, optimizer, scheduler, RNGs and data position (accelerate), EMA shard and noise (ours)
         if self.resume_dir is not None:
             self.acc.load_state(str(self.resume_dir))
+            engines.load_rank_state(self.resume_dir, self.acc, self.noise, self.ema, self._sharded)
             self.step = json.loads((self.resume_dir / "trainer_state.json").read_text())["global_step"]
             log.info("resumed from %s at step %d", self.resume_dir, self.step)
+        self.first_step = self.step  # the gradient check runs on this run's first optimizer step
         if cfg.train.log_with:
             self.acc.init_trackers("retinalogos", config={"stage": cfg.stage, "backbone": cfg.model.backbone})
 
@@ -283,8 +292,10 @@ class FlowMatchingRecipe:
                     with acc.accumulate(self.transformer):
                         loss = self._loss(latents, texts)
                         acc.backward(loss)
-                        if acc.sync_gradients and cfg.train.max_grad_norm > 0:
-                            acc.clip_grad_norm_(self.params, cfg.train.max_grad_norm)
+                        if acc.sync_gradients and (cfg.train.max_grad_norm > 0 or self.step == self.first_step):
+                            norm = acc.clip_grad_norm_(self.params, cfg.train.max_grad_norm or float("inf"))
+                            if self.step == self.first_step:
+                                engines.check_gradients(norm, acc)
                         self.optimizer.step()
                         self.lr_scheduler.step()
                         self.optimizer.zero_grad(set_to_none=True)
@@ -313,6 +324,8 @@ class FlowMatchingRecipe:
         path = ckpts / f"checkpoint-{step:06d}"
         self.acc.wait_for_everyone()
         self.acc.save_state(str(path))
+        engines.save_rank_state(path, self.acc, self.noise, self.ema, self._sharded)
+        self.acc.wait_for_everyone()  # trainer_state.json (the "complete" mark) only once every rank has saved
         if self.acc.is_main_process:
             (path / "trainer_state.json").write_text(
                 json.dumps({"global_step": step, "last_logged_loss": self.last_loss})
@@ -384,12 +397,16 @@ class FlowMatchingRecipe:
         """pipeline/ (EMA weights for full runs; LoRA merged where asked or needed) and lora/ for LoRA runs."""
         from . import export
 
-        cfg, pipeline_dir, lora_dir = self.cfg, None, None
+        cfg = self.cfg
+        if self.ema is not None:
+            engines.check_ema_moved(self.ema, self.ema_checksum, self.acc)
         if cfg.model.mode == "full":
             with self._ema_weights():  # every rank: the full state dict is gathered from FSDP shards collectively
                 state = self.acc.get_state_dict(self.transformer)
                 # a copy: these may share storage with the parameters the EMA swap restores on exit
                 state = {k: v.detach().to("cpu", copy=True) for k, v in (state or {}).items()}
+            if self.acc.is_main_process:
+                engines.check_trained(state, self.base_checksum, cfg)
         if cfg.validation.every == 0 or self.step % cfg.validation.every:
             self.validate(self.step)
         if self.acc.is_main_process:
@@ -400,11 +417,11 @@ class FlowMatchingRecipe:
             if cfg.model.mode == "full":
                 plain = type(transformer).from_config(transformer.config)
                 plain.load_state_dict(state)
-                pipeline_dir = export.save_pipeline(self.pipe, plain, self.out / "pipeline")
+                export.save_pipeline(self.pipe, plain, self.out / "pipeline")
             else:
-                lora_dir = export.save_lora(self.pipe, transformer, self.out / "lora").parent
-                if (cfg.lora is not None and cfg.lora.fuse_export) or not self.backbone.loads_lora:
-                    pipeline_dir = export.save_pipeline(self.pipe, export.fused(transformer), self.out / "pipeline")
+                export.save_lora(self.pipe, transformer, self.out / "lora")
+                if self._fused_export:
+                    export.save_pipeline(self.pipe, export.fused(transformer), self.out / "pipeline")
             run = {
                 "backbone": cfg.model.backbone,
                 "base_model": cfg.model.base_model,
@@ -417,7 +434,7 @@ class FlowMatchingRecipe:
                 "train_rows": self.train_rows,
                 "resolution": cfg.data.resolution,
                 "processes": self.acc.num_processes,
-                "engine": str(self.acc.distributed_type.value),
+                **engines.describe(self.acc),  # which engine really ran (distributed_type, device, fsdp_version)
                 # what a model card needs, so publishing never imports the training code
                 "pipeline_class": type(self.pipe).__name__,
                 "loads_lora": self.backbone.loads_lora,
@@ -425,13 +442,25 @@ class FlowMatchingRecipe:
             }
             stage.atomic_write(self.out / "run.json", json.dumps(run, indent=2))
             self.provenance.finish(
-                **{k: run[k] for k in ("global_step", "final_loss", "train_rows", "processes", "engine")}
+                **{k: run[k] for k in ("global_step", "final_loss", "train_rows", "processes", "distributed_type")}
             )
         self.acc.wait_for_everyone()
+        # every rank learns where the outputs are (the chain's next step runs on every rank)
+        pipeline_dir = self.out / "pipeline" if cfg.model.mode == "full" or self._fused_export else None
+        lora_dir = self.out / "lora" if cfg.model.mode == "lora" else None
         return TrainResult(self.out, pipeline_dir, lora_dir, self.step, self.last_loss)
 
+    @property
+    def _fused_export(self) -> bool:
+        lora = self.cfg.lora
+        return self.cfg.model.mode == "lora" and (
+            (lora is not None and lora.fuse_export) or not self.backbone.loads_lora
+        )
+
     def cleanup(self) -> None:
-        self.acc.end_training()
+        """End the trackers. The process group stays: the chain's next step (and its purify barrier) needs it."""
+        for tracker in self.acc.trackers:
+            tracker.finish()
 
 
 def main(cfg: TrainConfig, resume: str | None = None) -> TrainResult:

@@ -21,6 +21,7 @@ class Backbone(abc.ABC):
     name: str
     pipeline_cls: str  # diffusers class name, also what model_index.json names
     transformer_cls: str  # the transformer class `load` checks the checkpoint holds
+    block_cls: str  # the repeated transformer block: the unit FSDP wraps (shards and gathers) one at a time
     loads_lora: bool  # pipe.load_lora_weights exists for this family
     prompt_kwargs: dict = {}  # extra encode_prompt arguments
     unused_params: tuple[str, ...] = ()  # declared by the model but never used in forward: kept frozen for DDP

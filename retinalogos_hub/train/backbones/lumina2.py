@@ -13,6 +13,7 @@ class Lumina2(Backbone):
     name = "lumina2"
     pipeline_cls = "Lumina2Pipeline"
     transformer_cls = "Lumina2Transformer2DModel"
+    block_cls = "Lumina2TransformerBlock"
     loads_lora = True
 
     def predict(self, transformer, x, sigma, emb, mask):

@@ -17,6 +17,7 @@ class LuminaNext(Backbone):
     name = "lumina-next"
     pipeline_cls = "LuminaPipeline"
     transformer_cls = "LuminaNextDiT2DModel"
+    block_cls = "LuminaNextDiTBlock"
     loads_lora = False  # LuminaPipeline has no LoRA loader: LoRA runs export a fused pipeline
     prompt_kwargs = {"clean_caption": False}
     unused_params = ("pad_token",)  # LuminaNextDiT2DModel.forward never reads it; DDP fails on gradient-less params

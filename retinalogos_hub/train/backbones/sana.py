@@ -15,6 +15,7 @@ class Sana(Backbone):
     name = "sana"
     pipeline_cls = "SanaPipeline"
     transformer_cls = "SanaTransformer2DModel"
+    block_cls = "SanaTransformerBlock"
     loads_lora = True
     prompt_kwargs = {"complex_human_instruction": None, "clean_caption": False}
 

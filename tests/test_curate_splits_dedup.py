@@ -1,0 +1,101 @@
+"""Official splits kept (`official_split`), orientation-robust dedup (mirror / 180-degree copies, the transform in the
+manifest) and `attach-images` re-applying curation's orientation (issue 15)."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import replace
+
+import datasets
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from retinalogos_hub.config import load_config
+from retinalogos_hub.curate import CurateConfig, curate
+from retinalogos_hub.curate.dedup import MIRROR, ROT180, DedupConfig, Item, find_duplicates
+from retinalogos_hub.curate.process import ROTATED, process
+from retinalogos_hub.curate.splits import SplitConfig, assign
+from retinalogos_hub.demo.fundus import fundus_image
+from retinalogos_hub.demo.layouts import write_layout
+from retinalogos_hub.schema import CURATED
+
+CFG = replace(load_config(CurateConfig), size=64, format="png", commit_every=4)
+
+
+def test_official_splits_are_kept_and_validation_is_carved_only_from_official_train_when_asked():
+    rows = [(f"t{i}", "train") for i in range(200)] + [("v", "validation"), ("x", "test"), ("free", None)]
+    keep = assign(rows, [], SplitConfig(0.2, 0.2, "s", False))
+    assert {keep[f"t{i}"] for i in range(200)} == {"train"} and keep["v"] == "validation" and keep["x"] == "test"
+    carve = assign(rows, [], SplitConfig(0.2, 0.2, "s", True))
+    drawn = [carve[f"t{i}"] for i in range(200)]
+    assert set(drawn) == {"train", "validation"} and 20 <= drawn.count("validation") <= 60  # never test
+    assert carve["v"] == "validation" and carve["x"] == "test"
+    # a patient in official train and official test goes to test whole (the strictest wins)
+    linked = assign([("a", "train"), ("b", "test")], [("a", "b")], SplitConfig(0.2, 0.2, "s", False))
+    assert linked == {"a": "test", "b": "test"}
+    assert "official_split" in CURATED
+
+
+def test_idrid_official_split_survives_curation(tmp_path):
+    root = write_layout("idrid", tmp_path / "idrid", n=8)
+    result = curate([("idrid", root)], tmp_path / "out", cfg=CFG, progress=False)
+    ds = datasets.load_from_disk(str(result.out))
+    pairs = {(r["official_split"], r["split"]) for r in ds}
+    assert pairs == {("train", "train"), ("test", "test")}, pairs
+
+
+def _mirrored_copies(tmp_path):
+    """aptos with image 0 re-hosted mirrored and image 1 re-hosted turned 180 degrees, under new ids."""
+    root = write_layout("aptos", tmp_path / "aptos", n=4, size=160)
+    images = sorted((root / "train_images").glob("*.png"))
+    Image.open(images[0]).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(root / "train_images" / "mirrored.png")
+    Image.open(images[1]).rotate(180).save(root / "train_images" / "turned.png")
+    with (root / "train.csv").open("a", newline="") as fh:
+        csv.writer(fh).writerows([["mirrored", 0], ["turned", 1]])
+    return root, images
+
+
+def test_mirrored_and_rotated_copies_are_duplicates_with_their_transform(tmp_path):
+    root, images = _mirrored_copies(tmp_path)
+    result = curate([("aptos", root)], tmp_path / "out", cfg=CFG, progress=False)
+    manifest = {r["id"]: r for r in pq.read_table(result.manifest).to_pylist()}
+    assert result.duplicates == 2 and result.kept == 4
+    for copy, original, how, word in (
+        ("aptos/mirrored", f"aptos/{images[0].stem}", MIRROR, "mirrored"),
+        ("aptos/turned", f"aptos/{images[1].stem}", ROT180, "180-degree rotated"),
+    ):
+        dup = manifest[copy] if manifest[copy]["status"] == "duplicate" else manifest[original]  # either may be kept
+        assert dup["duplicate_of"] in (copy, original) and dup["duplicate_of"] != dup["id"]
+        assert dup["match_transform"] == how and dup["reason"].startswith(f"{word} near-duplicate"), dup
+    assert all(r["match_transform"] is None for r in manifest.values() if r["status"] == "kept")
+
+
+def test_find_duplicates_queries_with_the_transformed_hashes():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 255, (32, 32), dtype=np.uint8)
+    thumbs = {"x/a": a, "x/b": a[:, ::-1].copy(), "x/c": rng.integers(0, 255, (32, 32), dtype=np.uint8)}
+    items = [
+        Item("x/a", "s1", "p1", 0b1111, (False, 0, 0.0, "x/a"), mirror=~0b1111, rot180=12345),
+        Item("x/b", "s2", "p2", ~0b1111, (False, 0, 0.0, "x/b"), mirror=0b1111, rot180=999),
+        Item("x/c", "s3", "p3", ~0b1110, (False, 0, 0.0, "x/c"), mirror=0b1110, rot180=7),  # hash close, pixels not
+    ]
+    dups = find_duplicates(items, lambda ids: {i: thumbs[i] for i in ids}, DedupConfig(8, 0.95))
+    assert set(dups) == {"x/b"} and dups["x/b"][0] == "x/a" and dups["x/b"][2] == MIRROR
+    assert find_duplicates(items[:1] + items[2:], lambda ids: {i: thumbs[i] for i in ids}, DedupConfig(8, 0.95)) == {}
+
+
+def test_attach_passes_source_and_eye_so_orientation_is_reapplied(tmp_path):
+    """attach-images calls `process` with the row's source and eye: an inverted EyePACS photo comes back turned."""
+    path = tmp_path / "10_right.jpeg"
+    fundus_image(640, 480, seed=3, eye="right", notch=False).rotate(180).save(path, "JPEG", quality=92)
+    cfg = replace(CFG, size=128)
+    plain = process({"id": "eyepacs/10_right", "path": str(path)}, cfg)
+    turned = process({"id": "eyepacs/10_right", "path": str(path), "source": "eyepacs", "eye": "right"}, cfg)
+    assert plain["orientation"] is None and turned["orientation"] == ROTATED
+    import inspect
+
+    from retinalogos_hub.hub import attach
+
+    assert '"source": row["source"], "eye": row.get("eye")' in inspect.getsource(attach.attach_images)
