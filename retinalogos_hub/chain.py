@@ -77,9 +77,12 @@ def run(recipe: Path, overrides: Sequence[str] = (), resume: str | None = None) 
     recipe = Path(recipe)
     if not recipe.is_file():
         raise ConfigError(f"recipe not found: {recipe}")
-    if is_pipeline(recipe):
-        return run_pipeline(recipe, overrides, resume)
-    return run_step(load_recipe(recipe, overrides), resume)
+    try:
+        if is_pipeline(recipe):
+            return run_pipeline(recipe, overrides, resume)
+        return run_step(load_recipe(recipe, overrides), resume)
+    finally:
+        _end_process_group()  # once, at the very end: every step and the purify barrier share it
 
 
 def run_pipeline(recipe: Path, overrides: Sequence[str] = (), resume: str | None = None) -> TrainResult:
@@ -100,10 +103,11 @@ def run_pipeline(recipe: Path, overrides: Sequence[str] = (), resume: str | None
         )
     # 2. Purify: score every pair, keep the consistent ones
     step2 = out / "step2"
-    if not (step2 / stage.PROVENANCE).is_file():  # written last, once the purified dataset is in place
+    if not (step2 / stage.PROVENANCE).is_file() and _rank() == 0:  # written last, once the dataset is in place
         from .purify import purify
 
         purify(Path(cfg.dataset), here / cfg.steps.step2, step2, [*cfg.step2, *routed["step2"]])
+    _barrier()  # under `accelerate launch`: purify runs once, every rank then reads its output
     # 3. Step 3 from step 1's exported (EMA) weights, on the rows step 2 kept
     s3 = load_config(
         TrainConfig,
@@ -120,6 +124,8 @@ def run_pipeline(recipe: Path, overrides: Sequence[str] = (), resume: str | None
     r3 = _train(s3, resume)
     r3.steps = {"step1": r1, "step3": r3}
     kept = stage.read_provenance(step2)["counts"]
+    if _rank() != 0:
+        return r3
     provenance.finish(
         step1_steps=r1.global_step,
         step1_loss=r1.final_loss,
@@ -129,3 +135,24 @@ def run_pipeline(recipe: Path, overrides: Sequence[str] = (), resume: str | None
         step3_loss=r3.final_loss,
     )
     return r3
+
+
+def _rank() -> int:
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def _end_process_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

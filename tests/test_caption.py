@@ -45,7 +45,8 @@ def make_curated(path, n=12, size=32, fundus=None, bad=()):
         if k in bad:
             image = {"bytes": b"not an image", "path": None}
         rows.append(
-            dict(
+            dict.fromkeys(CURATED)  # columns this test does not set stay None
+            | dict(
                 image=image,
                 id=f"demo/{k:04d}",
                 source="demo",
@@ -335,8 +336,11 @@ def test_template_run_writes_captioned_schema_and_provenance(curated, tmp_path):
         "unreadable": 0,
         "malformed": 0,
         "request_failed": 0,
+        "failed": 0,
         "models": ["template"],
+        "note": "template captions come from the labels only: the images were not read",
     }
+    assert r.note == prov["counts"]["note"]  # the CLI prints it too
     assert prov["started"] <= prov["finished"]
     assert list((tmp_path / "out" / ".work" / "caption").glob("part-*.jsonl"))  # the work stays: a rerun is a no-op
 

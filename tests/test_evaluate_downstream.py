@@ -49,6 +49,7 @@ def _real(tmp_path, fundus) -> Path:
                 "width": 40,
                 "height": 40,
                 "split": "test" if i >= 10 else "train",
+                "official_split": None,  # schema.CURATED column (issue 15)
                 "license": "CC-BY-4.0",
                 "redistributable": True,
             }

@@ -108,3 +108,81 @@ def test_resize_matches_the_tf1_protocol():
 
     x = torch.rand(2, 3, 97, 131) * 255
     assert (resize_tf1(x) - nv_bilinear(x, (299, 299))).abs().max() < 0.05
+
+
+@pytest.fixture
+def labelled(tmp_path, fundus):
+    """12 labelled procedural fundus images (a dataset directory) and 12 noise images (a folder)."""
+    n = 12
+    images = [fundus(64, seed=i, dr_grade=i % 2 * 2, eye="left" if i % 3 else "right") for i in range(n)]
+    ds = Dataset.from_dict(
+        {
+            "image": images,
+            "id": [f"r/{i}" for i in range(n)],
+            "dr_grade": [i % 2 * 2 for i in range(n)],
+            "eye": ["left" if i % 3 else "right" for i in range(n)],
+        },
+        features=Features(
+            {"image": ImageFeature(), "id": Value("string"), "dr_grade": Value("int8"), "eye": Value("string")}
+        ),
+    )
+    ds.save_to_disk(str(tmp_path / "labelled"))
+    noise = tmp_path / "noise12"
+    noise.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(noise / f"{i:02d}.png")
+    return tmp_path / "labelled", noise
+
+
+def test_prdc_self_is_one_noise_is_zero_in_any_feature_space(labelled, tmp_path):
+    """A set against itself: precision and recall 1, FD ~0; against noise: precision and recall 0. In a tiny random
+    DINOv2 (a transformers backbone by reference) and in pixel space, overall and per condition."""
+    real, noise = labelled
+    out = tmp_path / "report"
+    args = ["evaluate", "fid", "--real", f"fundus={real}", "--fake", f"same={real}", "--fake", f"noise={noise}"]
+    args += ["-o", str(out), "--features", "tiny:dinov2", "--features", "pixels", "kid_subset_size=4"]
+    args += ["nearest_k=3", "min_condition_images=4", "--device", "cpu"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["features"] == ["tiny:dinov2", "pixels"]
+    for space in report["features"]:
+        same, noisy = report["metrics"][space]["same"]["fundus"], report["metrics"][space]["noise"]["fundus"]
+        assert same["precision"] == same["recall"] == same["density"] / same["density"] == same["coverage"] == 1.0
+        assert abs(same["fd"]) < 1e-3 and noisy["fd"] > 10 * max(abs(same["fd"]), 1e-3)
+        assert noisy["precision"] == noisy["recall"] == noisy["coverage"] == 0.0
+        halves = report["metrics"][space]["real vs real (halves)"]["fundus"]
+        assert 0 < halves["fd"] < noisy["fd"]
+        # per condition: each grade and eye with >= 4 images on both sides (the noise folder has no labels)
+        conds = report["per_condition"][space]["same"]["fundus"]
+        assert set(conds) == {"dr_grade=0", "dr_grade=2", "eye=left", "eye=right"}
+        assert conds["dr_grade=2"]["n_real"] == conds["dr_grade=2"]["n_fake"] == 6
+        assert conds["eye=left"]["precision"] == conds["eye=left"]["recall"] == 1.0
+        assert "noise" not in report["per_condition"][space]
+    assert report["fid"]["same"]["fundus"] == report["metrics"]["tiny:dinov2"]["same"]["fundus"]["fd"]
+    html = (out / "report.html").read_text()
+    assert "precision" in html and "dr_grade=2" in html and "tiny:dinov2" in html
+    prov = json.loads((out / "retinalogos.json").read_text())
+    assert prov["config"]["features"] == ["tiny:dinov2", "pixels"] and prov["config"]["nearest_k"] == 3
+    # one cache file per (set content, feature space): the same set under two names is embedded once
+    assert len(list((out / ".work" / "fid").glob("*.pt"))) == 4
+
+
+def test_timm_backbone_from_a_folder(labelled, tmp_path):
+    import timm
+    from timm.models._hub import save_for_hf
+
+    from retinalogos_hub.evaluate.features import load_features
+
+    torch.manual_seed(0)
+    folder = tmp_path / "timm-test-vit"
+    save_for_hf(timm.create_model("test_vit", pretrained=False), folder)
+    real, noise = labelled
+    res = fid_report([real], [noise], tmp_path / "r", features=[f"timm:{folder}"], overrides=["kid_subset_size=4"])
+    m = res.metrics[f"timm:{folder}"]["noise"]["labelled"]
+    assert m["fd"] > 0 and m["precision"] == 0.0
+    with pytest.raises(InputError, match="timm"):
+        load_features(f"timm:{tmp_path / 'missing'}")
+    with pytest.raises(InputError, match="not a transformers vision model|local path not found"):
+        load_features(str(tmp_path / "missing"))

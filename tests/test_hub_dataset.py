@@ -66,6 +66,7 @@ def make_rows(fundus, n: int = 12, sources=SOURCES, source_ids=None) -> list[dic
                 "width": 40,
                 "height": 40,
                 "split": ("train", "train", "validation", "test")[i % 4],
+                "official_split": None,  # schema.CURATED column (issue 15)
                 "license": lic.license,
                 "redistributable": lic.redistributable,
                 "caption": f"Colour fundus photograph of the {('left', 'right')[i % 2]} eye."

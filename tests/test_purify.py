@@ -36,6 +36,7 @@ def captioned(tmp_path: Path, fundus, n: int = 10) -> Path:
         )
         rows.append(
             {
+                **dict.fromkeys(CAPTIONED),  # columns other stages add stay None
                 "image": fundus(40, seed=i, dr_grade=grade),
                 "id": f"{'eyepacs aptos'.split()[i % 2]}/{i}",
                 "source": "eyepacs aptos".split()[i % 2],
@@ -54,6 +55,7 @@ def captioned(tmp_path: Path, fundus, n: int = 10) -> Path:
                 "width": 40,
                 "height": 40,
                 "split": "train",
+                "official_split": None,  # schema.CURATED column (issue 15)
                 "license": "x",
                 "redistributable": False,
                 "caption": caption,

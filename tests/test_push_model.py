@@ -100,6 +100,8 @@ def test_push_model_round_trip_and_card_snippet_runs(hub_server, run_dir, tmp_pa
     assert meta["datasets"] == ["my-lab/cfp"] and "base_model" not in meta  # tiny:... is not a Hub id
     assert "| fid | 123.4568 |" in card.text and "![gallery/step-000004.png](gallery/step-000004.png)" in card.text
     assert "output_dir:" in card.text  # the recipe is in the card
+    assert "## Out-of-scope use" in card.text and "Not for clinical diagnosis" in card.text
+    assert "Base model `tiny:lumina-next`: apache-2.0" in card.text and "## Intended use" in card.text
     for text in (card.text, (down / "training_config.yaml").read_text()):  # the trainer's local paths are not
         assert str(run_dir) not in text and "run (local)" in text
 

@@ -20,6 +20,7 @@ STEPS = ("step1_pretrain_full", "step1_pretrain_lora", "step3_hires_sft_full", "
 
 def config_classes() -> dict[str, type]:
     from retinalogos_hub.caption.config import CaptionConfig
+    from retinalogos_hub.convert_official import ConvertConfig
     from retinalogos_hub.curate.settings import CurateConfig
     from retinalogos_hub.evaluate.clip import ClipScoreConfig
     from retinalogos_hub.evaluate.downstream import DownstreamRecipe
@@ -40,6 +41,7 @@ def config_classes() -> dict[str, type]:
         "turing": TuringConfig,
         "train": TrainConfig,
         "pipeline": PipelineConfig,
+        "convert": ConvertConfig,
     }
 
 

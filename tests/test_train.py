@@ -55,6 +55,7 @@ def make_captioned(out: Path, n: int = 6, features=schema.CAPTIONED) -> Path:
             "width": w,
             "height": h,
             "split": "train",
+            "official_split": None,  # schema.CURATED column (issue 15)
             "license": "CC-BY-4.0",
             "redistributable": True,
             "caption_issues": [],

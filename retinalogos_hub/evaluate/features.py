@@ -121,11 +121,13 @@ class TimmExtractor(Extractor):
             if path.is_dir():
                 cfg = json.loads((path / "config.json").read_text())
                 weights = next(path / f for f in ("model.safetensors", "pytorch_model.bin") if (path / f).is_file())
+                args = {k: v for k, v in cfg.get("model_args", {}).items() if k != "num_classes"}
                 self.model = timm.create_model(
                     cfg["architecture"],
                     pretrained=True,
-                    pretrained_cfg_overlay={"file": str(weights), **cfg.get("pretrained_cfg", {})},
+                    pretrained_cfg_overlay={**cfg.get("pretrained_cfg", {}), "file": str(weights)},
                     num_classes=0,
+                    **args,
                 )
             else:
                 self.model = timm.create_model(ref, pretrained=True, num_classes=0)

@@ -71,8 +71,8 @@ class FidConfig:
             raise ValueError("batch_size.cpu and batch_size.cuda must be >= 1")
         if not self.features:
             raise ValueError("features: give at least one feature space (e.g. [inception])")
-        if self.nearest_k < 1 or self.min_condition_images < 2:
-            raise ValueError("nearest_k >= 1 and min_condition_images >= 2 are required")
+        if self.nearest_k < 1 or self.min_condition_images < 3:
+            raise ValueError("nearest_k >= 1 and min_condition_images >= 3 are required")
 
     def batch_size_for(self, device: str) -> int:
         return self.batch_size.cuda if str(device).startswith("cuda") else self.batch_size.cpu
@@ -195,7 +195,7 @@ def all_metrics(real: torch.Tensor, fake: torch.Tensor, cfg: FidConfig, kid_subs
     """FD, KID and PRDC of `fake` against `real`; k and the KID subset shrink to fit small sets."""
     k = kid_subset_size or cfg.kid_subset_size
     fd, kid_mean, kid_std = distances(real, fake, min(k, len(real), len(fake)), cfg.kid_subsets)
-    nearest = min(cfg.nearest_k, len(real) - 1, len(fake) - 1)
+    nearest = max(1, min(cfg.nearest_k, len(real) - 2, len(fake) - 2))  # prdc counts each point as its own 0th NN
     return {"fd": fd, "kid_mean": kid_mean, "kid_std": kid_std, **prdc(real, fake, nearest), "k": nearest}
 
 

@@ -17,4 +17,5 @@ BUILDERS: dict[str, str] = {
     "lm": "lm:build",
     "resnet": "classifiers:build_resnet",
     "vit": "classifiers:build_vit",
+    "dinov2": "encoders:build_dinov2",
 }
