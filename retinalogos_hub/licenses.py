@@ -178,6 +178,103 @@ LICENSES: dict[str, License] = {
         "Fraz MM, et al. An ensemble classification-based approach applied to retinal blood vessel segmentation. "
         "IEEE Trans Biomed Eng. 2012;59(9):2538-2548.",
     ),
+    # issue 15 sources: none is marked redistributable until its licence text is checked (an unclear licence means no)
+    "messidor1": License(
+        "Messidor licence (research use, no redistribution)",
+        False,
+        "https://www.adcis.net/en/third-party/messidor/",
+        "Decencière E, et al. Feedback on a publicly distributed image database: the Messidor database. Image Anal Stereol. 2014;33(3):231-234.",
+    ),
+    "diaretdb1": License(
+        "DIARETDB1 terms (research use; redistribution not granted)",
+        False,
+        "https://www.it.lut.fi/project/imageret/diaretdb1/",
+        "Kauppi T, et al. The DIARETDB1 diabetic retinopathy database and evaluation protocol. BMVC 2007.",
+    ),
+    "e_ophtha": License(
+        "e-ophtha licence (research use, no redistribution)",
+        False,
+        "https://www.adcis.net/en/third-party/e-ophtha/",
+        "Decencière E, et al. TeleOphta: machine learning and image processing methods for teleophthalmology. IRBM. 2013;34(2):196-203.",
+    ),
+    "aria": License(
+        "ARIA terms (research use; licence unclear)",
+        False,
+        "https://www.damianjjfarnell.com/?page_id=276",
+        "Farnell DJJ, et al. Enhancement of blood vessels in digital fundus photographs via the application of multiscale line operators. J Franklin Inst. 2008;345(7):748-765.",
+    ),
+    "acrima": License(
+        "ACRIMA terms (figshare record; licence not verified here)",
+        False,
+        "https://figshare.com/s/c2d31f850af14c5b5232",
+        "Diaz-Pinto A, et al. CNNs for automatic glaucoma assessment using fundus images: an extensive validation. Biomed Eng Online. 2019;18:29.",
+    ),
+    "lag": License(
+        "LAG terms (research use; no redistribution licence stated)",
+        False,
+        "https://github.com/smilell/AG-CNN",
+        "Li L, et al. Attention based glaucoma detection: a large-scale database and CNN model. CVPR 2019.",
+    ),
+    "rim_one_dl": License(
+        "RIM-ONE DL terms (research use; licence unclear)",
+        False,
+        "https://github.com/miag-ull/rim-one-dl",
+        "Fumero Batista FJ, et al. RIM-ONE DL: a unified retinal image database for assessing glaucoma using deep learning. Image Anal Stereol. 2020;39(3):161-167.",
+    ),
+    "chaksu": License(
+        "Chaksu terms (figshare record; licence not verified here)",
+        False,
+        "https://doi.org/10.6084/m9.figshare.20123135",
+        "Kumar JRH, et al. Chákṣu: a glaucoma specific fundus image database. Sci Data. 2023;10:70.",
+    ),
+    "glaucoma_fundus": License(
+        "no licence stated (Kaggle upload)",
+        False,
+        "https://www.kaggle.com/datasets/sshikamaru/glaucoma-detection",
+        "Glaucoma detection fundus scans, Kaggle (sshikamaru).",
+    ),
+    "adam": License(
+        "ADAM / iChallenge-AMD challenge terms (research use)",
+        False,
+        "https://amd.grand-challenge.org/",
+        "Fang H, et al. ADAM challenge: detecting age-related macular degeneration from fundus images. IEEE Trans Med Imaging. 2022;41(10):2828-2847.",
+    ),
+    "palm": License(
+        "PALM / iChallenge-PM challenge terms (research use)",
+        False,
+        "https://palm.grand-challenge.org/",
+        "Fang H, et al. Open fundus photograph dataset with pathologic myopia recognition and anatomical structure annotation. Sci Data. 2024;11:99.",
+    ),
+    "mmac": License(
+        "MMAC 2023 challenge terms (stated CC BY-NC-ND 4.0; not verified here)",
+        False,
+        "https://codalab.lisn.upsaclay.fr/competitions/12441",
+        "Qian B, et al. A competition for the diagnosis of myopic maculopathy by artificial intelligence algorithms. JAMA Ophthalmol. 2024.",
+    ),
+    "mured": License(
+        "MuReD terms (re-hosts ARIA, STARE and RFMiD: their licences apply)",
+        False,
+        "https://data.mendeley.com/datasets/pc4mb3h8hz/1",
+        "Rodríguez MA, AlMarzouqi H, Liatsis P. Multi-label retinal disease classification using transformers. IEEE J Biomed Health Inform. 2023;27(6):2739-2750.",
+    ),
+    "cataract": License(
+        "no licence stated (Kaggle upload)",
+        False,
+        "https://www.kaggle.com/datasets/jr2ngb/cataractdataset",
+        "Cataract dataset, Kaggle (jr2ngb).",
+    ),
+    "eye_diseases": License(
+        "no licence stated (Kaggle upload re-hosting other datasets)",
+        False,
+        "https://www.kaggle.com/datasets/gunavenkatdoddi/eye-diseases-classification",
+        "Eye Diseases Classification, Kaggle (gunavenkatdoddi).",
+    ),
+    "deepeyenet": License(
+        "DeepEyeNet terms (research use; licence unclear)",
+        False,
+        "https://github.com/Jhhuangkay/DeepOpht-Medical-Report-Generation-for-Retinal-Images-via-Deep-Models-and-Visual-Explanation",
+        "Huang J-H, et al. DeepOpht: medical report generation for retinal images via deep models and visual explanation. WACV 2021.",
+    ),
     # private / EHR tables: the owner's terms apply; never re-hosted unless the owner changes this entry
     "table": License(
         "data owner's terms", False, "", "Cite the data owner's publication or data-use agreement.", private=True

@@ -99,3 +99,27 @@ def test_attach_passes_source_and_eye_so_orientation_is_reapplied(tmp_path):
     from retinalogos_hub.hub import attach
 
     assert '"source": row["source"], "eye": row.get("eye")' in inspect.getsource(attach.attach_images)
+
+
+def test_near_pairs_equals_brute_force_and_finds_every_planted_copy():
+    from retinalogos_hub.curate.dedup import near_pairs
+
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 2**64 - 1, 400, dtype=np.uint64)
+    b = a.copy()
+    for k in range(0, 400, 2):  # a near copy of every other hash, 0-10 bits off
+        for f in rng.choice(64, rng.integers(0, 11), replace=False):
+            b[k] ^= np.uint64(1) << np.uint64(int(f))
+    both = np.concatenate([a, b])
+    dist = np.bitwise_count(both[:, None] ^ both[None, :])
+    for radius in (0, 3, 8):
+        qi, ii = near_pairs(both, both, radius)
+        assert set(zip(qi.tolist(), ii.tolist())) == {(int(x), int(y)) for x, y in zip(*np.nonzero(dist <= radius))}
+    # through find_duplicates: copies at a higher index than their original (pairs are not in hash order)
+    signed = both.view(np.int64)
+    items = [Item(f"x/{k}", f"s{k}", f"p{k}", int(signed[k]), (False, 0, 0.0, f"x/{k:04d}")) for k in range(800)]
+    thumbs = {f"x/{k}": rng.integers(0, 255, (8, 8), dtype=np.uint8) for k in range(400)}
+    thumbs |= {f"x/{400 + k}": thumbs[f"x/{k}"] for k in range(400)}
+    dups = find_duplicates(items, lambda ids: {i: thumbs[i] for i in ids}, DedupConfig(8, 0.95))
+    within = {k for k in range(400) if dist[k, 400 + k] <= 8}
+    assert {int(d.split("/")[1]) - 400 for d in dups} >= within

@@ -180,7 +180,7 @@ def test_timm_backbone_from_a_folder(labelled, tmp_path):
     save_for_hf(timm.create_model("test_vit", pretrained=False), folder)
     real, noise = labelled
     res = fid_report([real], [noise], tmp_path / "r", features=[f"timm:{folder}"], overrides=["kid_subset_size=4"])
-    m = res.metrics[f"timm:{folder}"]["noise"]["labelled"]
+    m = res.metrics[f"timm:{folder}"]["noise12"]["labelled"]
     assert m["fd"] > 0 and m["precision"] == 0.0
     with pytest.raises(InputError, match="timm"):
         load_features(f"timm:{tmp_path / 'missing'}")

@@ -279,3 +279,96 @@ def test_one_purify_recipe_serves_every_backbone_and_names_its_model():
     # a recipe without a CLIP model is an error, never a random-weight default
     with pytest.raises(ConfigError, match="missing required key 'clip.model'"):
         load_config(PurifyConfig, RECIPE, ["clip={batch_size: 4}"])
+
+
+# ---- whole-caption alignment, per-source thresholds, rows without a caption, the judge's answer tokens ----------
+
+
+def test_captions_differing_only_after_word_100_score_differently(fundus):
+    from retinalogos_hub.scorers import ClipScorer
+
+    clip = ClipScorer("tiny:clip")
+    head = " ".join(f"The vessels of segment {k} have normal calibre." for k in range(15))  # 105 words
+    assert len(head.split()) > 100
+    a = head + " Microaneurysms are scattered at the posterior pole."
+    b = head + " Neovascularisation arises from the optic disc."
+    image = fundus(40, seed=0)
+    sa, sb = clip.segment_scores([image, image], [a, b])
+    assert [t for t, _ in sa][:-1] == [t for t, _ in sb][:-1] and sa[-1][0] != sb[-1][0]  # every sentence is read
+    mean = lambda s: sum(v for _, v in s) / len(s)  # noqa: E731
+    assert sa[-1][1] != sb[-1][1] and mean(sa) != mean(sb)  # so the mean differs too
+    assert clip([image], [a]) == clip([image], [b])  # the old truncated score cannot tell them apart
+
+
+def test_sentence_scores_are_recorded_and_aggregated_by_the_recipe(tmp_path, fundus):
+    src = captioned(tmp_path, fundus, n=4)
+    ds = load_from_disk(str(purify(src, RECIPE, tmp_path / "mean").out))
+    for row in ds:
+        scores = [s["score"] for s in row["purify_sentences"]]
+        assert [s["text"] for s in row["purify_sentences"]][0] in row["caption"]
+        assert row["purify_score"] == pytest.approx(sum(scores) / len(scores), abs=1e-5)
+    low = load_from_disk(str(purify(src, RECIPE, tmp_path / "min", ["clip.aggregate=min"]).out))
+    assert all(r["purify_score"] == pytest.approx(min(s["score"] for s in r["purify_sentences"])) for r in low)
+    old = load_from_disk(str(purify(src, RECIPE, tmp_path / "trunc", ["clip.segments=truncate"]).out))
+    assert all(len(r["purify_sentences"]) == 1 and r["purify_sentences"][0]["text"] == r["caption"] for r in old)
+
+
+def test_per_source_percentile_and_zscore_thresholds_with_the_distribution(tmp_path, fundus):
+    src = captioned(tmp_path, fundus, n=10)
+    res = purify(src, RECIPE, tmp_path / "p", ["keep.guard=false", "keep.min_clip_percentile=50"])
+    ds = load_from_disk(str(res.out))
+    for source in ("eyepacs", "aptos"):
+        d = res.distribution[source]
+        assert d["rows"] == 5 and d["min"] <= d["p50"] <= d["max"] and "percentile_threshold" in d
+        rows = [r for r in ds if r["source"] == source]
+        dropped = [r for r in rows if not r["purify_keep"]]
+        assert len(dropped) == 2  # below the median of its own source (5 rows: 2 below)
+        assert all(f"< p50 of {source}" in r["purify_reason"] for r in dropped)
+    assert read_provenance(res.out)["counts"]["alignment"] == res.distribution
+    res = purify(src, RECIPE, tmp_path / "z", ["keep.guard=false", "keep.min_clip_zscore=0.0"])
+    assert 0 < res.dropped < 10 and "zscore_threshold" in res.distribution["aptos"]
+    assert all("z-score" in r["purify_reason"] for r in load_from_disk(str(res.out)) if not r["purify_keep"])
+
+
+def test_rows_without_a_caption_are_dropped_with_their_reason_or_refused(tmp_path, fundus):
+    src = captioned(tmp_path, fundus, n=6)
+    ds = load_from_disk(str(src))
+    caps, issues = list(ds["caption"]), list(ds["caption_issues"])
+    caps[1], issues[1] = "", ["request failed: HTTP 413 image too large"]
+    caps[4] = ""
+    broken = tmp_path / "broken"
+    ds.remove_columns(["caption", "caption_issues"]).add_column("caption", caps).add_column(
+        "caption_issues", issues
+    ).cast(CAPTIONED).save_to_disk(str(broken))
+    res = purify(broken, RECIPE, tmp_path / "out")
+    out = load_from_disk(str(res.out))
+    assert res.uncaptioned == 2 and read_provenance(res.out)["counts"]["uncaptioned"] == 2
+    assert out[1]["purify_reason"] == "uncaptioned: request failed: HTTP 413 image too large"
+    assert out[4]["purify_reason"] == "uncaptioned: empty caption" and not out[4]["purify_keep"]
+    assert out[1]["purify_score"] is None and out[1]["purify_sentences"] == []
+    assert ("aptos", False, "uncaptioned", 1) in [tuple(r) for r in res.summary]
+    with pytest.raises(InputError, match="2 row\\(s\\) without a caption.*--retry-failed"):
+        purify(broken, RECIPE, tmp_path / "refused", refuse_uncaptioned=True)
+
+
+def test_lm_judge_scores_only_answer_tokens_and_matches_the_full_computation():
+    import torch
+
+    from retinalogos_hub.config import load_config
+    from retinalogos_hub.purify import LMJudge, PurifyConfig
+
+    judge = LMJudge(load_config(PurifyConfig, RECIPE).judge)
+    rows = [
+        {"caption": "Normal fundus." * k, "dr_grade": k % 5, "eye": "left", "diseases": [], "source": "x"}
+        for k in range(1, 5)
+    ]
+    batched = judge.log_odds(rows)  # left-padded batch, logits only at the answer positions
+    for row, odds in zip(rows, batched):  # reference: one row at a time, full log-softmax over every position
+        scores = []
+        for ans in judge.answer_ids:
+            ids = torch.tensor([judge.prompt_ids(row) + ans])
+            with torch.inference_mode():
+                logp = judge.model(input_ids=ids).logits.float().log_softmax(-1)[0]
+            n = ids.shape[1]
+            scores.append(sum(float(logp[n - len(ans) - 1 + u, t]) for u, t in enumerate(ans)))
+        assert odds == pytest.approx(scores[0] - scores[1], abs=1e-3)

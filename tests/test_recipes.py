@@ -28,6 +28,7 @@ def config_classes() -> dict[str, type]:
     from retinalogos_hub.evaluate.turing import TuringConfig
     from retinalogos_hub.generate import GenerateConfig
     from retinalogos_hub.purify import PurifyConfig
+    from retinalogos_hub.space import SpaceConfig
     from retinalogos_hub.train.config import PipelineConfig, TrainConfig
 
     return {
@@ -42,6 +43,7 @@ def config_classes() -> dict[str, type]:
         "train": TrainConfig,
         "pipeline": PipelineConfig,
         "convert": ConvertConfig,
+        "app": SpaceConfig,
     }
 
 

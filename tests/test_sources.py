@@ -116,7 +116,9 @@ EXPECT: dict[str, tuple[int, int, dict[str, dict]]] = {
         {
             "0.0.Normal_0000abcd-8d87-11e8-9daf-6045cb817f5b.": dict(dr_grade=0, glaucoma=False, findings="Normal"),
             "1.1.DR3_0003abcd-8d87-11e8-9daf-6045cb817f5b.": dict(  # DR3 holds severe NPDR and PDR: no one grade
-                dr_grade=None, diseases=[DR], findings="DR3 (JSIEC class holding severe NPDR and PDR: ICDR grade 3 or 4)"
+                dr_grade=None,
+                diseases=[DR],
+                findings="DR3 (JSIEC class holding severe NPDR and PDR: ICDR grade 3 or 4)",
             ),
             "29.1.Blur_fundus_with_suspected_PDR_0006abcd-8d87-11e8-9daf-6045cb817f5b.": dict(
                 diseases=["proliferative diabetic retinopathy suspect"], dr_grade=None
@@ -237,6 +239,108 @@ EXPECT: dict[str, tuple[int, int, dict[str, dict]]] = {
         8,
         {"Image_02R": dict(patient_id="02", eye="right"), "Image_04L": dict(patient_id="04", eye="left")},
     ),
+    # issue 15 sources (facts from the releases' own file names and headers, as the adapters' docstrings say)
+    "messidor1": (
+        8,
+        8,
+        {
+            "20051019_38557_0100_PP": dict(dr_grade=0, dme=0, diseases=[]),
+            "20051019_38559_0100_PP": dict(  # Messidor's own 0-3 scale is not ICDR: grade None, named in findings
+                dr_grade=None, dme=2, diseases=[DR, DME], findings="Messidor retinopathy grade 2 (0-3 scale)"
+            ),
+        },
+    ),
+    "diaretdb1": (
+        8,
+        8,
+        {
+            "image001": dict(diseases=[], findings=None),
+            "image002": dict(diseases=[DR], findings="lesions marked by the experts: hard exudates, haemorrhages"),
+        },
+    ),
+    "e_ophtha": (
+        8,
+        8,
+        {
+            "ex-ex-C0002000": dict(
+                diseases=[DR], patient_id="E0001000", findings="exudates (e-ophtha EX lesion masks)"
+            ),
+            "ma-healthy-C0002003": dict(diseases=[], dr_grade=0, patient_id="E0001001"),
+        },
+    ),
+    "aria": (
+        8,
+        8,
+        {"aria_a_10_1": dict(diseases=[AMD]), "aria_c_11_2": dict(dr_grade=0), "aria_d_12_1": dict(diseases=[DR])},
+    ),
+    "acrima": (8, 8, {"Im001_g_ACRIMA": dict(glaucoma=True), "Im002_ACRIMA": dict(glaucoma=False)}),
+    "lag": (
+        9,
+        9,
+        {
+            "glaucoma-1": dict(glaucoma=True),
+            "non_glaucoma-2": dict(glaucoma=False),
+            "suspicious_glaucoma-3": dict(glaucoma=None, diseases=["glaucoma suspect"]),  # a suspect stays a suspect
+        },
+    ),
+    "rim_one_dl": (8, 8, {"train-r1_Im100": dict(glaucoma=True, split="train"), "test-r4_Im103": dict(glaucoma=False)}),
+    "chaksu": (
+        8,
+        8,
+        {
+            "train-Bosch-Image1": dict(glaucoma=None, diseases=["glaucoma suspect"], split="train"),
+            "test-Forus-Image8": dict(glaucoma=False, split="test"),
+        },
+    ),
+    "glaucoma_fundus": (
+        8,
+        8,
+        {"train-001": dict(glaucoma=True), "validation-004": dict(glaucoma=False, split="validation")},
+    ),
+    "adam": (8, 8, {"train-A0001": dict(diseases=[AMD], split="train"), "train-N0002": dict(diseases=[])}),
+    "palm": (
+        9,
+        9,
+        {"H0001": dict(diseases=["myopia", "high myopia"]), "P0003": dict(diseases=["myopia", "pathological myopia"])},
+    ),
+    "mmac": (
+        8,
+        8,
+        {
+            "train-mmac_task_1_train_0002": dict(
+                diseases=["tessellation"], findings="META-PM category 1: tessellated fundus"
+            ),
+            "validation-mmac_task_1_train_0008": dict(diseases=["myopia", "myopic maculopathy"], split="validation"),
+        },
+    ),
+    "mured": (
+        8,
+        8,
+        {
+            "2": dict(dr_grade=0, diseases=[]),
+            "4": dict(diseases=[DR, "optic disc cupping"]),
+            "8": dict(split="validation"),
+        },
+    ),
+    "cataract": (
+        8,
+        8,
+        {"NL_002": dict(diseases=["cataract"]), "NL_003": dict(glaucoma=True), "NL_001": dict(glaucoma=False)},
+    ),
+    "eye_diseases": (
+        8,
+        8,
+        {"101_left": dict(diseases=[DR], dr_grade=None), "103_left": dict(dr_grade=0, glaucoma=False)},
+    ),
+    "deepeyenet": (
+        8,
+        8,
+        {
+            "train-1": dict(diseases=[DR, DME], split="train"),
+            "train-2": dict(diseases=["glaucoma suspect"]),
+            "test-8": dict(diseases=[], split="test", findings="normal fundus; 47-year-old patient, follow-up visit"),
+        },
+    ),
     "table": (
         8,
         8,
@@ -270,6 +374,9 @@ LABEL_FILES = {
     "origa": "OrigaList.csv",
     "g1020": "G1020.csv",
     "table": "exams.tsv",
+    "messidor1": "Base11/Annotation_Base11.csv",
+    "mmac": "1. Classification of Myopic Maculopathy/2. Groundtruths/a. MMAC2023_Myopic_Maculopathy_Classification_Training_Labels.csv",
+    "mured": "train_data.csv",
 }
 
 

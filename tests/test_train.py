@@ -420,9 +420,8 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     assert resumed.final_loss == whole.final_loss
 
 
-@pytest.mark.slow
-def test_accelerate_launch_two_cpu_processes(tmp_path):
-    data = make_captioned(tmp_path / "captioned", n=6)
+def launch(config: str, *args: str, timeout: int = 600, **popen) -> subprocess.CompletedProcess | subprocess.Popen:
+    """`accelerate launch --config_file recipes/accelerate/<config> -m retinalogos_hub.cli ARGS` on 2 CPU processes."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -431,25 +430,102 @@ def test_accelerate_launch_two_cpu_processes(tmp_path):
         str(accelerate),
         "launch",
         "--config_file",
-        str(RECIPES / "accelerate" / "cpu-2proc.yaml"),
+        str(RECIPES / "accelerate" / config),
         "--main_process_port",
         str(port),
         "-m",
         "retinalogos_hub.cli",
+        *args,
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"}
+    if popen:
+        return subprocess.Popen(cmd, env=env, cwd=ROOT, **popen)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.mark.slow
+def test_ddp_and_fsdp2_on_two_processes_train_the_same_weights(tmp_path):
+    """The same tiny recipe under DDP and under FSDP2 (really sharded) exports the same EMA weights, not the base's."""
+    data = make_captioned(tmp_path / "captioned", n=6)
+    recipe = str(TINY / "lumina-next" / "step1_pretrain_full.yaml")
+    common = ["train", "--recipe", recipe, f"data.dataset={data}", "train.max_steps=4", *QUIET]
+    launch("cpu-2proc.yaml", *common, f"output_dir={tmp_path / 'ddp'}")
+    launch("cpu-2proc-fsdp.yaml", *common, f"output_dir={tmp_path / 'fsdp'}")
+    ddp, fsdp = (json.loads((tmp_path / e / "run.json").read_text()) for e in ("ddp", "fsdp"))
+    assert (ddp["distributed_type"], ddp["processes"]) == ("MULTI_CPU", 2)
+    assert (fsdp["distributed_type"], fsdp["fsdp_version"], fsdp["processes"]) == ("FSDP", 2, 2)
+    shards = sorted(p.name for p in (tmp_path / "fsdp" / "checkpoints" / "checkpoint-000004").rglob("*.distcp"))
+    assert len(shards) >= 2, shards  # one file per rank: the model state really was sharded
+    a, b = weights(tmp_path / "ddp" / "pipeline"), weights(tmp_path / "fsdp" / "pipeline")
+    base = weights(_tiny("lumina-next"))
+    finite = [k for k in a if base[k].abs().max() < 1e10]
+    assert max((a[k] - b[k]).abs().max().item() for k in finite) < 1e-5
+    assert max((a[k] - base[k]).abs().max().item() for k in finite) > 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bb", BACKBONES)
+def test_chain_under_a_two_process_launch(tmp_path, bb):
+    """Every rank learns each step's output, purify runs once, the process group outlives step 1."""
+    data = make_captioned(tmp_path / "captioned", n=6)
+    out = tmp_path / "chain"
+    args = ["train", "--recipe", str(TINY / bb / "pipeline.yaml"), f"dataset={data}", f"output_dir={out}"]
+    launch("cpu-2proc.yaml", *args, *CHAIN_EXTRA[bb])
+    chain = json.loads((out / "retinalogos.json").read_text())
+    assert chain["stage"] == "chain" and chain["counts"]["step3_steps"] == 2
+    assert json.loads((out / "step3" / "run.json").read_text())["processes"] == 2
+    rerun = launch("cpu-2proc.yaml", *args, *CHAIN_EXTRA[bb])  # finished steps are skipped
+    assert "already finished" in rerun.stderr + rerun.stdout or (out / "step3" / "run.json").is_file()
+
+
+@pytest.mark.slow
+def test_two_process_fsdp_run_killed_and_resumed_matches_the_uninterrupted_one(tmp_path):
+    data = make_captioned(tmp_path / "captioned", n=6)
+    common = [
         "train",
         "--recipe",
         str(TINY / "lumina-next" / "step1_pretrain_full.yaml"),
         f"data.dataset={data}",
-        f"output_dir={tmp_path / 'run'}",
-        "train.max_steps=2",
+        "train.max_steps=8",
+        "checkpoint.every=2",
+        "checkpoint.total_limit=10",
+        f"data.cache_dir={tmp_path / 'cache'}",
         *QUIET,
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    info = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert info["processes"] == 2 and info["global_step"] == 2
-    assert (tmp_path / "run" / "pipeline" / "model_index.json").is_file()
+    launch("cpu-2proc-fsdp.yaml", *common, f"output_dir={tmp_path / 'whole'}")
+    killed = tmp_path / "killed"
+    proc = launch(
+        "cpu-2proc-fsdp.yaml",
+        *common,
+        f"output_dir={killed}",
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    marker = killed / "checkpoints" / "checkpoint-000004" / "trainer_state.json"
+    deadline = time.time() + 300
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both ranks
+    proc.wait()
+    assert marker.exists() and not (killed / "run.json").exists(), "the run was not killed mid-training"
+    launch("cpu-2proc-fsdp.yaml", *common, f"output_dir={killed}", "--resume", "latest")
+    assert json.loads((killed / "run.json").read_text())["global_step"] == 8
+    assert same(weights(killed / "pipeline"), weights(tmp_path / "whole" / "pipeline"))  # per-rank noise and EMA
+
+
+def test_a_run_that_learns_nothing_stops_with_one_line(tmp_path):
+    from retinalogos_hub.errors import TrainingError
+
+    data = make_captioned(tmp_path / "captioned", n=2)
+    recipe = TINY / "lumina-next" / "step1_pretrain_full.yaml"
+    with pytest.raises(TrainingError, match="EMA has not moved|equal the base model"):
+        run(
+            recipe,
+            [f"data.dataset={data}", f"output_dir={tmp_path / 'run'}", "train.max_steps=2", "optim.lr=0.0", *QUIET],
+        )
 
 
 # --- bad input -------------------------------------------------------------------------------------------------------

@@ -2,18 +2,44 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import typer
+
 from ._app import app, result, table
 from ._options import InDir, OutDir, Overrides, Recipe
 
+RefuseUncaptioned = Annotated[
+    bool,
+    typer.Option(
+        "--refuse-uncaptioned",
+        help="Stop when a row has no caption (failed captioning) instead of dropping it with its reason.",
+    ),
+]
+
 
 @app.command("purify")
-def purify_cmd(in_dir: InDir, recipe: Recipe, out: OutDir, overrides: Overrides = None) -> None:
-    """Score every caption-image pair (CLIP alignment, caption guard, LLM judge) and mark it kept or dropped.
+def purify_cmd(
+    in_dir: InDir,
+    recipe: Recipe,
+    out: OutDir,
+    overrides: Overrides = None,
+    refuse_uncaptioned: RefuseUncaptioned = False,
+) -> None:
+    """Score every caption-image pair (CLIP alignment per sentence, caption guard, LLM judge) and mark it kept or
+    dropped; rows without a caption are dropped with their reason (or refused with --refuse-uncaptioned).
 
-    Example: retinalogos purify captioned --recipe recipes/purify/default.yaml --out purified keep.min_clip_score=0.25
+    Example: retinalogos purify captioned --recipe recipes/purify/default.yaml --out purified keep.min_clip_percentile=20
     """
     from ..purify import purify
 
-    res = purify(in_dir, recipe, out, overrides or ())
+    res = purify(in_dir, recipe, out, overrides or (), refuse_uncaptioned=refuse_uncaptioned)
     table("purify: rows by source and reason", ["source", "kept", "reason", "rows"], res.summary)
-    result("Purified", out=res.out, kept=res.kept, dropped=res.dropped)
+    cols = ["rows", "mean", "std", "p5", "p50", "p95"]
+    extra = [k for k in ("percentile_threshold", "zscore_threshold") if any(k in d for d in res.distribution.values())]
+    table(
+        "purify: CLIP alignment by source",
+        ["source", *cols, *extra],
+        [[s, *[d[c] for c in cols], *[d.get(k, "") for k in extra]] for s, d in res.distribution.items()],
+    )
+    result("Purified", out=res.out, kept=res.kept, dropped=res.dropped, uncaptioned=res.uncaptioned)

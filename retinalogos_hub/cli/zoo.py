@@ -85,3 +85,19 @@ def zoo_publish(zoo: Manifest = Path("zoo.yaml"), private: Private = False, toke
     res = publish(zoo, token=token, private=private)
     table("zoo publish", ["entry", "url"], [[k, v] for k, v in res.urls.items()])
     result("Zoo published", collection=res.collection, card=res.card_url, leaderboard_rows=len(res.leaderboard))
+
+
+@app.command("app")
+def app_cmd(
+    model: Annotated[
+        Optional[list[str]], typer.Option("--model", "-m", help="Extra model to offer: Hub id, local dir or tiny:<name>.")
+    ] = None,
+    port: Annotated[Optional[int], typer.Option("--port", help="Port (default: the recipe's).")] = None,
+    recipe: OptionalRecipe = None,
+    overrides: Overrides = None,
+) -> None:
+    """Serve the RetinaLogos demo (the Space) locally: prompt builder, model picker, gallery. Default recipe:
+    recipes/app/space.yaml."""
+    from ..space import launch
+
+    launch(model or [], port, recipe, overrides or [])

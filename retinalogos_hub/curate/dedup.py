@@ -135,8 +135,8 @@ def find_duplicates(
             continue  # each unordered pair of hash values once (u == v: the members of one value)
         for i in members(u).tolist():
             for j in members(v).tolist():
-                if i < j and find(i) != find(j):
-                    pairs.setdefault((i, j), IDENTITY)
+                if i != j and find(i) != find(j):
+                    pairs.setdefault((min(i, j), max(i, j)), IDENTITY)
     for how, attr in ((MIRROR, "mirror"), (ROT180, "rot180")):
         have = [k for k, it in enumerate(items) if getattr(it, attr) is not None]
         if not have:

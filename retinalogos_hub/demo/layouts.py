@@ -689,6 +689,201 @@ def _table(w: _Writer, n: int) -> None:
     )
 
 
+# -- issue 15 sources -------------------------------------------------------------------------------------------------
+
+
+def _messidor1(w: _Writer, n: int) -> None:
+    for b, base in enumerate(("Base11", "Base12")):
+        rows = []
+        for k in range((n + 1) // 2 if b == 0 else n // 2):
+            i = b * ((n + 1) // 2) + k
+            name = f"20051019_{38557 + i:05d}_0100_PP.tif"
+            w.image(f"{base}/{name}", i, dr_grade=i % 4)
+            rows.append([name, "Service Ophtalmologie Lariboisière", i % 4, i % 3])
+        # the release's .xls, saved as CSV by the user (the adapter reads .xlsx or .csv)
+        w.table(
+            f"{base}/Annotation_{base}.csv",
+            ["Image name", "Ophthalmologic department", "Retinopathy grade", "Risk of macular edema "],
+            rows,
+        )
+
+
+def _diaretdb1(w: _Writer, n: int) -> None:
+    for i in range(n):
+        name = f"image{i + 1:03d}.png"
+        w.image(f"resources/images/ddb1_fundusimages/{name}", i, dr_grade=2 if i % 4 else 0)
+        for k, kind in enumerate(("hardexudates", "softexudates", "haemorrhages", "redsmalldots")):
+            level = 255 if (i % 4 and (i + k) % 2) else 64 if i % 4 else 0  # 64: one expert of four, below 0.75
+            path = w.root / f"resources/images/ddb1_groundtruth/{kind}/{name}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.new("L", (w.size, w.size), level).save(path)
+
+
+def _e_ophtha(w: _Writer, n: int) -> None:
+    for i in range(n):
+        part = ("EX", "MA")[i % 2]
+        kind = part if i % 4 < 2 else "healthy"
+        exam = f"E{1000 + i // 2:07d}"
+        w.image(f"e_optha_{part}/{kind}/{exam}/C{2000 + i:07d}.jpg", i, dr_grade=2 if kind != "healthy" else 0)
+        if kind != "healthy":
+            w.mask(f"e_optha_{part}/Annotation_{part}/{exam}/C{2000 + i:07d}_{part}.png")
+
+
+def _aria(w: _Writer, n: int) -> None:
+    for i in range(n):
+        group = "acd"[i % 3]
+        w.image(f"aria_{group}_markups/aria_{group}_{i + 10}_{i % 2 + 1}.tif", i, dr_grade=2 if group == "d" else 0)
+        w.mask(f"aria_{group}_markup_vessel/aria_{group}_{i + 10}_{i % 2 + 1}_BDP.tif")
+
+
+def _acrima(w: _Writer, n: int) -> None:
+    for i in range(n):
+        g = i % 2 == 0
+        w.image(f"Database/Images/Im{i + 1:03d}{'_g' if g else ''}_ACRIMA.jpg", i, glaucoma=g)
+
+
+def _lag(w: _Writer, n: int) -> None:
+    for i in range(n):
+        cls = ("glaucoma", "non_glaucoma", "suspicious_glaucoma")[i % 3]
+        w.image(f"{cls}/image/{i + 1}.jpg", i, glaucoma=cls == "glaucoma")
+        w.mask(f"{cls}/attention_map/{i + 1}.jpg")
+
+
+def _rim_one_dl(w: _Writer, n: int) -> None:
+    for i in range(n):
+        split, cls = ("training_set", "test_set")[i % 4 // 3], ("glaucoma", "normal")[i % 2]
+        name = f"r{i + 1}_Im{i + 100:03d}.png"
+        for part in ("partitioned_by_hospital", "partitioned_randomly"):  # the same images, partitioned twice
+            w.image(f"RIM-ONE_DL_images/{part}/{split}/{cls}/{name}", i, glaucoma=cls == "glaucoma")
+
+
+def _chaksu(w: _Writer, n: int) -> None:
+    for split, ks in (("Train", range(n - n // 4)), ("Test", range(n - n // 4, n))):
+        by_camera: dict[str, list] = {}
+        for i in ks:
+            camera = ("Bosch", "Forus", "Remidio")[i % 3]
+            name = f"Image{i + 1}.{'JPG' if camera == 'Bosch' else 'png'}"
+            w.image(f"{split}/1.0_Original_Fundus_Images/{camera}/{name}", i, glaucoma=i % 2 == 0)
+            by_camera.setdefault(camera, []).append([name, "GLAUCOMA SUSPECT" if i % 2 == 0 else "NORMAL"])
+        for camera, rows in by_camera.items():
+            w.table(
+                f"{split}/6.0_Glaucoma_Decision/Glaucoma_Decision_Comparison_{camera}_majority.csv",
+                ["Images", "Majority Decision"],
+                rows,
+            )
+
+
+def _glaucoma_fundus(w: _Writer, n: int) -> None:
+    for i in range(n):
+        split, cls = ("Train", "Validation")[i % 4 // 3], ("Glaucoma_Positive", "Glaucoma_Negative")[i % 2]
+        w.image(f"Fundus_Train_Val_Data/Fundus_Scanes_Sorted/{split}/{cls}/{i + 1:03d}.jpg", i, glaucoma=i % 2 == 0)
+
+
+def _adam(w: _Writer, n: int) -> None:
+    for i in range(n):
+        amd = i % 2 == 0
+        w.image(f"Training400/{'AMD' if amd else 'Non-AMD'}/{'A' if amd else 'N'}{i + 1:04d}.jpg", i)
+    w.mask("Training400-Fovea/Disc_Masks/A0001.bmp")
+
+
+def _palm(w: _Writer, n: int) -> None:
+    for i in range(n):
+        w.image(f"PALM-Training400/{'HNP'[i % 3]}{i + 1:04d}.jpg", i)
+    w.mask("PALM-Training400-Annotation-D&F/Disc_Masks/H0001.bmp")
+
+
+def _mmac(w: _Writer, n: int) -> None:
+    task = "1. Classification of Myopic Maculopathy"
+    for letter, word, ks in (("a", "Training", range(n - n // 4)), ("b", "Validation", range(n - n // 4, n))):
+        rows = []
+        for i in ks:
+            name = f"mmac_task_1_train_{i + 1:04d}.png"
+            w.image(f"{task}/1. Images/{letter}. {word} Set/{name}", i)
+            rows.append([name, i % 5])
+        w.table(
+            f"{task}/2. Groundtruths/{letter}. MMAC2023_Myopic_Maculopathy_Classification_{word}_Labels.csv",
+            ["image", "myopic_maculopathy_grade"],
+            rows,
+        )
+
+
+MURED_CODES = (
+    "DR",
+    "NORMAL",
+    "MH",
+    "ODC",
+    "TSLN",
+    "ARMD",
+    "DN",
+    "MYA",
+    "BRVO",
+    "ODP",
+    "CRVO",
+    "CNV",
+    "RS",
+    "ODE",
+    "LS",
+    "CSR",
+    "HTR",
+    "ASR",
+    "CRS",
+    "OTHER",
+)
+
+
+def _mured(w: _Writer, n: int) -> None:
+    for name, ks in (("train_data.csv", range(n - n // 4)), ("val_data.csv", range(n - n // 4, n))):
+        rows = []
+        for i in ks:
+            w.image(f"images/{i + 1}.png", i, dr_grade=2 if i % 3 == 0 else 0)
+            flags = [0] * len(MURED_CODES)
+            flags[(0, 1, 5)[i % 3]] = 1  # DR, NORMAL, ARMD in turn
+            if i % 3 == 0 and i % 2:
+                flags[MURED_CODES.index("ODC")] = 1
+            rows.append([i + 1, *flags])
+        w.table(name, ["ID", *MURED_CODES], rows)
+
+
+def _cataract(w: _Writer, n: int) -> None:
+    for i in range(n):
+        cls = ("1_normal", "2_cataract", "2_glaucoma", "3_retina_disease")[i % 4]
+        w.image(f"dataset/{cls}/NL_{i + 1:03d}.png", i, glaucoma=cls == "2_glaucoma")
+
+
+def _eye_diseases(w: _Writer, n: int) -> None:
+    for i in range(n):
+        cls = ("cataract", "diabetic_retinopathy", "glaucoma", "normal")[i % 4]
+        w.image(f"dataset/{cls}/{i + 100}_left.jpg", i, dr_grade=2 if cls == "diabetic_retinopathy" else 0)
+
+
+def _deepeyenet(w: _Writer, n: int) -> None:
+    import json
+
+    keywords = (
+        "non-proliferative diabetic retinopathy, macular edema",
+        "suspected glaucoma",
+        "retinitis pigmentosa",
+        "normal fundus",
+    )
+    for split, name, ks in (
+        ("train_set", "DeepEyeNet_train.json", range(n - n // 4)),
+        ("test_set", "DeepEyeNet_test.json", range(n - n // 4, n)),
+    ):
+        entries = []
+        for i in ks:
+            rel = f"eyenet0420/{split}/{i + 1}.jpg"
+            w.image(rel, i, dr_grade=2 if i % 4 == 0 else 0)
+            entries.append(
+                {
+                    rel: {
+                        "keywords": keywords[i % 4],
+                        "clinical-description": f"{40 + i}-year-old patient, follow-up visit",
+                    }
+                }
+            )
+        (w.root / name).write_text(json.dumps(entries))
+
+
 WRITERS: dict[str, Callable[[_Writer, int], None]] = {
     "eyepacs": _eyepacs,
     "aptos": _aptos,
@@ -713,6 +908,22 @@ WRITERS: dict[str, Callable[[_Writer, int], None]] = {
     "drive": _drive,
     "stare": _stare,
     "chase_db1": _chase_db1,
+    "messidor1": _messidor1,
+    "diaretdb1": _diaretdb1,
+    "e_ophtha": _e_ophtha,
+    "aria": _aria,
+    "acrima": _acrima,
+    "lag": _lag,
+    "rim_one_dl": _rim_one_dl,
+    "chaksu": _chaksu,
+    "glaucoma_fundus": _glaucoma_fundus,
+    "adam": _adam,
+    "palm": _palm,
+    "mmac": _mmac,
+    "mured": _mured,
+    "cataract": _cataract,
+    "eye_diseases": _eye_diseases,
+    "deepeyenet": _deepeyenet,
     "table": _table,
 }
 

@@ -2,7 +2,7 @@
 
 `load_features(spec)` accepts:
 - `inception`: the 2048-d pool3 of the standard TF-FID Inception (`fid.InceptionFeatures`, the paper's Table 1);
-- `pixels`: the image itself, grey and shrunk to 32x32 (a feature-free baseline, e.g. for near-copies);
+- `pixels`: the image itself, grey and shrunk to 16x16 (a feature-free baseline, e.g. for near-copies);
 - `timm:NAME` (pretrained weights through timm's Hub cache) or `timm:DIR` (a folder `timm` saved: config.json +
   model.safetensors): any timm image backbone, its pooled features (`num_classes=0`);
 - a Hub id, a local directory or `tiny:<name>` of a transformers vision model (DINOv2, ViT, ResNet, a fundus
@@ -30,7 +30,7 @@ from .images import ImageSet
 INCEPTION = "inception"
 PIXELS = "pixels"
 TIMM = "timm:"
-PIXEL_SIDE = 32
+PIXEL_SIDE = 16
 
 
 class Extractor(nn.Module):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .base import Record, SourceConfig, SourceInfo, locate, near, matched, read_table, require_dir, to_int
+from .base import Record, SourceConfig, SourceInfo, locate, matched, near, read_table, require_dir, to_int
 
 
 @dataclass

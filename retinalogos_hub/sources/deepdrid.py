@@ -8,10 +8,9 @@ Layout: `regular_fundus_images/regular-fundus-{training,validation}/regular-fund
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-
-import re
 
 from . import base
 from .base import (

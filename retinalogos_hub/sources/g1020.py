@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .base import Record, SourceConfig, SourceInfo, flag, locate, near, matched, read_table, require_dir
+from .base import Record, SourceConfig, SourceInfo, flag, locate, matched, near, read_table, require_dir
 
 
 @dataclass

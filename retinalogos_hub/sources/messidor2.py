@@ -27,7 +27,6 @@ from .base import (
     to_int,
 )
 
-
 # the Krause et al. spelling first, then the Kaggle re-release's (`id_code,diagnosis`, APTOS-style; no DME or
 # gradability columns: those stay None)
 IMAGE = ("image_id", "id_code", "image")

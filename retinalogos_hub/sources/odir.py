@@ -73,7 +73,9 @@ INFO = SourceInfo(
 def records(cfg: Config) -> Iterator[Record]:
     root = require_dir(cfg.root, "odir")
     labels = locate(root, "odir", "data.xlsx", "ODIR-5K_Training_Annotations*.xlsx", "data.csv", "full_df.csv")
-    images = image_index(near(labels, root, "odir", "Training Images", "ODIR-5K_Training_Dataset", "preprocessed_images"))
+    images = image_index(
+        near(labels, root, "odir", "Training Images", "ODIR-5K_Training_Dataset", "preprocessed_images")
+    )
     seen = set()  # full_df.csv repeats the patient row once per image
     for side, prefix in SIDES:
         for row, path in matched(cfg, labels, read_table(labels, COLUMNS), images, f"{prefix}-Fundus"):

@@ -13,7 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from .base import Record, SourceConfig, SourceInfo, col, locate, near, matched, read_table, require_dir, to_float, to_int
+from .base import (
+    Record,
+    SourceConfig,
+    SourceInfo,
+    col,
+    locate,
+    matched,
+    near,
+    read_table,
+    require_dir,
+    to_float,
+    to_int,
+)
 
 EYES = (("od", "OD", "right"), ("os", "OS", "left"))
 ID = ("ID", "column0")  # the release leaves the ID column unnamed; CSV exports may name it

@@ -2,6 +2,8 @@
 
 `pipeline/` loads with `DiffusionPipeline.from_pretrained(dir)` and no custom code; `lora/pytorch_lora_weights.safetensors`
 is the format `pipe.load_lora_weights(dir)` reads (keys `transformer.*`, adapter config in the safetensors metadata).
+`lora/pytorch_lora_weights_kohya.safetensors` is the same LoRA in the kohya-ss / ComfyUI key layout (`lora_unet_<module
+path with _>.lora_down.weight`, `.lora_up.weight`, `.alpha`), for tools that read that layout.
 """
 
 from __future__ import annotations
@@ -44,7 +46,36 @@ def save_lora(pipe, transformer, out: Path) -> Path:
             out / "pytorch_lora_weights.safetensors",
             metadata={"format": "pt", "lora_adapter_metadata": json.dumps(packed, indent=2, sort_keys=True)},
         )
+    save_kohya_lora(layers, meta, out / KOHYA_FILE)
     return out / "pytorch_lora_weights.safetensors"
+
+
+KOHYA_FILE = "pytorch_lora_weights_kohya.safetensors"
+
+
+def kohya_state_dict(layers: dict, meta: dict) -> dict:
+    """PEFT LoRA tensors (`<module>.lora_A.weight` / `.lora_B.weight`) in kohya-ss keys: down = A, up = B, and a
+    per-module `alpha` so that up @ down * alpha / rank is the delta PEFT applies (lora_alpha / r)."""
+    if meta.get("use_rslora") or meta.get("use_dora"):
+        raise ValueError("kohya LoRA files carry plain LoRA only (no rsLoRA / DoRA)")
+    out = {}
+    for key, value in layers.items():
+        module, _, kind = key.rpartition(".lora_")
+        name = "lora_unet_" + module.replace(".", "_")
+        rank = (meta.get("rank_pattern") or {}).get(module, meta["r"])
+        alpha = (meta.get("alpha_pattern") or {}).get(module, meta["lora_alpha"])
+        part = {"A.weight": "lora_down.weight", "B.weight": "lora_up.weight"}[kind]
+        out[f"{name}.{part}"] = value.detach().contiguous().cpu()
+        out[f"{name}.alpha"] = torch.tensor(float(alpha) if rank else 0.0)
+    return out
+
+
+def save_kohya_lora(layers: dict, meta: dict, path: Path) -> Path:
+    from safetensors.torch import save_file
+
+    save_file(kohya_state_dict(layers, meta), path, metadata={"format": "pt", "ss_network_module": "networks.lora",
+              "ss_network_dim": str(meta["r"]), "ss_network_alpha": str(meta["lora_alpha"])})  # fmt: skip
+    return path
 
 
 def fused(transformer):

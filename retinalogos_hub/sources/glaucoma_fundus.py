@@ -1,0 +1,34 @@
+"""The Kaggle 'glaucoma detection' fundus set (sshikamaru): photos sorted by glaucoma status.
+
+Layout: `Fundus_Train_Val_Data/Fundus_Scanes_Sorted/{Train,Validation}/{Glaucoma_Positive,Glaucoma_Negative}/*.jpg`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from .base import Record, SourceConfig, SourceInfo
+from .folders import class_folders
+from .vocab import AMD, CATARACT, DR, GLAUCOMA, MYOPIA  # noqa: F401
+
+CLASSES = {"glaucoma_positive": {"glaucoma": True}, "glaucoma_negative": {"glaucoma": False}}
+
+
+@dataclass
+class Config(SourceConfig):
+    pass
+
+
+INFO = SourceInfo(
+    name="glaucoma_fundus",
+    title="Kaggle glaucoma detection fundus scans (sshikamaru)",
+    expects="Fundus_Scanes_Sorted/{Train,Validation}/{Glaucoma_Positive,Glaucoma_Negative}/*.jpg",
+    labels=("glaucoma", "split"),
+    homepage="https://www.kaggle.com/datasets/sshikamaru/glaucoma-detection",
+    patient_key="none published",
+    notes=(),
+)
+
+
+def records(cfg: Config) -> Iterator[Record]:
+    yield from class_folders(cfg, "glaucoma_fundus", CLASSES, INFO.expects)
