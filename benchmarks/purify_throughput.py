@@ -52,6 +52,33 @@ class BaselineLMJudge:
         return [scores[2 * k] - scores[2 * k + 1] for k in range(len(rows))]
 
 
+def _random_judge(vocab: int) -> str:
+    """A folder with a random Qwen2 of `vocab` tokens and the tiny chat tokenizer (its ids are all < vocab)."""
+    import tempfile
+
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from retinalogos_hub.tiny.tokenizers import chatml_tokenizer, save
+
+    out = tempfile.mkdtemp(prefix="purify-bench-judge-")
+    tok = chatml_tokenizer()
+    cfg = Qwen2Config(
+        vocab_size=vocab,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    Qwen2ForCausalLM(cfg).save_pretrained(out)
+    save(tok, out)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clip", default="tiny:clip")
@@ -63,6 +90,13 @@ def main() -> None:
     ap.add_argument("--judge-batch", type=int, default=8)
     ap.add_argument("--image-size", type=int, default=224)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ap.add_argument(
+        "--random-judge-vocab",
+        type=int,
+        default=0,
+        help="replace --judge by a random 2-layer Qwen2 with this vocabulary size (e.g. 151936, Qwen2.5's): the cost "
+        "of the full log-softmax grows with the vocabulary, which tiny:lm (a few hundred tokens) hides",
+    )
     args = ap.parse_args()
 
     import torch
@@ -86,6 +120,8 @@ def main() -> None:
             ],
         )
 
+    if args.random_judge_vocab:
+        args.judge = _random_judge(args.random_judge_vocab)
     tc = TemplateCaptioner(seed=0)
     rows = []
     for k in range(args.rows):

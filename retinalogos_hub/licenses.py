@@ -227,7 +227,7 @@ LICENSES: dict[str, License] = {
         "https://doi.org/10.6084/m9.figshare.20123135",
         "Kumar JRH, et al. Chákṣu: a glaucoma specific fundus image database. Sci Data. 2023;10:70.",
     ),
-    "glaucoma_fundus": License(
+    "glaucoma_det": License(
         "no licence stated (Kaggle upload)",
         False,
         "https://www.kaggle.com/datasets/sshikamaru/glaucoma-detection",

@@ -72,7 +72,14 @@ def compose_caption(
     )
     found = [x for x in LESIONS if x in lesions]
     lesion = f"Scattered {', '.join(found)} are visible." if found else "No lesions are seen."
-    parts = [f"A colour fundus photograph of the {eye} eye.", disc, vessels, macula, lesion, f"Impression: {GRADES[g]}."]
+    parts = [
+        f"A colour fundus photograph of the {eye} eye.",
+        disc,
+        vessels,
+        macula,
+        lesion,
+        f"Impression: {GRADES[g]}.",
+    ]
     if free_text.strip():
         parts.append(free_text.strip())
     return " ".join(parts)

@@ -104,7 +104,8 @@ def is_built(entry: Entry, root: Path) -> bool:
     if entry.kind == "official":
         return (run / "model_index.json").is_file() and (run / "conversion.json").is_file()
     return (run / "run.json").is_file() and (
-        (run / "pipeline" / "model_index.json").is_file() or (run / "lora" / "pytorch_lora_weights.safetensors").is_file()
+        (run / "pipeline" / "model_index.json").is_file()
+        or (run / "lora" / "pytorch_lora_weights.safetensors").is_file()
     )
 
 

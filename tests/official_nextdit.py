@@ -49,7 +49,11 @@ class Attention(nn.Module):
         super().__init__()
         self.n_heads, self.n_kv, self.head_dim = n_heads, n_kv_heads, dim // n_heads
         kv = n_kv_heads * self.head_dim
-        self.wq, self.wk, self.wv = nn.Linear(dim, dim, bias=False), nn.Linear(dim, kv, bias=False), nn.Linear(dim, kv, bias=False)
+        self.wq, self.wk, self.wv = (
+            nn.Linear(dim, dim, bias=False),
+            nn.Linear(dim, kv, bias=False),
+            nn.Linear(dim, kv, bias=False),
+        )
         self.wk_y, self.wv_y = nn.Linear(y_dim, kv, bias=False), nn.Linear(y_dim, kv, bias=False)
         self.gate = nn.Parameter(torch.zeros(n_heads))
         self.wo = nn.Linear(dim, dim, bias=False)
@@ -64,7 +68,9 @@ class Attention(nn.Module):
         xq, xk = rope(xq, cis), rope(xk, cis)
 
         def attend(q, k, v, mask):
-            k = k.unsqueeze(3).repeat(1, 1, 1, rep, 1).flatten(2, 3)  # KV head j serves query heads j*rep .. j*rep+rep-1
+            k = (
+                k.unsqueeze(3).repeat(1, 1, 1, rep, 1).flatten(2, 3)
+            )  # KV head j serves query heads j*rep .. j*rep+rep-1
             v = v.unsqueeze(3).repeat(1, 1, 1, rep, 1).flatten(2, 3)
             m = mask.bool().view(b, 1, 1, -1).expand(b, self.n_heads, n, -1)
             out = F.scaled_dot_product_attention(
@@ -84,7 +90,11 @@ class FeedForward(nn.Module):
         super().__init__()
         hidden = int(2 * (4 * dim) / 3)
         hidden = multiple_of * ((hidden + multiple_of - 1) // multiple_of)
-        self.w1, self.w2, self.w3 = nn.Linear(dim, hidden, bias=False), nn.Linear(hidden, dim, bias=False), nn.Linear(dim, hidden, bias=False)
+        self.w1, self.w2, self.w3 = (
+            nn.Linear(dim, hidden, bias=False),
+            nn.Linear(hidden, dim, bias=False),
+            nn.Linear(dim, hidden, bias=False),
+        )
 
     def forward(self, x):
         return self.w2(F.silu(self.w1(x)) * self.w3(x))

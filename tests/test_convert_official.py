@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from official_nextdit import NextDiT, precompute_freqs_cis
+
 from retinalogos_hub.convert_official import (
     convert_official,
     diffusers_to_official,
@@ -42,7 +42,9 @@ def write_checkpoint(folder: Path, seed: int = 0, ema_seed: int = 1) -> tuple[Ne
     folder.mkdir(parents=True, exist_ok=True)
     plain, ema = official_model(seed), official_model(ema_seed)
     torch.save(plain.state_dict(), folder / "consolidated.00-of-01.pth")
-    save_file({k: v.contiguous() for k, v in ema.state_dict().items()}, folder / "consolidated_ema.00-of-01.safetensors")
+    save_file(
+        {k: v.contiguous() for k, v in ema.state_dict().items()}, folder / "consolidated_ema.00-of-01.safetensors"
+    )
     args = argparse.Namespace(model="NextDiT_2B_GQA_patch2", image_size=512, vae="sdxl", precision="bf16", qk_norm=True)
     torch.save(args, folder / "model_args.pth")
     return plain, ema

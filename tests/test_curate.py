@@ -281,7 +281,7 @@ def test_default_config_is_the_shipped_recipe():
         (r"min_fill:", "min_fil:", "unknown key 'fov.min_fil' (did you mean 'fov.min_fill'?)"),
         (r"^jpeg_quality:.*$", "", "missing required key 'jpeg_quality'"),
         (r"^  salt:.*$", "", "missing required key 'splits.salt'"),
-        (r"^size: 512", "size: 8", "size must be in 16..8192, got 8"),
+        (r"^size: 1024", "size: 8", "size must be in 16..8192, got 8"),
     ],
 )
 def test_recipe_errors_are_one_line_naming_the_key(tmp_path, pattern, repl, expected):

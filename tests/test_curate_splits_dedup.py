@@ -9,7 +9,6 @@ from dataclasses import replace
 import datasets
 import numpy as np
 import pyarrow.parquet as pq
-import pytest
 from PIL import Image
 
 from retinalogos_hub.config import load_config

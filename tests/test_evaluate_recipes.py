@@ -13,11 +13,26 @@ from retinalogos_hub.errors import ConfigError
 from retinalogos_hub.evaluate.clip import ClipScoreConfig
 from retinalogos_hub.evaluate.downstream import DownstreamRecipe
 from retinalogos_hub.evaluate.fid import FidConfig
+from retinalogos_hub.evaluate.fidelity import FidelityConfig
+from retinalogos_hub.evaluate.memorization import MemorizationConfig
 from retinalogos_hub.evaluate.turing import TuringConfig
 
 RECIPES = Path(__file__).parents[1] / "recipes" / "eval"
-DEFAULTS = {"fid": FidConfig, "clip_score": ClipScoreConfig, "turing": TuringConfig}  # one command each
-COMMANDS = {FidConfig: "fid", ClipScoreConfig: "clip-score", TuringConfig: "turing-kit", DownstreamRecipe: "downstream"}
+DEFAULTS = {  # one command each
+    "fid": FidConfig,
+    "clip_score": ClipScoreConfig,
+    "turing": TuringConfig,
+    "memorization": MemorizationConfig,
+    "fidelity": FidelityConfig,
+}
+COMMANDS = {
+    FidConfig: "fid",
+    ClipScoreConfig: "clip-score",
+    TuringConfig: "turing-kit",
+    DownstreamRecipe: "downstream",
+    MemorizationConfig: "memorization",
+    FidelityConfig: "fidelity",
+}
 
 
 def recipe_class(path: Path) -> type:

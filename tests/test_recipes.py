@@ -25,6 +25,8 @@ def config_classes() -> dict[str, type]:
     from retinalogos_hub.evaluate.clip import ClipScoreConfig
     from retinalogos_hub.evaluate.downstream import DownstreamRecipe
     from retinalogos_hub.evaluate.fid import FidConfig
+    from retinalogos_hub.evaluate.fidelity import FidelityConfig
+    from retinalogos_hub.evaluate.memorization import MemorizationConfig
     from retinalogos_hub.evaluate.turing import TuringConfig
     from retinalogos_hub.generate import GenerateConfig
     from retinalogos_hub.purify import PurifyConfig
@@ -38,6 +40,8 @@ def config_classes() -> dict[str, type]:
         "generate": GenerateConfig,
         "downstream": DownstreamRecipe,
         "fid": FidConfig,
+        "memorization": MemorizationConfig,
+        "fidelity": FidelityConfig,
         "clip_score": ClipScoreConfig,
         "turing": TuringConfig,
         "train": TrainConfig,

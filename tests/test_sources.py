@@ -292,7 +292,7 @@ EXPECT: dict[str, tuple[int, int, dict[str, dict]]] = {
             "test-Forus-Image8": dict(glaucoma=False, split="test"),
         },
     ),
-    "glaucoma_fundus": (
+    "glaucoma_det": (
         8,
         8,
         {"train-001": dict(glaucoma=True), "validation-004": dict(glaucoma=False, split="validation")},

@@ -103,7 +103,7 @@ def test_unexpected_os_error_names_its_file():
     e.filename = "/data/x.csv"
     line = unexpected(e, ["sources", "--check", "aptos=/data"])
     assert line == "sources failed: PermissionError: [Errno 13] Permission denied: '/data/x.csv'"
-    assert unexpected(ValueError('bad'), []) == 'retinalogos failed: ValueError: bad'
+    assert unexpected(ValueError("bad"), []) == "retinalogos failed: ValueError: bad"
 
 
 # -- 2. bundles and variants ------------------------------------------------------------------------------------------
@@ -190,7 +190,9 @@ def test_deepdrid_eye_conflicts_warn_with_a_count_or_fail(tmp_path, caplog):
         recs = records("deepdrid", root)
     assert recs["100_l1"]["eye"] is None and recs["100_l1"]["dr_grade"] == 0 and recs["100_r1"]["eye"] == "right"
     assert "deepdrid: 2 rows whose file name and grade column disagree on the eye" in caplog.text
-    with pytest.raises(InputError, match=r"regular-fundus-training.csv line 2 image_id 100_l1: the file name says left"):
+    with pytest.raises(
+        InputError, match=r"regular-fundus-training.csv line 2 image_id 100_l1: the file name says left"
+    ):
         records("deepdrid", root, eye_conflicts="error")
 
 

@@ -599,3 +599,26 @@ def test_cli_reports_one_line_error(tmp_path, monkeypatch, capsys):
     assert e.value.code == 1
     err = capsys.readouterr().err
     assert "optim.lr must be float, got 'fast'" in err and "Traceback" not in err
+
+
+def test_rows_smaller_than_their_bucket_are_counted_and_refused_past_the_recipe_share(tmp_path):
+    data = make_captioned(tmp_path / "captioned", n=2)  # 40-48 px images
+    recipe = TINY / "lumina-next" / "step1_pretrain_full.yaml"
+    common = [f"data.dataset={data}", "train.max_steps=1", *QUIET]
+    with pytest.raises(InputError, match=r"2 of 2 rows are smaller than their bucket at data.resolution=64 .*size >= "):
+        run(recipe, [*common, f"output_dir={tmp_path / 'a'}", "data.resolution=64", "data.max_upscaled=0.0"])
+    res = run(recipe, [*common, f"output_dir={tmp_path / 'b'}", "data.resolution=64"])  # the tiny recipe allows it
+    assert json.loads((res.output_dir / "run.json").read_text())["upscaled_rows"] == 2
+
+
+def test_captions_encoded_every_step_train_as_the_cached_embeddings_do(tmp_path):
+    """data.cache_text false keeps captions instead of ~1 MB/row Gemma states and trains to the same weights."""
+    data = make_captioned(tmp_path / "captioned", n=4)
+    recipe = TINY / "lumina-next" / "step1_pretrain_full.yaml"
+    common = [f"data.dataset={data}", "train.max_steps=3", *QUIET]
+    cached = run(recipe, [*common, f"output_dir={tmp_path / 'cached'}"])
+    live = run(recipe, [*common, f"output_dir={tmp_path / 'live'}", "data.cache_text=false"])
+    a, b = weights(cached.pipeline_dir), weights(live.pipeline_dir)
+    assert max((a[k] - b[k]).abs().max().item() for k in a if a[k].abs().max() < 1e10) < 1e-5
+    cache = datasets.load_from_disk(str(next((tmp_path / "live" / "cache").glob("*/dataset"))))
+    assert "caption" in cache.column_names and "text" not in cache.column_names

@@ -112,7 +112,17 @@ def test_bad_manifests_are_named(zoo_dir, tmp_path):
 
 def test_leaderboard_reads_reports(zoo_dir):
     rows, other = leaderboard(load_zoo(zoo_dir / "zoo.yaml"), zoo_dir)
-    assert ["tiny-step3", "eyepacs", "120.50", "12.30 ± 1.00", "0.50", "0.25", "0.75", "0.12", "measured (generated)"] in rows
+    assert [
+        "tiny-step3",
+        "eyepacs",
+        "120.50",
+        "12.30 ± 1.00",
+        "0.50",
+        "0.25",
+        "0.75",
+        "0.12",
+        "measured (generated)",
+    ] in rows
     assert not any("real vs real" in r[-1] for r in rows)
     assert ["official", "EyePACS", "42.44", "-", "-", "-", "-", "-", "reported (paper)"] in rows
     assert ["tiny-step3", "CLIP score", "clip_score", "0.61"] in other
@@ -129,7 +139,10 @@ def test_build_then_publish_to_the_loopback_hub(zoo_dir, hub_server, tmp_path):
     for repo in ("zoo-org/official", "zoo-org/tiny-step3", "zoo-org/zoo"):
         assert hub_server.repo("model", repo) is not None, repo
     (coll,) = hub_server.collections.values()
-    assert coll["title"] == "Tiny fundus zoo" and [i["id"] for i in coll["items"]] == ["zoo-org/official", "zoo-org/tiny-step3"]
+    assert coll["title"] == "Tiny fundus zoo" and [i["id"] for i in coll["items"]] == [
+        "zoo-org/official",
+        "zoo-org/tiny-step3",
+    ]
     again = publish(zoo_dir / "zoo.yaml", token=hub_server.token)  # idempotent: same collection, no duplicate items
     assert again.collection == out.collection and len(next(iter(hub_server.collections.values()))["items"]) == 2
 

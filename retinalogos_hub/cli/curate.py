@@ -138,7 +138,9 @@ def _check(specs: list[str], as_json: bool) -> None:
     else:
         for r in reports:
             splits = {
-                split: "; ".join(f"{label} " + ", ".join(f"{v}: {n}" for v, n in c.items()) for label, c in labels.items())
+                split: "; ".join(
+                    f"{label} " + ", ".join(f"{v}: {n}" for v, n in c.items()) for label, c in labels.items()
+                )
                 for split, labels in r["splits"].items()
             }
             result(

@@ -72,6 +72,102 @@ def fid_cmd(
     result("FID report", out=res.out / "report.html")
 
 
+TrainSet = Annotated[
+    Path, typer.Option("--train", help="The generator's training images: a dataset directory or folder.")
+]
+FakeSet = Annotated[Path, typer.Option("--fake", help="Synthetic images: a dataset directory or folder.")]
+Holdout = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--holdout",
+        help="Real images the generator never saw (default: a held-out share of --train).",
+        show_default=False,
+    ),
+]
+OneFeatures = Annotated[
+    Optional[str],
+    typer.Option("--features", help="Feature space (default: the recipe's).", show_default=False),
+]
+
+
+@evaluate_cli.command("memorization")
+def memorization_cmd(
+    train: TrainSet,
+    fake: FakeSet,
+    out: ReportOut,
+    holdout: Holdout = None,
+    features: OneFeatures = None,
+    recipe: OptionalRecipe = None,
+    device: Device = None,
+    overrides: Overrides = None,
+) -> None:
+    """Flag synthetic images that are near-copies of training images (nearest neighbours in a feature space, against
+    unseen real images' distances); report.json lists them under near_copies.
+
+    Settings: recipes/eval/memorization.yaml (features, quantile, margin, holdout_fraction, top_k).
+
+    Example: retinalogos evaluate memorization --train data/train --fake runs/synth -o runs/eval-mem
+    """
+    from ..evaluate.memorization import memorization
+
+    res = memorization(
+        train, fake, out, holdout=holdout, recipe=recipe, overrides=overrides or (), features=features, device=device
+    )
+    rows = [[c["fake"], c["train"], f"{c['distance']:.4f}"] for c in res.near_copies[:20]]
+    if rows:
+        table("Near copies", ["synthetic", "training image", "distance"], rows)
+    result(
+        "Memorisation audit",
+        near_copies=len(res.near_copies),
+        threshold=f"{res.threshold:.4f}",
+        p_closer=f"{res.p_value:.3g}",
+        report=res.out / "report.html",
+    )
+
+
+Grader = Annotated[
+    Optional[str],
+    typer.Option(
+        "--grader",
+        help="Image classifier for the requested label: Hub id, local path or tiny:NAME (default: laterality only).",
+        show_default=False,
+    ),
+]
+
+
+@evaluate_cli.command("fidelity")
+def fidelity_cmd(
+    data: Data,
+    out: ReportOut,
+    grader: Grader = None,
+    recipe: OptionalRecipe = None,
+    device: Device = None,
+    overrides: Overrides = None,
+) -> None:
+    """Does each synthetic image show what was asked? Grader accuracy and QWK against the requested grade, and
+    laterality accuracy from the optic disc's side.
+
+    Settings: recipes/eval/fidelity.yaml (label, num_labels, batch_size, disc_confident).
+
+    Example: retinalogos evaluate fidelity --data runs/synth --grader runs/dr-grader -o runs/eval-fidelity
+    """
+    from ..evaluate.fidelity import fidelity
+
+    res = fidelity(data, out, grader=grader, recipe=recipe, overrides=overrides or (), device=device)
+
+    def f(v):
+        return "n/a" if v is None else f"{v:.3f}"
+
+    result(
+        "Fidelity",
+        accuracy=f(res.accuracy),
+        qwk=f(res.qwk),
+        laterality_accuracy=f(res.laterality_accuracy),
+        laterality_clear_calls=f"{res.laterality_decided:.0%}",
+        report=res.out / "report.html",
+    )
+
+
 @evaluate_cli.command("clip-score")
 def clip_score_cmd(
     data: Data,

@@ -19,12 +19,16 @@ Manifest = Annotated[Path, typer.Option("--zoo", help="The zoo manifest.")]
 
 @app.command("convert-official")
 def convert_official_cmd(
-    ckpt_dir: Annotated[Path, typer.Argument(help="The authors' folder: consolidated[_ema].00-of-01.pth + model_args.pth.")],
+    ckpt_dir: Annotated[
+        Path, typer.Argument(help="The authors' folder: consolidated[_ema].00-of-01.pth + model_args.pth.")
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="The diffusers pipeline folder to write.")],
     text_encoder: Annotated[
         Optional[str], typer.Option("--text-encoder", help="Gemma-2B: Hub id or local dir (default: the recipe's).")
     ] = None,
-    vae: Annotated[Optional[str], typer.Option("--vae", help="SDXL VAE: Hub id or local dir (default: the recipe's).")] = None,
+    vae: Annotated[
+        Optional[str], typer.Option("--vae", help="SDXL VAE: Hub id or local dir (default: the recipe's).")
+    ] = None,
     repo_id: Annotated[
         Optional[str], typer.Option("--repo-id", help="The repo id the card's snippet loads (default: OUT).")
     ] = None,
@@ -64,7 +68,9 @@ def zoo_list(zoo: Manifest = Path("zoo.yaml")) -> None:
 def zoo_build(
     zoo: Manifest = Path("zoo.yaml"),
     only: Annotated[Optional[list[str]], typer.Option("--only", help="Build only this entry (repeatable).")] = None,
-    print_only: Annotated[bool, typer.Option("--print", help="Print the launch commands instead of running them.")] = False,
+    print_only: Annotated[
+        bool, typer.Option("--print", help="Print the launch commands instead of running them.")
+    ] = False,
 ) -> None:
     """Build every unbuilt entry (run its recipe's launch command, or convert the official weights)."""
     from ..zoo import build
@@ -90,7 +96,8 @@ def zoo_publish(zoo: Manifest = Path("zoo.yaml"), private: Private = False, toke
 @app.command("app")
 def app_cmd(
     model: Annotated[
-        Optional[list[str]], typer.Option("--model", "-m", help="Extra model to offer: Hub id, local dir or tiny:<name>.")
+        Optional[list[str]],
+        typer.Option("--model", "-m", help="Extra model to offer: Hub id, local dir or tiny:<name>."),
     ] = None,
     port: Annotated[Optional[int], typer.Option("--port", help="Port (default: the recipe's).")] = None,
     recipe: OptionalRecipe = None,

@@ -204,13 +204,14 @@ def near_pairs(query: np.ndarray, index: np.ndarray, radius: int) -> tuple[np.nd
     shift = 0
     for b in bits:
         mask = np.uint64((1 << b) - 1)
-        ikeys = ((index >> np.uint64(shift)) & mask).astype(np.int64)
-        qkeys = ((query >> np.uint64(shift)) & mask).astype(np.int64)
+        # int32 keys and tables (chunks are <= 24 bits): the random gathers below stay in cache far more often
+        ikeys = ((index >> np.uint64(shift)) & mask).astype(np.int32)
+        qkeys = ((query >> np.uint64(shift)) & mask).astype(np.int32)
         order = np.argsort(ikeys, kind="stable")
-        counts = np.bincount(ikeys, minlength=1 << b)
-        begin = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        counts = np.bincount(ikeys, minlength=1 << b).astype(np.int32)
+        begin = (np.cumsum(counts, dtype=np.int64) - counts).astype(np.int64)
         for flip in _flips(b, radius // m):
-            keys = qkeys ^ flip
+            keys = qkeys ^ np.int32(flip)
             n = counts[keys]
             hit = np.nonzero(n)[0]
             if not len(hit):

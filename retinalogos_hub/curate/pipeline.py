@@ -411,7 +411,13 @@ def _item(rec: dict, cols: dict[str, list], i: int) -> Item:
     richness = sum(1 for k in LABELS if rec.get(k) not in (None, [], ""))
     rank = (not rec["redistributable"], -richness, -(cols["quality_score"][i] or 0.0), rec["id"])
     return Item(
-        rec["id"], cols["sha256"][i], cols["pixels"][i], cols["phash"][i], rank, cols["phash_mirror"][i], cols["phash_rot180"][i]
+        rec["id"],
+        cols["sha256"][i],
+        cols["pixels"][i],
+        cols["phash"][i],
+        rank,
+        cols["phash_mirror"][i],
+        cols["phash_rot180"][i],
     )
 
 

@@ -773,7 +773,7 @@ def _chaksu(w: _Writer, n: int) -> None:
             )
 
 
-def _glaucoma_fundus(w: _Writer, n: int) -> None:
+def _glaucoma_det(w: _Writer, n: int) -> None:
     for i in range(n):
         split, cls = ("Train", "Validation")[i % 4 // 3], ("Glaucoma_Positive", "Glaucoma_Negative")[i % 2]
         w.image(f"Fundus_Train_Val_Data/Fundus_Scanes_Sorted/{split}/{cls}/{i + 1:03d}.jpg", i, glaucoma=i % 2 == 0)
@@ -916,7 +916,7 @@ WRITERS: dict[str, Callable[[_Writer, int], None]] = {
     "lag": _lag,
     "rim_one_dl": _rim_one_dl,
     "chaksu": _chaksu,
-    "glaucoma_fundus": _glaucoma_fundus,
+    "glaucoma_det": _glaucoma_det,
     "adam": _adam,
     "palm": _palm,
     "mmac": _mmac,

@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
+import numpy as np
 import torch
 
 from .. import stage
@@ -44,7 +45,9 @@ class DownstreamData:
     synthetic: str  # `retinalogos generate` output (drawn from label conditions)
     test: Optional[str]  # dataset directory to score on; null: rows of `real` whose split is `test_split`
     test_split: str  # the split of `real` held out for scoring when `test` is null
+    validation_split: str  # rows of `real` with this split choose the checkpoint; none: carved from train
     synthetic_limit: Optional[int]  # at most this many synthetic rows (the paper adds about 10k); null: all
+    expected_rows: Optional[dict]  # {train: n, test: m}: refuse other counts (an official split, e.g. IDRiD 413/103)
 
 
 @dataclass(frozen=True)
@@ -55,12 +58,16 @@ class Training:
     weight_decay: float
     image_size: int  # square input; a model whose config fixes `image_size` (ViT) uses its own
     workers: int  # data loader processes
-    seed: int
+    seeds: list[int]  # one run per seed and training set; the report gives mean and 95% CI over them
+    validation_fraction: float  # of the real training rows (by patient), when `real` has no validation rows
+    select_by: Literal["accuracy", "f1", "qwk"]  # the validation metric that picks each run's epoch
     device: Optional[str]  # cpu, cuda, cuda:1; null: cuda when available
 
     def __post_init__(self):
         if self.epochs < 0 or self.batch_size < 1 or self.image_size < 8 or self.workers < 0:
             raise ValueError("training: epochs >= 0, batch_size >= 1, image_size >= 8 and workers >= 0 are required")
+        if not self.seeds or not 0 < self.validation_fraction < 1:
+            raise ValueError("training: give at least one seed and 0 < validation_fraction < 1")
 
 
 @dataclass(frozen=True)
@@ -85,19 +92,28 @@ class DownstreamRecipe:
 @dataclass
 class DownstreamResult:
     out: Path
-    metrics: dict[str, dict[str, dict[str, float]]]  # classifier -> training set -> metric -> value
+    metrics: dict[str, dict[str, dict[str, float]]]  # classifier -> training set -> metric -> mean over seeds
     counts: dict[str, int]
+    ci: dict = field(default_factory=dict)  # classifier -> training set -> metric -> [low, high] (95%, t)
+    per_seed: dict = field(default_factory=dict)  # classifier -> training set -> seed -> metric -> value
+    paired: dict = field(default_factory=dict)  # classifier -> metric -> {diff, ci, p, wins}
     provenance: Path | None = None
+
+
+METRIC_NAMES = ("accuracy", "f1", "qwk")
 
 
 def downstream(recipe: Path, overrides: Sequence[str] = (), *, device: str | None = None) -> DownstreamResult:
     """Run the experiment described by `recipe` (+ `key=value` overrides); write the Table-2 report.
 
+    Every (classifier, training set, seed) is one run: trained on the training rows, its epoch chosen on the
+    validation rows (`training.select_by`), scored on the test rows. The report gives the mean and a 95% confidence
+    interval over seeds, and a paired comparison real vs real + synthetic (the same seed, validation and test rows).
     `device`, when given, overrides `training.device`."""
     overrides = [*overrides, *([f"training.device={device}"] if device else [])]
     cfg = load_config(DownstreamRecipe, recipe, overrides)
     out = Path(cfg.output_dir)
-    # 1. Data: real train / test rows and labelled synthetic rows.
+    # 1. Data: real train / validation / test rows and labelled synthetic rows.
     real = open_images(cfg.data.real, option="data.real")
     test = open_images(cfg.data.test, option="data.test") if cfg.data.test else real
     synth = open_images(cfg.data.synthetic, option="data.synthetic")
@@ -114,39 +130,120 @@ def downstream(recipe: Path, overrides: Sequence[str] = (), *, device: str | Non
             f"data: {len(train_idx)} labelled training and {len(test_idx)} test rows; both must be > 0 "
             f"(test rows come from data.test, or rows of data.real with split {split!r})"
         )
+    expected = cfg.data.expected_rows
+    if expected and (expected.get("train"), expected.get("test")) != (len(train_idx), len(test_idx)):
+        raise InputError(
+            f"data: {len(train_idx)} training and {len(test_idx)} test rows, the official split has "
+            f"{expected.get('train')} and {expected.get('test')} (data.expected_rows); curate the source with its "
+            "official splits kept, or set data.expected_rows=null"
+        )
+    train_idx, val_idx = _validation(real, train_idx, cfg)
     train_rows = [(real, i) for i in train_idx]
     sets = {"real": train_rows, "real+synthetic": train_rows + [(synth, i) for i in synth_idx]}
+    val_rows = [(real, i) for i in val_idx]
     test_rows = [(test, i) for i in test_idx]
 
-    # 2. Train and score every (classifier, training set); finished runs of the same settings and data are read
+    # 2. Train and score every (classifier, training set, seed); finished runs of the same settings and data are read
     # back (the file name carries their fingerprint, so a changed recipe or dataset trains afresh instead of reusing).
-    # Where the output goes and which device trains are not part of a run.
+    # Where the output goes, which device trains and which other seeds run are not part of a run.
     fingerprints = [real.fingerprint, test.fingerprint, synth.fingerprint]
     settings = {**asdict(cfg), "output_dir": None, "data_fingerprints": fingerprints}
     settings["training"]["device"] = None
-    metrics: dict[str, dict[str, dict[str, float]]] = {}
+    settings["training"]["seeds"] = None
+    per_seed: dict = {}
     work = stage.WorkDir(out, "downstream")
     trained = 0
     with work.lock("evaluate downstream"):
         for clf in cfg.classifiers:
             for name, rows in sets.items():
-                run_file = f"{_slug(clf.name)}--{_slug(name)}--{stage.fingerprint(settings, clf, name)[:10]}.json"
-                if work.path(run_file).is_file():
-                    scores = json.loads(work.path(run_file).read_text())["metrics"]
-                else:
-                    ckpt = work.path(run_file.removesuffix(".json") + ".ckpt.pt")
-                    scores = _train_and_score(clf, rows, test_rows, cfg, ckpt)
-                    record = {"classifier": asdict(clf), "train_set": name, "rows": len(rows), "metrics": scores}
-                    work.commit(run_file, json.dumps(record))
-                    ckpt.unlink(missing_ok=True)  # none when training.epochs is 0
-                    trained += 1
-                metrics.setdefault(clf.name, {})[name] = scores
-    counts = {"real train": len(train_idx), "synthetic": len(synth_idx), "test": len(test_idx)}
-    result = DownstreamResult(out, metrics, counts)
+                for seed in cfg.training.seeds:
+                    key = stage.fingerprint(settings, clf, name, seed)[:10]
+                    run_file = f"{_slug(clf.name)}--{_slug(name)}--seed{seed}--{key}.json"
+                    if work.path(run_file).is_file():
+                        scores = json.loads(work.path(run_file).read_text())["metrics"]
+                    else:
+                        ckpt = work.path(run_file.removesuffix(".json") + ".ckpt.pt")
+                        scores = _train_and_score(clf, rows, val_rows, test_rows, cfg, ckpt, seed)
+                        record = {"classifier": asdict(clf), "train_set": name, "seed": seed, "rows": len(rows)}
+                        work.commit(run_file, json.dumps({**record, "metrics": scores}))
+                        ckpt.unlink(missing_ok=True)  # none when training.epochs is 0
+                        trained += 1
+                    per_seed.setdefault(clf.name, {}).setdefault(name, {})[seed] = scores
+    counts = {
+        "real train": len(train_idx),
+        "validation": len(val_idx),
+        "synthetic": len(synth_idx),
+        "test": len(test_idx),
+    }
+    metrics, ci, paired = _statistics(per_seed)
+    result = DownstreamResult(out, metrics, counts, ci, per_seed, paired)
     _report(result, cfg, synth, synth_idx)
-    runs = len(cfg.classifiers) * len(sets)
+    runs = len(cfg.classifiers) * len(sets) * len(cfg.training.seeds)
     result.provenance = run.finish(rows=counts, runs=runs, trained=trained, read_back=runs - trained)
     return result
+
+
+def _validation(real: ImageSet, train_idx: list[int], cfg: DownstreamRecipe) -> tuple[list[int], list[int]]:
+    """(train, validation) indices: the rows of `real` in `validation_split`, or else `validation_fraction` of the
+    training rows carved by patient (a patient's images stay on one side), fixed across seeds."""
+    splits = real.column("split") if "split" in real.columns else [None] * len(real)
+    val = [i for i in train_idx if splits[i] == cfg.data.validation_split]
+    if val:
+        return [i for i in train_idx if splits[i] != cfg.data.validation_split], val
+    patients = real.column("patient_id") if "patient_id" in real.columns else [None] * len(real)
+    groups: dict[str, list[int]] = {}
+    for i in train_idx:
+        groups.setdefault(str(patients[i] or real.ref(i)), []).append(i)
+    keys = sorted(groups)
+    order = np.random.default_rng(0).permutation(len(keys))
+    want = max(1, round(cfg.training.validation_fraction * len(train_idx)))
+    chosen: set[int] = set()
+    for j in order:
+        if len(chosen) >= want or len(chosen) + len(groups[keys[j]]) >= len(train_idx):
+            break
+        chosen.update(groups[keys[j]])
+    if not chosen:
+        raise InputError(f"data.real {real.path}: too few training rows to hold out a validation set")
+    return [i for i in train_idx if i not in chosen], [i for i in train_idx if i in chosen]
+
+
+def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high): the t-interval over runs (NaN bounds for a single run)."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=float)
+    m = float(v.mean())
+    if len(v) < 2:
+        return m, float("nan"), float("nan")
+    half = float(stats.t.ppf((1 + level) / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    return m, m - half, m + half
+
+
+def _statistics(per_seed: dict) -> tuple[dict, dict, dict]:
+    """Means and 95% CIs per (classifier, training set, metric); the paired comparison per (classifier, metric):
+    the mean seed-by-seed difference real+synthetic - real, its CI, a paired t-test p-value and the seeds won."""
+    from scipy import stats
+
+    metrics: dict = {}
+    ci: dict = {}
+    paired: dict = {}
+    for clf, by_set in per_seed.items():
+        for name, by_seed in by_set.items():
+            for m in METRIC_NAMES:
+                mean, lo, hi = mean_ci([r[m] for r in by_seed.values()])
+                metrics.setdefault(clf, {}).setdefault(name, {})[m] = mean
+                ci.setdefault(clf, {}).setdefault(name, {})[m] = [lo, hi]
+        base, plus = by_set.get("real", {}), by_set.get("real+synthetic", {})
+        seeds = sorted(set(base) & set(plus))
+        for m in METRIC_NAMES:
+            diff = [plus[s][m] - base[s][m] for s in seeds]
+            mean, lo, hi = mean_ci(diff) if diff else (float("nan"),) * 3
+            p = float("nan")
+            if len(diff) >= 2 and np.std(diff) > 0:
+                p = float(stats.ttest_rel([plus[s][m] for s in seeds], [base[s][m] for s in seeds]).pvalue)
+            wins = sum(d > 0 for d in diff)
+            paired.setdefault(clf, {})[m] = {"diff": mean, "ci": [lo, hi], "p": p, "wins": wins, "seeds": len(seeds)}
+    return metrics, ci, paired
 
 
 def _labelled(

@@ -233,7 +233,9 @@ def push_model(
         gallery=gallery,
         evaluation=evaluation,
         recipe=recipe,
-        base_license={"other": "its own licence (see its card)"}.get(lic := LICENSES.get(run["backbone"], "other"), lic),
+        base_license={"other": "its own licence (see its card)"}.get(
+            lic := LICENSES.get(run["backbone"], "other"), lic
+        ),
     )
     card.save(out / "README.md")
     stage.start("push-model", out, {"repo_id": repo_id, "private": private}, run=run_dir).finish(

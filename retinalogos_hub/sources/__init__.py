@@ -43,7 +43,7 @@ REGISTRY: dict[str, str] = {
     "lag": "lag",
     "rim_one_dl": "rim_one_dl",
     "chaksu": "chaksu",
-    "glaucoma_fundus": "glaucoma_fundus",
+    "glaucoma_det": "glaucoma_det",
     "adam": "adam",
     "palm": "palm",
     "mmac": "mmac",

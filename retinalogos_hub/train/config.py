@@ -41,7 +41,11 @@ class DataSection:
     resolution: int  # an AREA budget: buckets hold about resolution**2 pixels (the paper's "512")
     max_aspect: float  # widest bucket aspect ratio allowed (both orientations)
     caption_dropout: float  # probability of the empty caption, for classifier-free guidance
+    max_upscaled: float  # share of rows allowed to be smaller than their bucket (upsampled); past it training refuses
     cache_dtype: Literal["float32", "float16"]  # cached latents and text embeddings (float16 halves the cache)
+    # cache caption embeddings (unpadded, cache_dtype) beside the latents; false: keep captions and run the frozen
+    # text encoder every step (Gemma-2B at 256 tokens is ~1 MB a row in float16: ~1.4 TB for 1.4M rows)
+    cache_text: bool
     cache_dir: Optional[str] = None  # latents + text embeddings; default OUTPUT_DIR/cache
     limit: Optional[int] = None  # use only the first N rows (smoke runs)
 

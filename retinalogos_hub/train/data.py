@@ -85,6 +85,26 @@ def load_rows(cfg: DataSection):
     return ds
 
 
+def check_upscaling(rows, table: list[tuple[int, int]], cfg: DataSection) -> int:
+    """How many rows are smaller than their bucket (training would upsample them); refuses past
+    `data.max_upscaled`. Reads the stage's width/height columns, so no image is decoded; 0 when they are absent."""
+    if "width" not in rows.column_names or "height" not in rows.column_names:
+        return 0
+    small = 0
+    for w, h in zip(rows["width"], rows["height"]):
+        if w and h:
+            bw, bh = table[nearest_bucket(w, h, table)]
+            small += w < bw or h < bh
+    if small > cfg.max_upscaled * len(rows):
+        sides = max(max(b) for b in table)
+        raise InputError(
+            f"data.dataset {cfg.dataset}: {small} of {len(rows)} rows are smaller than their bucket at "
+            f"data.resolution={cfg.resolution} and would be upsampled (data.max_upscaled={cfg.max_upscaled:g}); "
+            f"curate at size >= {sides} (recipes/curate/default.yaml `size`) or lower data.resolution"
+        )
+    return small
+
+
 def cache_key(fingerprint: str, parts: dict) -> str:
     return hashlib.sha256(json.dumps({"rows": fingerprint, **parts}, sort_keys=True, default=str).encode()).hexdigest()[
         :16
@@ -136,7 +156,7 @@ def build_cache(
             continue  # resumed: this part was finished before the kill
         first = p * CACHE_PART_ROWS
         chunk = rows.select(range(first, min(len(rows), first + CACHE_PART_ROWS)))
-        records = _encode(chunk, first, pipe, backbone, table, max_length, np.dtype(cfg.cache_dtype))
+        records = _encode(chunk, first, pipe, backbone, table, max_length, np.dtype(cfg.cache_dtype), cfg.cache_text)
         datasets.Dataset.from_list(records).save_to_disk(str(part))
         log(f"cached part {p + 1}/{n_parts} ({len(records)} rows)")
     barrier()
@@ -151,8 +171,9 @@ def build_cache(
     return datasets.load_from_disk(str(done))
 
 
-def _encode(chunk, first: int, pipe, backbone, table, max_length: int, dtype) -> list[dict]:
-    """Cache records for `chunk`, ENCODE_BATCH rows per text-encoder call and per bucket per VAE call."""
+def _encode(chunk, first: int, pipe, backbone, table, max_length: int, dtype, cache_text: bool) -> list[dict]:
+    """Cache records for `chunk`, ENCODE_BATCH rows per text-encoder call and per bucket per VAE call; without
+    `cache_text` the caption itself is kept (encoded at every step instead)."""
     records = []
     for start in range(0, len(chunk), ENCODE_BATCH):
         sub = chunk[start : start + ENCODE_BATCH]
@@ -163,7 +184,9 @@ def _encode(chunk, first: int, pipe, backbone, table, max_length: int, dtype) ->
                 f"data.dataset: row {bad} has no image; put the images back with `retinalogos attach-images` "
                 "or train on the caption/purify stage directory"
             )
-        emb, mask = backbone.encode_prompts(pipe, [c or "" for c in sub["caption"]], max_length)
+        captions = [c or "" for c in sub["caption"]]
+        if cache_text:
+            emb, mask = backbone.encode_prompts(pipe, captions, max_length)
         bucket = [nearest_bucket(img.width, img.height, table) for img in images]
         latents: list = [None] * len(images)
         for b in sorted(set(bucket)):
@@ -172,17 +195,18 @@ def _encode(chunk, first: int, pipe, backbone, table, max_length: int, dtype) ->
             for i, latent in zip(idx, encoded):
                 latents[i] = latent.cpu().numpy().astype(dtype)
         for i, latent in enumerate(latents):
-            text = emb[i, mask[i].bool()].cpu().numpy().astype(dtype)  # the caption's tokens, padding dropped
-            records.append(
-                {
-                    "id": sub["id"][i] if "id" in sub else str(first + start + i),
-                    "bucket": bucket[i],
-                    "latent": latent.tobytes(),
-                    "latent_shape": list(latent.shape),
-                    "text": text.tobytes(),
-                    "text_shape": list(text.shape),
-                }
-            )
+            record = {
+                "id": sub["id"][i] if "id" in sub else str(first + start + i),
+                "bucket": bucket[i],
+                "latent": latent.tobytes(),
+                "latent_shape": list(latent.shape),
+            }
+            if cache_text:
+                text = emb[i, mask[i].bool()].cpu().numpy().astype(dtype)  # the caption's tokens, padding dropped
+                record.update(text=text.tobytes(), text_shape=list(text.shape))
+            else:
+                record["caption"] = captions[i]
+            records.append(record)
     return records
 
 
@@ -209,7 +233,9 @@ class Batches:
         self.bucket_of = list(cache["bucket"])
         # straight from the memory-mapped Arrow table: datasets' row formatting costs more than a tiny training step
         table = cache.data.table
-        self._cols = {c: table.column(c) for c in ("latent", "latent_shape", "text", "text_shape")}
+        self.cached_text = "text" in cache.column_names
+        names = ("latent", "latent_shape", *(("text", "text_shape") if self.cached_text else ("caption",)))
+        self._cols = {c: table.column(c) for c in names}
         self.pos = Position()
         self._plan: tuple[int, list[list[int]]] = (-1, [])
 
@@ -233,8 +259,9 @@ class Batches:
             batches.append(batches[len(batches) % max(1, len(batches))])
         return batches[self.rank :: self.world]
 
-    def next(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """(latents [B,C,H,W], caption embeddings [L_i, D] unpadded: caption dropout swaps some before padding)."""
+    def next(self) -> tuple[torch.Tensor, list]:
+        """(latents [B,C,H,W], caption embeddings [L_i, D] unpadded, or the captions themselves when the cache holds
+        no text: caption dropout swaps some for the empty caption before padding)."""
         mine = self._mine(self.pos.epoch)
         if self.pos.index >= len(mine):
             self.pos.epoch, self.pos.index = self.pos.epoch + 1, 0
@@ -242,6 +269,8 @@ class Batches:
         rows = mine[self.pos.index]
         self.pos.index += 1
         latents = torch.stack([self._tensor(self._cols["latent"], self._cols["latent_shape"], i) for i in rows])
+        if not self.cached_text:
+            return latents, [self._cols["caption"][i].as_py() for i in rows]
         return latents, [self._tensor(self._cols["text"], self._cols["text_shape"], i) for i in rows]
 
     def _tensor(self, values, shapes, i: int) -> torch.Tensor:

@@ -21,7 +21,7 @@ from ..errors import ConfigError, InputError
 from ..pipelines import call_kwargs
 from . import backbones, engines
 from .config import TrainConfig
-from .data import Batches, build_cache, cache_key, load_rows, pad_texts
+from .data import Batches, buckets, build_cache, cache_key, check_upscaling, load_rows, pad_texts
 
 log = logging.getLogger("retinalogos.train")
 
@@ -134,6 +134,10 @@ class FlowMatchingRecipe:
         self.te_load_dtype = self.pipe.text_encoder.dtype  # restored for export (see `export`)
         self.pipe.text_encoder.to(self.acc.device, te_dtype)
         self.pipe.vae.to(self.acc.device)
+        table = buckets(cfg.data.resolution, self.backbone.multiple(self.pipe), cfg.data.max_aspect)
+        self.upscaled_rows = check_upscaling(rows, table, cfg.data)
+        if self.upscaled_rows:
+            log.warning("%d of %d rows are smaller than their bucket and are upsampled", self.upscaled_rows, len(rows))
         # 3. Cache: latents + caption embeddings, each process encoding its share of the parts
         key = cache_key(
             rows._fingerprint,
@@ -144,6 +148,7 @@ class FlowMatchingRecipe:
                 "aspect": cfg.data.max_aspect,
                 "len": cfg.model.max_sequence_length,
                 "dtype": cfg.data.cache_dtype,
+                "text": cfg.data.cache_text,
             },
         )
         cache_dir = Path(cfg.data.cache_dir or self.out / "cache") / key
@@ -256,8 +261,11 @@ class FlowMatchingRecipe:
             sigma = t.shift * sigma / (1 + (t.shift - 1) * sigma)
         return sigma
 
-    def _loss(self, latents: torch.Tensor, texts: list[torch.Tensor]) -> torch.Tensor:
+    def _loss(self, latents: torch.Tensor, texts: list) -> torch.Tensor:
         n, dev, g = latents.shape[0], self.acc.device, self.noise.gen
+        if texts and isinstance(texts[0], str):  # data.cache_text false: the frozen encoder runs here
+            emb, mask = self.backbone.encode_prompts(self.pipe, texts, self.cfg.model.max_sequence_length)
+            texts = [e[m.bool()].float().cpu() for e, m in zip(emb, mask)]
         drop = torch.rand(n, generator=g) < self.cfg.data.caption_dropout
         emb, mask = pad_texts([self.batches.uncond if d else t for d, t in zip(drop.tolist(), texts)])
         noise = torch.randn(latents.shape, generator=g)
@@ -432,6 +440,7 @@ class FlowMatchingRecipe:
                 "global_step": self.step,
                 "final_loss": self.last_loss,
                 "train_rows": self.train_rows,
+                "upscaled_rows": self.upscaled_rows,
                 "resolution": cfg.data.resolution,
                 "processes": self.acc.num_processes,
                 **engines.describe(self.acc),  # which engine really ran (distributed_type, device, fsdp_version)

@@ -20,7 +20,7 @@ class Config(SourceConfig):
 
 
 INFO = SourceInfo(
-    name="glaucoma_fundus",
+    name="glaucoma_det",
     title="Kaggle glaucoma detection fundus scans (sshikamaru)",
     expects="Fundus_Scanes_Sorted/{Train,Validation}/{Glaucoma_Positive,Glaucoma_Negative}/*.jpg",
     labels=("glaucoma", "split"),
@@ -31,4 +31,4 @@ INFO = SourceInfo(
 
 
 def records(cfg: Config) -> Iterator[Record]:
-    yield from class_folders(cfg, "glaucoma_fundus", CLASSES, INFO.expects)
+    yield from class_folders(cfg, "glaucoma_det", CLASSES, INFO.expects)
