@@ -18,7 +18,8 @@ from retinalogos_hub.generate import generate
 from retinalogos_hub.schema import CURATED
 
 RECIPES = Path(__file__).parents[1] / "recipes" / "eval"
-TASKS = [p for p in sorted(RECIPES.glob("*.yaml")) if p.stem not in ("fid", "clip_score", "turing")]
+NOT_DOWNSTREAM = ("fid", "clip_score", "turing", "memorization", "fidelity")
+TASKS = [p for p in sorted(RECIPES.glob("*.yaml")) if p.stem not in NOT_DOWNSTREAM]
 FAST = ["sampling.height=32", "sampling.width=32", "sampling.num_inference_steps=2"]
 
 
@@ -77,21 +78,28 @@ def test_downstream_end_to_end_and_resume(tmp_path, fundus, monkeypatch):
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     report = json.loads((out / "report.json").read_text())
-    assert report["counts"] == {"real train": 10, "synthetic": 6, "test": 5}
+    assert report["counts"] == {"real train": 8, "validation": 2, "synthetic": 6, "test": 5}
     assert set(report["metrics"]) == {"ResNet (tiny)", "ViT (tiny)"}
     for by_set in report["metrics"].values():
         assert set(by_set) == {"real", "real+synthetic"}
         for m in by_set.values():
             assert 0 <= m["accuracy"] <= 1 and 0 <= m["f1"] <= 1 and -1 <= m["qwk"] <= 1
-    assert len(list((out / ".work" / "downstream").glob("*.json"))) == 4 and not (out / "config.yaml").exists()
-    assert "real → real + synthetic" in (out / "report.html").read_text()
+    assert len(list((out / ".work" / "downstream").glob("*.json"))) == 8 and not (out / "config.yaml").exists()
+    assert (
+        "95% CI over 2 seed(s)" in (out / "report.html").read_text()
+        and "Paired comparison" in (out / "report.html").read_text()
+    )
+    for clf in report["metrics"]:  # two seeds per (classifier, training set); the paired comparison over them
+        assert set(report["per_seed"][clf]["real"]) == {"0", "1"} and report["paired"][clf]["qwk"]["seeds"] == 2
+        lo, hi = report["ci"][clf]["real"]["accuracy"]
+        assert lo is None or lo <= report["metrics"][clf]["real"]["accuracy"] <= hi
     # the provenance: the resolved recipe (overrides included), the data sets' and classifiers' fingerprints, counts
     prov = json.loads((out / "retinalogos.json").read_text())
     assert prov["stage"] == "evaluate downstream" and prov["config"]["training"]["epochs"] == 1
     assert prov["config"]["data"]["synthetic"] == str(tmp_path / "synth")
     assert prov["config"]["training"]["device"] is None
     assert set(prov["inputs"]) == {"real", "synthetic", "model:ResNet (tiny)", "model:ViT (tiny)"}
-    assert prov["counts"] == {"rows": report["counts"], "runs": 4, "trained": 4, "read_back": 0}
+    assert prov["counts"] == {"rows": report["counts"], "runs": 8, "trained": 8, "read_back": 0}
 
     # killed and rerun: finished runs are read back, nothing is trained again
     from retinalogos_hub.evaluate import downstream as mod
@@ -100,14 +108,14 @@ def test_downstream_end_to_end_and_resume(tmp_path, fundus, monkeypatch):
     again = downstream(RECIPES / "tiny.yaml", args[4:], device="cpu")  # the device is recorded, not part of a run
     assert again.metrics == report["metrics"]
     prov = json.loads(again.provenance.read_text())
-    assert prov["counts"]["read_back"] == 4 and prov["config"]["training"]["device"] == "cpu"
+    assert prov["counts"]["read_back"] == 8 and prov["config"]["training"]["device"] == "cpu"
 
     # other settings in the same output_dir: trained afresh, never answered with the earlier results
     retrained = []
     zeros = {"accuracy": 0.0, "f1": 0.0, "qwk": 0.0}
     monkeypatch.setattr(mod, "_train_and_score", lambda *a, **k: retrained.append(1) or zeros)
     downstream(RECIPES / "tiny.yaml", [*args[4:-1], "training.epochs=2"])
-    assert len(retrained) == 4
+    assert len(retrained) == 8
 
 
 def test_training_resumes_from_its_epoch_checkpoint(tmp_path, fundus, monkeypatch):
@@ -121,7 +129,8 @@ def test_training_resumes_from_its_epoch_checkpoint(tmp_path, fundus, monkeypatc
         DownstreamRecipe, RECIPES / "tiny.yaml", [f"data.real={real.path}", "data.synthetic=x", "output_dir=o"]
     )
     clf, rows, test = cfg.classifiers[0], [(real, i) for i in range(10)], [(real, i) for i in range(10, 15)]
-    straight = _train_and_score(clf, rows, test, cfg, tmp_path / "a.ckpt.pt")  # 2 epochs x 2 steps
+    val = rows[:3]
+    straight = _train_and_score(clf, rows, val, test, cfg, tmp_path / "a.ckpt.pt", 0)  # 2 epochs x 2 steps
 
     step, calls = torch.optim.AdamW.step, {"n": 0}
 
@@ -133,10 +142,10 @@ def test_training_resumes_from_its_epoch_checkpoint(tmp_path, fundus, monkeypatc
 
     monkeypatch.setattr(torch.optim.AdamW, "step", killed_in_second_epoch)
     with pytest.raises(KeyboardInterrupt):
-        _train_and_score(clf, rows, test, cfg, tmp_path / "b.ckpt.pt")
+        _train_and_score(clf, rows, val, test, cfg, tmp_path / "b.ckpt.pt", 0)
     assert torch.load(tmp_path / "b.ckpt.pt", weights_only=False)["epoch"] == 0
     calls["n"] = -100  # count on, no more kills
-    resumed = _train_and_score(clf, rows, test, cfg, tmp_path / "b.ckpt.pt")
+    resumed = _train_and_score(clf, rows, val, test, cfg, tmp_path / "b.ckpt.pt", 0)
     assert calls["n"] == -98  # only the second epoch's two steps ran again
     a, b = (torch.load(tmp_path / f"{k}.ckpt.pt", weights_only=False)["model"] for k in "ab")
     assert all(torch.equal(a[k], b[k]) for k in a) and resumed == straight
@@ -168,3 +177,28 @@ def test_metric_modules_load_by_path_offline():
     assert load("qwk").compute(predictions=[0, 1, 2, 4], references=[0, 1, 2, 3], labels=[0, 1, 2, 3, 4])["qwk"] > 0.9
     assert load("f1").compute(predictions=[0, 0, 1], references=[0, 1, 1])["f1"] == pytest.approx(2 / 3)
     assert load("accuracy").compute(predictions=[1, 1], references=[1, 0])["accuracy"] == 0.5
+
+
+def test_ci_over_seeds_paired_comparison_and_the_official_split(tmp_path, fundus, monkeypatch):
+    from retinalogos_hub.evaluate import downstream as mod
+
+    real = _real(tmp_path, fundus)
+    gains = {"real": 0.0, "real+synthetic": 0.1}
+
+    def fake_run(clf, rows, val, test, cfg, ckpt, seed):
+        # real+synthetic rows are the longer list; the score moves with the seed and the training set
+        name = "real+synthetic" if len(rows) > 8 else "real"
+        acc = 0.5 + 0.05 * seed + gains[name] + (0.02 * seed if name == "real+synthetic" else 0)
+        return {"accuracy": acc, "f1": acc, "qwk": acc, "epoch": 1}
+
+    monkeypatch.setattr(mod, "_train_and_score", fake_run)
+    args = [f"data.real={real}", f"data.synthetic={real}", f"output_dir={tmp_path / 'o'}", "training.seeds=[0, 1, 2]"]
+    res = downstream(RECIPES / "tiny.yaml", [*args, "num_labels=5"])
+    m, (lo, hi) = res.metrics["ResNet (tiny)"]["real"]["accuracy"], res.ci["ResNet (tiny)"]["real"]["accuracy"]
+    assert m == pytest.approx(0.55) and lo < m < hi and hi - m == pytest.approx(m - lo)
+    assert hi - lo == pytest.approx(2 * 4.302653 * 0.05 / 3**0.5, rel=1e-4)  # t(0.975, 2) * sd / sqrt(3)
+    paired = res.paired["ResNet (tiny)"]["accuracy"]
+    assert paired["diff"] == pytest.approx(0.12) and paired["wins"] == 3 and paired["p"] < 0.05
+    assert res.counts["validation"] == 2 and res.counts["real train"] == 8  # carved by patient from 10 train rows
+    with pytest.raises(InputError, match="official split has 413 and 103"):
+        downstream(RECIPES / "tiny.yaml", [*args, "data.expected_rows={train: 413, test: 103}"])

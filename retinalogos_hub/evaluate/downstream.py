@@ -1,6 +1,9 @@
 """The paper's Table 2: does adding synthetic images help a classifier? Each classifier (ResNet-50, ViT-B/16 by id, or
-any `AutoModelForImageClassification`) is trained twice with the same seed, on the real training rows and on real +
-synthetic rows, and scored on the real test rows with the shipped accuracy, F1 (macro) and QWK metric modules.
+any `AutoModelForImageClassification`) is trained on the real training rows and on real + synthetic rows, once per
+seed of `training.seeds`; each run's epoch is chosen on real validation rows (the source's validation split, or a
+patient-wise share of the training rows) and scored on the real test rows (official splits: `data.expected_rows`
+refuses any other counts) with the shipped accuracy, F1 (macro) and QWK metric modules. The report gives mean and 95%
+CI over seeds and a paired comparison (same seed, same rows) of real + synthetic against real.
 
 Every finished (classifier, training set) run is saved to OUTPUT_DIR/.work/downstream/*.json, named by a fingerprint of
 the recipe, the data and the run, so a killed experiment resumes and a changed one trains afresh. OUTPUT_DIR holds
@@ -298,8 +301,11 @@ class _Rows(torch.utils.data.Dataset):
         return self.transform(images.image(i)), self.labels[k]
 
 
-def _train_and_score(clf: Classifier, rows, test_rows, cfg: DownstreamRecipe, ckpt: Path) -> dict[str, float]:
-    """Train one classifier on `rows`, score it on `test_rows`; `ckpt` holds the state after each epoch (resume)."""
+def _train_and_score(
+    clf: Classifier, rows, val_rows, test_rows, cfg: DownstreamRecipe, ckpt: Path, seed: int
+) -> dict[str, float]:
+    """Train one classifier on `rows` with `seed`; after each epoch score `val_rows` and keep the best state by
+    `training.select_by`; score `test_rows` with it. `ckpt` holds the state after each epoch (resume)."""
     from torchvision import transforms
     from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
 
@@ -307,7 +313,7 @@ def _train_and_score(clf: Classifier, rows, test_rows, cfg: DownstreamRecipe, ck
     device = resolve_device(t.device)
     path = resolve(clf.model, option=f"classifiers[{clf.name}].model")
     labels = {"num_labels": cfg.num_labels, "problem_type": "single_label_classification"}
-    torch.manual_seed(t.seed)  # after resolve: building a tiny model on a cold cache draws from the global RNG
+    torch.manual_seed(seed)  # after resolve: building a tiny model on a cold cache draws from the global RNG
     if clf.pretrained:  # a new head for our classes; the backbone keeps its weights
         model = AutoModelForImageClassification.from_pretrained(path, ignore_mismatched_sizes=True, **labels)
     else:
@@ -319,43 +325,60 @@ def _train_and_score(clf: Classifier, rows, test_rows, cfg: DownstreamRecipe, ck
         [transforms.Resize((size, size)), transforms.RandomHorizontalFlip(), transforms.ToTensor(), norm]
     )
     test_tf = transforms.Compose([transforms.Resize((size, size)), transforms.ToTensor(), norm])
-    gen = torch.Generator().manual_seed(t.seed)
+    gen = torch.Generator().manual_seed(seed)
     train = torch.utils.data.DataLoader(
         _Rows(rows, cfg.label, train_tf), t.batch_size, shuffle=True, generator=gen, num_workers=t.workers
     )
+    val = torch.utils.data.DataLoader(_Rows(val_rows, cfg.label, test_tf), t.batch_size, num_workers=t.workers)
     test = torch.utils.data.DataLoader(_Rows(test_rows, cfg.label, test_tf), t.batch_size, num_workers=t.workers)
     model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     start = 0
+    best = {"epoch": -1, "score": _score(model, val, cfg, device)[t.select_by], "model": _cpu_state(model)}
     if ckpt.is_file():  # an interrupted run: continue after its last finished epoch, with the same data order
         state = torch.load(ckpt, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["loader_rng"])
         torch.set_rng_state(state["torch_rng"])
+        best = state["best"]
         start = state["epoch"] + 1
         log.info("%s: resumed from %s after epoch %d", clf.name, ckpt, state["epoch"])
     for epoch in range(start, t.epochs):
+        model.train()
         for x, y in train:
             loss = model(pixel_values=x.to(device), labels=y.to(device)).loss
             opt.zero_grad()
             loss.backward()
             opt.step()
-        log.info("%s epoch %d loss %.4f", clf.name, epoch, loss.item())
+        score = _score(model, val, cfg, device)[t.select_by]
+        log.info("%s epoch %d loss %.4f validation %s %.4f", clf.name, epoch, loss.item(), t.select_by, score)
+        if score > best["score"]:
+            best = {"epoch": epoch, "score": score, "model": _cpu_state(model)}
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         state = {
             "model": model.state_dict(),
             "optimizer": opt.state_dict(),
             "epoch": epoch,
+            "best": best,
             "loader_rng": gen.get_state(),
             "torch_rng": torch.get_rng_state(),
         }
         torch.save(state, ckpt.with_suffix(".tmp"))
         ckpt.with_suffix(".tmp").replace(ckpt)
+    model.load_state_dict(best["model"])
+    return {**_score(model, test, cfg, device), "epoch": best["epoch"] + 1, f"validation_{t.select_by}": best["score"]}
+
+
+def _cpu_state(model) -> dict:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _score(model, loader, cfg: DownstreamRecipe, device: str) -> dict[str, float]:
     model.eval()
     preds, refs = [], []
     with torch.inference_mode():
-        for x, y in test:
+        for x, y in loader:
             preds += model(pixel_values=x.to(device)).logits.argmax(-1).tolist()
             refs += y.tolist()
     scale = list(range(cfg.num_labels))
@@ -371,25 +394,46 @@ def _slug(s: str) -> str:
 
 
 def _report(result: DownstreamResult, cfg: DownstreamRecipe, synth: ImageSet, synth_idx: list[int]) -> None:
-    names = ("accuracy", "f1", "qwk")
+    k = len(cfg.training.seeds)
     rows = []
     for clf, by_set in result.metrics.items():
-        base, plus = by_set["real"], by_set["real+synthetic"]
-        rows.append([clf, *(f"{base[m]:.3f} → {plus[m]:.3f} ({plus[m] - base[m]:+.3f})" for m in names)])
+        for name in TRAIN_SETS:
+            rows.append([clf, name, *(_with_ci(by_set[name][m], result.ci[clf][name][m]) for m in METRIC_NAMES)])
     table = Table(
-        f"{cfg.task}: real → real + synthetic",
-        ["classifier", "accuracy", "F1 (macro)", "QWK"],
+        f"{cfg.task}: mean and 95% CI over {k} seed(s)",
+        ["classifier", "training set", "accuracy", "F1 (macro)", "QWK"],
         rows,
-        f"Trained {cfg.training.epochs} epochs per run with seed {cfg.training.seed}; "
-        f"scored on {result.counts['test']} real test images.",
+        f"Each run: up to {cfg.training.epochs} epochs, the epoch chosen by validation {cfg.training.select_by} "
+        f"({result.counts['validation']} real validation images); scored on {result.counts['test']} real test "
+        f"images. Seeds: {', '.join(map(str, cfg.training.seeds))}.",
     )
-    counts = Table("Rows", ["set", "images"], [[k, v] for k, v in result.counts.items()])
+    paired_rows = [
+        [clf, m, _with_ci(v["diff"], v["ci"]), v["p"], f"{v['wins']}/{v['seeds']}"]
+        for clf, by_m in result.paired.items()
+        for m, v in by_m.items()
+    ]
+    paired = Table(
+        "Paired comparison: real + synthetic - real (same seed, validation and test rows)",
+        ["classifier", "metric", "difference (95% CI)", "p (paired t)", "seeds improved"],
+        paired_rows,
+    )
+    seeds = Table(
+        "Per seed",
+        ["classifier", "training set", "seed", "epoch chosen", *METRIC_NAMES],
+        [
+            [clf, name, seed, r.get("epoch"), *(r[m] for m in METRIC_NAMES)]
+            for clf, by_set in result.per_seed.items()
+            for name, by_seed in by_set.items()
+            for seed, r in by_seed.items()
+        ],
+    )
+    counts = Table("Rows", ["set", "images"], [[k_, v] for k_, v in result.counts.items()])
     series = {s: [result.metrics[c][s]["accuracy"] for c in result.metrics] for s in TRAIN_SETS}
-    plot = bar_plot("Accuracy", list(result.metrics), series, "accuracy")
+    plot = bar_plot("Accuracy (mean over seeds)", list(result.metrics), series, "accuracy")
     labels = synth.column(cfg.label)
     grid = [(f"{cfg.label}={labels[i]}", synth.image(i)) for i in synth_idx[:8]]
     summary = {
-        f"{c}: {m} gain with synthetic": result.metrics[c]["real+synthetic"][m] - result.metrics[c]["real"][m]
+        f"{c}: {m} gain with synthetic": f"{_with_ci(result.paired[c][m]['diff'], result.paired[c][m]['ci'])}"
         for c in result.metrics
         for m in ("accuracy", "qwk")
     }
@@ -398,10 +442,28 @@ def _report(result: DownstreamResult, cfg: DownstreamRecipe, synth: ImageSet, sy
             "downstream",
             f"Downstream: {cfg.task}",
             summary,
-            [table, counts],
+            [table, paired, seeds, counts],
             [("Synthetic training images", grid)],
             [("Accuracy, real vs real + synthetic", plot)],
-            data={"metrics": result.metrics, "counts": result.counts, "task": cfg.task},
+            data={
+                "metrics": result.metrics,
+                "ci": result.ci,
+                "paired": result.paired,
+                "per_seed": {
+                    c: {s: {str(k_): v for k_, v in d.items()} for s, d in b.items()}
+                    for c, b in result.per_seed.items()
+                },
+                "counts": result.counts,
+                "task": cfg.task,
+                "seeds": list(cfg.training.seeds),
+            },
         ),
         result.out,
     )
+
+
+def _with_ci(mean: float, ci) -> str:
+    lo, hi = ci
+    if lo != lo:  # NaN: a single seed
+        return f"{mean:.3f}"
+    return f"{mean:.3f} [{lo:.3f}, {hi:.3f}]"

@@ -52,15 +52,32 @@ def setup(acc, backbone, cfg) -> None:
                 "`ACCELERATE_USE_CPU=1 accelerate launch --config_file recipes/accelerate/cpu-2proc-fsdp.yaml` (CPU)"
             )
         acc.state.fsdp_plugin.transformer_cls_names_to_wrap = [backbone.block_cls]
-    elif _flag("ACCELERATE_USE_DEEPSPEED") and got != DistributedType.DEEPSPEED:
-        raise TrainingError(
-            f"the launch asked for DeepSpeed but accelerate set up {got.value}; `pip install deepspeed`"
-        )
+    elif _flag("ACCELERATE_USE_DEEPSPEED"):
+        if got != DistributedType.DEEPSPEED:
+            raise TrainingError(
+                f"the launch asked for DeepSpeed but accelerate set up {got.value}; pip install deepspeed"
+            )
+        check_deepspeed(acc.state.deepspeed_plugin, cfg)
     elif int(os.environ.get("WORLD_SIZE", "1")) > 1 and acc.num_processes == 1:
         raise TrainingError(
             f"WORLD_SIZE={os.environ['WORLD_SIZE']} but accelerate set up one process (no GPU here?): "
             "set ACCELERATE_USE_CPU=1 to train on CPU processes over gloo"
         )
+
+
+def check_deepspeed(plugin, cfg) -> None:
+    """DeepSpeed owns accumulation and clipping: its config must say what the recipe says."""
+    pairs = (
+        ("gradient_accumulation_steps", plugin.gradient_accumulation_steps, "train.grad_accum", cfg.train.grad_accum),
+        ("gradient_clipping", plugin.gradient_clipping, "train.max_grad_norm", cfg.train.max_grad_norm),
+    )
+    wrong = [
+        f"{n} {got} (recipe {k}={want})"
+        for n, got, k, want in pairs
+        if got not in (None, "auto") and float(got) != float(want)
+    ]
+    if wrong:
+        raise ConfigError(f"the DeepSpeed config disagrees with the recipe: {'; '.join(wrong)}")
 
 
 def describe(acc) -> dict:
