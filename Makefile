@@ -48,6 +48,7 @@ bench: venv
 	$(BIN)/python benchmarks/push_dataset.py
 	$(BIN)/python benchmarks/fid_features.py
 	$(BIN)/python benchmarks/train_step.py
+	$(BIN)/python benchmarks/text_cache.py
 
 clean:
 	rm -rf $(VENV) .venv-vllm demo-run

@@ -42,7 +42,7 @@ def tiny_dataset(out: Path, n: int) -> Path:
     return out
 
 
-def ours(recipe_path: Path, data: Path, out: Path, steps: int, batch: int):
+def ours(recipe_path: Path, data: Path, out: Path, steps: int, batch: int, extra: tuple[str, ...] | list[str] = ()):
     """Our runner, set up once; returns a function timing `n` more optimizer steps of its real train()."""
     from retinalogos_hub.config import load_config
     from retinalogos_hub.train import FlowMatchingRecipe, TrainConfig
@@ -58,6 +58,7 @@ def ours(recipe_path: Path, data: Path, out: Path, steps: int, batch: int):
             "checkpoint.every=100000000",
             "train.log_every=100000000",
             "data.caption_dropout=0.0",
+            *extra,
         ],
     )
     recipe = FlowMatchingRecipe(cfg)

@@ -90,7 +90,7 @@ class ClipScorer:
         txt = self.text_features(flat) if flat else None
         out, k = [], 0
         for i, ps in enumerate(pieces):
-            sims = (txt[k : k + len(ps)] @ img[i]).cpu() if ps else []
+            sims = (txt[k : k + len(ps)] @ img[i]).cpu() if ps and txt is not None else []
             out.append([(p, round(float(s), 6)) for p, s in zip(ps, sims)])
             k += len(ps)
         return out

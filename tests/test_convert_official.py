@@ -182,3 +182,33 @@ def test_converted_pipeline_loads_and_generates_in_a_fresh_process(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "(32, 32)" in out.stdout
+
+
+def test_nextdit_2b_shapes_map_onto_diffusers_2b_config():
+    """At the real size (on the meta device: no memory): the authors' NextDiT_2B_GQA_patch2 with a Gemma-2B caption
+    width gives the config of diffusers' own Lumina-Next 2B conversion, and every tensor fits it (strict load)."""
+    from diffusers import LuminaNextDiT2DModel
+
+    with torch.device("meta"):
+        official = NextDiT(2, 4, 2304, 24, 32, 8, 256, 2048).state_dict()
+        cfg = transformer_config(official, 128)
+        assert cfg == dict(
+            sample_size=128, patch_size=2, in_channels=4, hidden_size=2304, num_layers=24, num_attention_heads=32,
+            num_kv_heads=8, multiple_of=256, ffn_dim_multiplier=None, norm_eps=1e-5, learn_sigma=True, qk_norm=True,
+            cross_attention_dim=2048, scaling_factor=1.0,
+        )  # fmt: skip
+        model = LuminaNextDiT2DModel(**cfg)
+    model.load_state_dict(official_to_diffusers(official), strict=True, assign=True)
+    assert official["layers.0.feed_forward.w1.weight"].shape == (6144, 2304)
+
+
+def test_cli_convert_official(tmp_path):
+    from typer.testing import CliRunner
+
+    from retinalogos_hub.cli import app
+
+    write_checkpoint(tmp_path / "ckpt")
+    args = ["convert-official", str(tmp_path / "ckpt"), "--out", str(tmp_path / "out")]
+    res = CliRunner().invoke(app, [*args, "--text-encoder", "tiny:lumina-next", "--vae", "tiny:lumina-next"])
+    assert res.exit_code == 0, res.output
+    assert "consolidated_ema.00-of-01.safetensors" in res.output and (tmp_path / "out" / "model_index.json").is_file()

@@ -52,7 +52,7 @@ def _fill(kit, path, judge, rating):
 
 def test_turing_round_trip(kit, tmp_path):
     sheet = kit / "sheet"
-    assert sorted(p.name for p in (sheet / "images").iterdir()) == [f"case-{i:03d}.png" for i in range(1, 9)]
+    assert sorted(p.name for p in (sheet / "images").iterdir()) == [f"case-{i:03d}.jpg" for i in range(1, 9)]
     html = (sheet / "index.html").read_text()
     assert "case-008" in html and "real_" not in html and "fake" not in html  # blinded: no file names leak
     key = json.loads((kit / "key.json").read_text())["cases"]
@@ -60,7 +60,8 @@ def test_turing_round_trip(kit, tmp_path):
     assert [v["real"] for v in key.values()] != [True] * 4 + [False] * 4  # shuffled
     prov = json.loads((kit / "retinalogos.json").read_text())
     assert prov["stage"] == "evaluate turing-kit"
-    assert prov["config"] == {"n_real": 4, "n_fake": 4, "size": 1024, "seed": 0}  # overrides on the shipped recipe
+    shipped = {"size": 1024, "format": "jpeg", "jpeg_quality": 92, "seed": 0}
+    assert prov["config"] == {"n_real": 4, "n_fake": 4, **shipped}  # overrides on the shipped recipe
     assert set(prov["inputs"]) == {"real:real", "fake:fake"}
     assert prov["counts"] == {"cases": 8, "real": 4, "synthetic": 4}
 
@@ -86,6 +87,9 @@ def test_turing_round_trip(kit, tmp_path):
     assert prov["stage"] == "evaluate turing-score" and prov["config"] == {}
     assert set(prov["inputs"]) == {"kit", "answers:g1", "answers:g2"}
     assert prov["counts"] == {"answers": 16, "graders": 2}
+    # agreement: g1 says real throughout, g2 varies: Cohen's kappa 0 (no agreement beyond chance)
+    assert report["agreement"]["pairs"]["g1 vs g2"] == {"cohen_kappa": 0.0, "cases": 8}
+    assert report["agreement"]["cases"] == 8 and report["agreement"]["fleiss_kappa"] < 0.1
 
 
 def test_sheet_images_carry_no_camera_metadata(tmp_path, fundus):
@@ -104,6 +108,7 @@ def test_sheet_images_carry_no_camera_metadata(tmp_path, fundus):
     for png in (kit.sheet / "images").iterdir():
         data = png.read_bytes()
         assert b"iCCP" not in data and b"eXIf" not in data and b"FundusCam" not in data
+        assert b"ICC_PROFILE" not in data and b"Exif" not in data
 
 
 def test_turing_bad_answers(kit, tmp_path):
@@ -125,3 +130,48 @@ def test_turing_bad_answers(kit, tmp_path):
         turing_kit([tmp_path / "real"], [tmp_path / "fake"], tmp_path / "k2", overrides=["n_real=9", "n_fake=1"])
     with pytest.raises(ConfigError, match="size >= 8"):
         turing_kit([tmp_path / "real"], [tmp_path / "fake"], tmp_path / "k2", overrides=["size=2"])
+
+
+def test_real_and_synthetic_sheet_images_are_made_alike(tmp_path, fundus):
+    """A large real JPEG and a small synthetic PNG leave the kit in one size, one format, one encoder setting."""
+    from PIL import Image
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "fake").mkdir()
+    fundus(300, 200, seed=1).save(tmp_path / "real" / "photo.jpg", quality=75)
+    fundus(64, seed=2).save(tmp_path / "fake" / "synthetic.png")
+    kit = turing_kit(
+        [tmp_path / "real"], [tmp_path / "fake"], tmp_path / "kit", overrides=["n_real=1", "n_fake=1", "size=128"]
+    )
+    files = sorted((kit.sheet / "images").iterdir())
+    seen = set()
+    for f in files:
+        with Image.open(f) as im:
+            seen.add((im.format, im.size, im.mode, tuple(sorted(im.info))))
+    assert len(files) == 2 and len(seen) == 1 and next(iter(seen))[:2] == ("JPEG", (128, 128))
+
+
+def test_fleiss_kappa_matches_the_textbook_example():
+    import numpy as np
+
+    from retinalogos_hub.evaluate.turing import fleiss_kappa
+
+    # Fleiss (1971) style check: perfect agreement is 1; raters split at random on balanced cases give ~ -1/(n-1)
+    assert fleiss_kappa(np.array([[3, 0], [0, 3], [3, 0]])) == pytest.approx(1.0)
+    assert fleiss_kappa(np.array([[1, 1], [1, 1]])) == pytest.approx(-1.0)
+    # Wikipedia's worked example (10 cases, 14 raters, 5 categories): 0.210
+    table = np.array(
+        [
+            [0, 0, 0, 0, 14],
+            [0, 2, 6, 4, 2],
+            [0, 0, 3, 5, 6],
+            [0, 3, 9, 2, 0],
+            [2, 2, 8, 1, 1],
+            [7, 7, 0, 0, 0],
+            [3, 2, 6, 3, 0],
+            [2, 5, 3, 2, 2],
+            [6, 5, 2, 1, 0],
+            [0, 2, 2, 3, 7],
+        ]
+    )
+    assert fleiss_kappa(table) == pytest.approx(0.210, abs=1e-3)

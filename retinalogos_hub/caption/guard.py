@@ -96,12 +96,12 @@ def polarity(clause: str, start: int, end: int) -> str:
     if _HEDGE_PRE.search(scope):
         return "hedge"
     after = clause[end:]
-    m = _FIRST_AFTER.search(after)
-    if not m:
+    first = _FIRST_AFTER.search(after)
+    if not first:
         return "aff"
-    word = m.group(0).lower()
+    word = first.group(0).lower()
     if word in ("is", "are", "was", "were", "appear", "appears", "remain", "remains", "seem", "seems"):
-        rest = after[m.end() :]
+        rest = after[first.end() :]
         if _COPULA_NEG.match(rest):
             return "neg"
         if _COPULA_HEDGE.match(rest):

@@ -10,13 +10,16 @@ The kit's settings live in `TuringConfig` (`recipes/eval/turing.yaml`); both wri
 from __future__ import annotations
 
 import csv
+import io
+import itertools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
+from PIL import Image
 
 from .. import stage
 from ..config import load_config
@@ -37,12 +40,16 @@ class TuringConfig:
 
     n_real: int  # real images in the sheet
     n_fake: int  # synthetic images in the sheet
-    size: int  # longest side of the sheet's images, px
+    size: int  # side of the sheet's square images, px (every image, real or synthetic, is brought to it)
+    format: Literal["jpeg", "png"]  # every sheet image is re-encoded in it, with the same settings
+    jpeg_quality: int
     seed: int  # which images are drawn, and their order
 
     def __post_init__(self):
         if self.n_real < 0 or self.n_fake < 0 or self.n_real + self.n_fake < 1 or self.size < 8:
             raise ValueError("n_real, n_fake >= 0 with at least one image, and size >= 8 are required")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError("jpeg_quality must be in 1..100")
 
 
 @dataclass
@@ -63,6 +70,7 @@ class TuringResult:
     per_grader: dict[str, dict[str, float]]
     structures: dict[str, dict[str, float]]  # structure -> {"real": mean, "synthetic": mean}
     answered: int
+    agreement: dict = None  # {"fleiss_kappa", "cases", "pairs": {"a vs b": {"cohen_kappa", "cases"}}}
     provenance: Path | None = None
 
 
@@ -89,12 +97,12 @@ def turing_kit(
     out, sheet = Path(out), Path(out) / "sheet"
     (sheet / "images").mkdir(parents=True, exist_ok=True)
     key, cases = {}, []
+    ext = "jpg" if cfg.format == "jpeg" else "png"
     for k, j in enumerate(order, start=1):
         images, i, is_real = picks[j]
         case = f"case-{k:03d}"
-        im = images.image(i)
-        im.thumbnail((cfg.size, cfg.size))
-        im.save(sheet / "images" / f"{case}.png")  # re-encoded from pixels: no EXIF, no names that give it away
+        data = sheet_image(images.image(i), cfg)
+        (sheet / "images" / f"{case}.{ext}").write_bytes(data)
         key[case] = {"real": is_real, "set": images.name, "ref": images.ref(i)}
         cases.append(case)
     form = sheet / "answers.csv"
@@ -103,7 +111,9 @@ def turing_kit(
         writer.writerow(FORM_COLUMNS)
         writer.writerows([[case] + [""] * (len(FORM_COLUMNS) - 1) for case in cases])
     env = Environment(loader=PackageLoader("retinalogos_hub.evaluate", "templates"), autoescape=select_autoescape())
-    page = env.get_template("turing_sheet.html.j2").render(cases=cases, structures=STRUCTURES, columns=FORM_COLUMNS)
+    page = env.get_template("turing_sheet.html.j2").render(
+        cases=cases, structures=STRUCTURES, columns=FORM_COLUMNS, ext=ext
+    )
     (sheet / "index.html").write_text(page)
     key_path = out / "key.json"
     stage.atomic_write(key_path, json.dumps({"seed": cfg.seed, "cases": key}, indent=1))
@@ -127,6 +137,23 @@ def turing_kit(
     )
     provenance = run.finish(cases=len(cases), real=n_r, synthetic=len(cases) - n_r)
     return TuringKit(out, sheet, form, key_path, len(cases), provenance)
+
+
+def sheet_image(im: Image.Image, cfg: TuringConfig) -> bytes:
+    """One sheet image, made the same way whatever its origin: centred on a black square (the fundus surround),
+    resized to `size` x `size` (Lanczos), re-encoded from bare pixels in `format` with fixed settings. Nothing of
+    the source file survives: no size, aspect, compression history hint, EXIF, ICC profile or text chunk."""
+    rgb = im.convert("RGB")
+    side = max(rgb.size)
+    square = Image.new("RGB", (side, side))
+    square.paste(rgb, ((side - rgb.width) // 2, (side - rgb.height) // 2))
+    pixels = Image.fromarray(np.asarray(square.resize((cfg.size, cfg.size), Image.LANCZOS)))  # no info carried
+    buf = io.BytesIO()
+    if cfg.format == "jpeg":
+        pixels.save(buf, "JPEG", quality=cfg.jpeg_quality, subsampling=0, optimize=False)
+    else:
+        pixels.save(buf, "PNG")
+    return buf.getvalue()
 
 
 def _open(specs, option: str) -> list:
@@ -173,6 +200,7 @@ def turing_score(kit: Path, answers: Sequence[Path], out: Path | None = None) ->
             "with real/synthetic"
         )
     total = _rates(pooled, key)
+    agreement = _agreement(graders)
     structures = {
         s: {
             origin: _mean([r[s] for r in pooled if key[r["case"]]["real"] == (origin == "real") and r[s] is not None])
@@ -181,7 +209,7 @@ def turing_score(kit: Path, answers: Sequence[Path], out: Path | None = None) ->
         for s in STRUCTURES
     }
     result = TuringResult(
-        out, total["synthetic judged real %"], total["accuracy %"], per_grader, structures, len(pooled)
+        out, total["synthetic judged real %"], total["accuracy %"], per_grader, structures, len(pooled), agreement
     )
     _report(result, total, len(graders))
     result.provenance = run.finish(answers=len(pooled), graders=len(graders))
@@ -194,6 +222,7 @@ def _report(result: TuringResult, total: dict, graders: int) -> None:
         "grader accuracy %": result.accuracy,
         "answers": result.answered,
         "graders": graders,
+        "Fleiss' kappa": result.agreement["fleiss_kappa"],
     }
     per_grader = Table(
         "Per grader",
@@ -205,6 +234,14 @@ def _report(result: TuringResult, total: dict, graders: int) -> None:
         ["structure", "real", "synthetic"],
         [[s, v["real"], v["synthetic"]] for s, v in result.structures.items()],
     )
+    ag = result.agreement
+    pair_rows = [[pair, v["cohen_kappa"], v["cases"]] for pair, v in ag["pairs"].items()]
+    agreement = Table(
+        "Agreement between graders (real / synthetic calls)",
+        ["graders", "Cohen's kappa", "cases both answered"],
+        [*pair_rows, ["all (Fleiss' kappa)", ag["fleiss_kappa"], ag["cases"]]],
+        "Kappa: 1 = the graders always agree, 0 = no more than chance.",
+    )
     origins = ("real", "synthetic")
     series = {o: [result.structures[s][o] for s in STRUCTURES] for o in origins}
     plot = bar_plot("Realism by structure", list(STRUCTURES), series, "mean rating (1-5)")
@@ -213,12 +250,43 @@ def _report(result: TuringResult, total: dict, graders: int) -> None:
             "turing",
             "Turing test score",
             summary,
-            [per_grader, ratings],
+            [per_grader, agreement, ratings],
             plots=[("Realism by structure", plot)],
-            data={"per_grader": result.per_grader, "structures": result.structures},
+            data={"per_grader": result.per_grader, "structures": result.structures, "agreement": ag},
         ),
         result.out,
     )
+
+
+def _agreement(graders: dict[str, list[dict]]) -> dict:
+    """Cohen's kappa for every pair of graders on the cases both answered; Fleiss' kappa on the cases all answered."""
+    from sklearn.metrics import cohen_kappa_score
+
+    calls = {g: {r["case"]: r["real"] for r in rows} for g, rows in graders.items()}
+    pairs = {}
+    for a, b in itertools.combinations(calls, 2):
+        common = sorted(set(calls[a]) & set(calls[b]))
+        x, y = [calls[a][c] for c in common], [calls[b][c] for c in common]
+        kappa = float(cohen_kappa_score(x, y)) if common and len(set(x) | set(y)) > 1 else float("nan")
+        pairs[f"{a} vs {b}"] = {"cohen_kappa": kappa, "cases": len(common)}
+    every = sorted(set.intersection(*(set(c) for c in calls.values()))) if calls else []
+    counts = np.array([[sum(calls[g][c] for g in calls), sum(not calls[g][c] for g in calls)] for c in every])
+    return {
+        "fleiss_kappa": fleiss_kappa(counts) if len(calls) > 1 else float("nan"),
+        "cases": len(every),
+        "pairs": pairs,
+    }
+
+
+def fleiss_kappa(counts: np.ndarray) -> float:
+    """Fleiss' kappa of a (cases x categories) table of how many raters put each case in each category."""
+    if counts.size == 0:
+        return float("nan")
+    n = counts.sum(1)[0]
+    p_j = counts.sum(0) / counts.sum()
+    p_i = ((counts**2).sum(1) - n) / (n * (n - 1))
+    p_bar, p_e = p_i.mean(), (p_j**2).sum()
+    return float("nan") if p_e == 1 else float((p_bar - p_e) / (1 - p_e))
 
 
 def _read_form(path: Path, key: dict) -> list[dict]:
