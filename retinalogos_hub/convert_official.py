@@ -281,20 +281,24 @@ def read_train_args(ckpt_dir: Path) -> dict:
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             args = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise InputError(f"{path}: not a saved argparse Namespace ({type(e).__name__})") from None
+    except Exception as e:  # only recorded: the config comes from the tensor shapes, so the conversion goes on
+        return {"unreadable": f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"}
     args = vars(args) if isinstance(args, argparse.Namespace) else dict(args)
     return {k: args[k] for k in TRAIN_ARGS if k in args and isinstance(args[k], (str, int, float, bool))}
 
 
+# what a Hub download of a component needs (google/gemma-2b also holds a 10 GB GGUF, sdxl-vae a second copy)
+COMPONENT_FILES = ["*.json", "*.safetensors", "*.model", "tokenizer*"]
+
+
 def _component(ref: str, sub: str, option: str) -> Path:
     """A component folder from a Hub id / local dir / tiny:<name>: a pipeline's `sub/` or the folder itself."""
-    root = resolve(ref, option=option)
+    root = resolve(ref, option=option, allow_patterns=COMPONENT_FILES)
     return root / sub if (root / sub / "config.json").is_file() else root
 
 
 def _tokenizer_dir(ref: str) -> Path:
-    root = resolve(ref, option="--text-encoder")
+    root = resolve(ref, option="--text-encoder", allow_patterns=COMPONENT_FILES)
     return root / "tokenizer" if (root / "tokenizer").is_dir() else root
 
 

@@ -76,3 +76,14 @@ def test_step3_starts_from_step1(demo_run):
     assert runs["step3_lora"]["base_model"] == summary["pipeline_dirs"]["step1"]
     assert runs["step3"]["resolution"] > runs["step1"]["resolution"]
     assert runs["step3"]["train_rows"] <= runs["step1"]["train_rows"]  # only rows step 2 kept
+
+
+def test_demo_ends_with_an_evaluation_report(demo_run):
+    work, proc = demo_run
+    summary = json.loads((work / "summary.json").read_text())
+    report = summary["evaluation_report"]
+    assert report == str(work / "eval" / "report.html") and os.path.isfile(report)
+    figures = json.loads((work / "eval" / "report.json").read_text())
+    assert set(figures["fid"]) == {"step1", "step3"} and all(v > 0 for v in figures["fid"].values())
+    assert set(figures["laterality_accuracy"]) == {"step1", "step3"}
+    assert "report.html" in proc.stdout  # the CLI prints where the report is

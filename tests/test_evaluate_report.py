@@ -66,3 +66,32 @@ def test_report_renders_in_chromium(tmp_path, fundus):
     # the fundus thumbnails
     orange = (pixels[:, 0] > 150) & (pixels[:, 1] > 60) & (pixels[:, 1] < 130) & (pixels[:, 2] < 70)
     assert blue.sum() > 500 and orange.sum() > 500
+
+
+def test_memorization_and_fidelity_reports_render_in_chromium(tmp_path, fundus):
+    """The new evaluation reports (side-by-side near-copy pairs, laterality tables) render with their images."""
+    from datasets import Dataset, Features, Value
+    from datasets import Image as ImageFeature
+
+    from retinalogos_hub.evaluate.fidelity import fidelity
+    from retinalogos_hub.evaluate.memorization import memorization
+
+    train, fake = tmp_path / "train", tmp_path / "fake"
+    train.mkdir()
+    fake.mkdir()
+    for i in range(6):
+        fundus(64, seed=i).save(train / f"t{i}.png")
+    fundus(64, seed=1).save(fake / "copy.png")
+    fundus(64, seed=50).save(fake / "new.png")
+    mem = memorization(train, fake, tmp_path / "mem", features="pixels")
+    dom = _chromium(tmp_path, "--dump-dom", (mem.out / "report.html").as_uri())
+    assert "Near copy 1" in dom and dom.count('src="data:image/png;base64,') >= 3  # the plot + one pair
+
+    ds = Dataset.from_dict(
+        {"image": [fundus(128, seed=i, eye="left") for i in range(3)], "eye": ["left"] * 3, "dr_grade": [0, 1, 2]},
+        features=Features({"image": ImageFeature(), "eye": Value("string"), "dr_grade": Value("int8")}),
+    )
+    ds.save_to_disk(str(tmp_path / "synth"))
+    fid = fidelity(tmp_path / "synth", tmp_path / "fidelity")
+    dom = _chromium(tmp_path, "--dump-dom", (fid.out / "report.html").as_uri())
+    assert "Laterality (optic disc side)" in dom and dom.count('src="data:image/png;base64,') == 3

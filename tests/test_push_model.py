@@ -123,11 +123,14 @@ def test_push_model_round_trip_and_card_snippet_runs(hub_server, run_dir, tmp_pa
 def test_lora_run_publishes_lora_beside_fused_pipeline(run_dir, tmp_path):
     (run_dir / "lora").mkdir()
     (run_dir / "lora" / "pytorch_lora_weights.safetensors").write_bytes(b"not really weights")
+    (run_dir / "lora" / "pytorch_lora_weights_kohya.safetensors").write_bytes(b"kohya keys")
     meta = json.loads((run_dir / "run.json").read_text())
     (run_dir / "run.json").write_text(json.dumps({**meta, "mode": "lora"}))
     res = push_model(run_dir, "my-lab/lora", local_dir=tmp_path / "repo")
     assert res.url is None and "lora/pytorch_lora_weights.safetensors" in res.files and "model_index.json" in res.files
-    assert "fused pipeline" in (tmp_path / "repo" / "README.md").read_text()
+    assert "lora/pytorch_lora_weights_kohya.safetensors" in res.files
+    card = (tmp_path / "repo" / "README.md").read_text()
+    assert "fused pipeline" in card and "kohya-ss / ComfyUI key layout" in card
 
 
 def test_bad_run_dir_and_offline(run_dir, tmp_path):

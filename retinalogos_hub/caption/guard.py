@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 CDR_HIGH = 0.7  # a glaucoma-negative eye with a cup-to-disc ratio this large or larger is a contradiction
 CDR_LOW = 0.4  # a glaucoma-positive eye with a ratio this small or smaller is a contradiction
@@ -75,11 +76,17 @@ _COPULA_NEG = re.compile(r"\s*(?:not\b|absent\b|none\b|no longer\b|ruled out\b|e
 _COPULA_HEDGE = re.compile(r"\s*(?:possibl\w*|suspect\w*|questionabl\w*|likely|probabl\w*|equivocal|maybe)\b", _I)
 
 
-def clauses(text: str) -> list[str]:
+@lru_cache(maxsize=4096)
+def clauses(text: str) -> tuple[str, ...]:
     """Sentences split further at contrast words; hedge / negation phrases normalised (`_MASK`)."""
     for rx, repl in _MASK:
         text = rx.sub(repl, text)
-    return [c for s in _SENT.split(text) for c in _CONTRAST.split(s) if c.strip()]
+    return tuple(c for s in _SENT.split(text) for c in _CONTRAST.split(s) if c.strip())
+
+
+@lru_cache(maxsize=256)
+def _compiled(pattern: str) -> re.Pattern:
+    return re.compile(pattern, _I)
 
 
 def polarity(clause: str, start: int, end: int) -> str:
@@ -118,7 +125,7 @@ def polarity(clause: str, start: int, end: int) -> str:
 
 def mentions(text: str, pattern: str | re.Pattern) -> dict[str, list[tuple[str, re.Match]]]:
     """Every match of `pattern` in `text` by polarity: {'aff': [(clause, match)], 'neg': [...], 'hedge': [...]}."""
-    rx = re.compile(pattern, _I) if isinstance(pattern, str) else pattern
+    rx = _compiled(pattern) if isinstance(pattern, str) else pattern
     out: dict[str, list[tuple[str, re.Match]]] = {"aff": [], "neg": [], "hedge": []}
     for clause in clauses(text):
         for m in rx.finditer(clause):

@@ -28,4 +28,9 @@ def demo(
         ["stage", "output", "rows/steps", "seconds"],
         [[s.name, s.output, s.count, s.seconds] for s in res.stages],
     )
-    result("Demo finished", summary=res.workdir / "summary.json", samples=res.summary["samples_png"])
+    result(
+        "Demo finished",
+        summary=res.workdir / "summary.json",
+        samples=res.summary["samples_png"],
+        evaluation=res.summary["evaluation_report"],
+    )

@@ -33,6 +33,7 @@ RUN_KEYS = (
     "loads_lora",
     "call_kwargs",
 )
+KOHYA_FILE = "pytorch_lora_weights_kohya.safetensors"
 GALLERY_MAX = 8  # the latest validation grids shown in the card
 TRAINING_STATE = ("optimizer*", "scheduler.bin", "random_states*", "scaler.pt", "*.ckpt", "checkpoint-*", "ema*.bin")
 # The base model's licence, by backbone (the card also points to the training data's terms).
@@ -181,6 +182,11 @@ def push_model(
         lora_path = "lora/pytorch_lora_weights.safetensors" if has_pipeline else "pytorch_lora_weights.safetensors"
         (out / lora_path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(lora, out / lora_path)
+    kohya = run_dir / "lora" / KOHYA_FILE  # the same LoRA in kohya-ss / ComfyUI keys (train/export.py writes it)
+    kohya_path = None
+    if lora_path is not None and kohya.is_file():
+        kohya_path = str(Path(lora_path).with_name(KOHYA_FILE))
+        shutil.copyfile(kohya, out / kohya_path)
 
     # 2. Gallery (metadata stripped) and the recipe.
     gallery = []
@@ -229,6 +235,7 @@ def push_model(
         has_pipeline=has_pipeline,
         has_lora=lora_path is not None,
         lora_path=lora_path,
+        kohya_path=kohya_path,
         loads_lora=run["loads_lora"],
         gallery=gallery,
         evaluation=evaluation,

@@ -32,6 +32,11 @@ def _tiny_vae(**extra):
     )
 
 
+def tiny_vae(**extra):
+    """The tiny pipelines' VAE architecture (random weights), e.g. to train `tiny:lumina-next-fundus`'s VAE."""
+    return _tiny_vae(**extra)
+
+
 def _tiny_gemma(vocab_size: int, version: int = 1):
     """A 2-layer Gemma (Lumina-Next) or Gemma-2 (Lumina2, Sana) text encoder."""
     import transformers
