@@ -153,9 +153,10 @@ def label_grid():
         )
 
 
-def test_template_covers_all_areas_and_passes_the_guard_for_every_label_combination():
+@pytest.mark.parametrize("stride", [pytest.param(7, id="every-7th"), pytest.param(1, id="all", marks=pytest.mark.slow)])
+def test_template_covers_all_areas_and_passes_the_guard_for_every_label_combination(stride):
     tc = TemplateCaptioner(seed=0)
-    for row in label_grid():
+    for row in list(label_grid())[::stride]:
         prose, fields = tc.caption(row)
         assert set(fields) == set(CAPTION_FIELD_NAMES) and all(fields.values())
         assert check(prose, row) == [], (row, prose)

@@ -75,6 +75,7 @@ def test_rope_tables_agree():
     assert torch.allclose(get_2d_rotary_pos_embed_lumina(8, 384, 384), precompute_freqs_cis(8, 384))
 
 
+@pytest.mark.slow  # the fast suite keeps the same forward check in test_non_ema_pth_and_overrides
 def test_converted_tiny_checkpoint_matches_the_reference_forward(tmp_path):
     from diffusers import LuminaNextDiT2DModel, LuminaPipeline
 

@@ -372,3 +372,46 @@ def test_lm_judge_scores_only_answer_tokens_and_matches_the_full_computation():
             n = ids.shape[1]
             scores.append(sum(float(logp[n - len(ans) - 1 + u, t]) for u, t in enumerate(ans)))
         assert odds == pytest.approx(scores[0] - scores[1], abs=1e-3)
+
+
+def test_openai_judge_keeps_several_requests_in_flight(tmp_path, fundus):
+    """judge.concurrency requests at once: each request waits (bounded) until a second one arrives."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    lock, active, peak, arrived = threading.Lock(), [0], [0], threading.Event()
+
+    class Chat(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            with lock:
+                active[0] += 1
+                peak[0] = max(peak[0], active[0])
+                if active[0] >= 2:
+                    arrived.set()
+            arrived.wait(timeout=5)  # a serial client never sends a second request while this one waits
+            with lock:
+                active[0] -= 1
+            msg = {"role": "assistant", "content": "KEEP"}
+            data = json.dumps(
+                {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                 "choices": [{"index": 0, "finish_reason": "stop", "message": msg}]}
+            ).encode()  # fmt: skip
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Chat)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        over = ["judge.backend=openai", f"judge.base_url=http://127.0.0.1:{server.server_port}/v1", "keep.guard=false"]
+        res = purify(captioned(tmp_path, fundus, n=4), RECIPE, tmp_path / "out", [*over, "judge.concurrency=4"])
+    finally:
+        server.shutdown()
+    assert res.kept == 4 and peak[0] >= 2

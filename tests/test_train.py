@@ -115,7 +115,7 @@ def test_cache_parts_are_shared_by_processes_and_match_one_process(tmp_path, mon
         TINY / "lumina-next" / "step1_pretrain_full.yaml",
         [f"data.dataset={make_captioned(tmp_path / 'captioned')}"],
     ).data
-    rows, backbone = D.load_rows(cfg), backbones.get("lumina-next")
+    (rows, _), backbone = D.load_rows(cfg), backbones.get("lumina-next")
     pipe = backbone.load("tiny:lumina-next")
     single = D.build_cache(rows, pipe, backbone, cfg, 256, tmp_path / "single")
 
@@ -622,3 +622,17 @@ def test_captions_encoded_every_step_train_as_the_cached_embeddings_do(tmp_path)
     assert max((a[k] - b[k]).abs().max().item() for k in a if a[k].abs().max() < 1e10) < 1e-5
     cache = datasets.load_from_disk(str(next((tmp_path / "live" / "cache").glob("*/dataset"))))
     assert "caption" in cache.column_names and "text" not in cache.column_names
+
+
+def test_rows_without_a_caption_are_left_out_with_a_count_or_refused(tmp_path):
+    data = make_captioned(tmp_path / "captioned", n=4)
+    ds = datasets.load_from_disk(str(data))
+    holes = ds.map(lambda r, i: {"caption": "" if i == 1 else ("  " if i == 2 else r["caption"])}, with_indices=True)
+    holes.save_to_disk(str(tmp_path / "holes"))
+    recipe = TINY / "lumina-next" / "step1_pretrain_full.yaml"
+    common = [f"data.dataset={tmp_path / 'holes'}", "train.max_steps=1", *QUIET]
+    res = run(recipe, [*common, f"output_dir={tmp_path / 'a'}"])
+    info = json.loads((res.output_dir / "run.json").read_text())
+    assert (info["train_rows"], info["no_caption_rows"]) == (2, 2)  # an empty caption is never trained
+    with pytest.raises(InputError, match=r"2 of 4 rows have no caption \(first: idrid/1\); retry them with"):
+        run(recipe, [*common, f"output_dir={tmp_path / 'b'}", "data.on_missing_caption=error"])

@@ -8,6 +8,7 @@ Each builder is `build(out_dir: Path, seed: int = 0) -> None` and writes a folde
 # tiny:<name> -> "module:function" under retinalogos_hub.tiny (one line per builder)
 BUILDERS: dict[str, str] = {
     "lumina-next": "pipelines:build_lumina_next",
+    "lumina-next-fundus": "pipelines:build_lumina_next_fundus",
     "qwen2-vl": "vlm:build_qwen2_vl",
     "qwen2.5-vl": "vlm:build_qwen2_5_vl",
     "llava": "vlm:build_llava",

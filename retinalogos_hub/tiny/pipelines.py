@@ -6,6 +6,7 @@ SDXL-style AutoencoderKL with an 8x downsample, which LuminaPipeline hard-codes)
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import torch
@@ -167,3 +168,22 @@ def build_sana(out_dir: Path, seed: int = 0) -> None:
         tokenizer=tokenizer,
     )
     pipe.save_pretrained(out_dir)
+
+
+FUNDUS_VAE = Path(__file__).with_name("weights") / "fundus_vae.safetensors"
+
+
+def build_lumina_next_fundus(out_dir: Path, seed: int = 0) -> None:
+    """`tiny:lumina-next` with a VAE trained on procedural fundus images instead of a random one (the demo's default,
+    so its samples show a fundus): `retinalogos_hub/demo/fundus_vae.py` trained the shipped weights."""
+    from safetensors.torch import load_file
+
+    from ..errors import InputError
+
+    if not FUNDUS_VAE.is_file():
+        raise InputError(f"{FUNDUS_VAE}: missing; rebuild it with `python -m retinalogos_hub.demo.fundus_vae`")
+    build_lumina_next(out_dir, seed=seed)
+    vae = tiny_vae()
+    vae.load_state_dict({k: v.float() for k, v in load_file(str(FUNDUS_VAE)).items()})
+    shutil.rmtree(Path(out_dir) / "vae")
+    vae.save_pretrained(Path(out_dir) / "vae")

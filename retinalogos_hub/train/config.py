@@ -42,6 +42,9 @@ class DataSection:
     max_aspect: float  # widest bucket aspect ratio allowed (both orientations)
     caption_dropout: float  # probability of the empty caption, for classifier-free guidance
     max_upscaled: float  # share of rows allowed to be smaller than their bucket (upsampled); past it training refuses
+    # rows whose caption is empty (a failed caption): "exclude" them (counted in run.json) or "error"; an empty
+    # caption is never trained except through caption dropout
+    on_missing_caption: Literal["exclude", "error"]
     cache_dtype: Literal["float32", "float16"]  # cached latents and text embeddings (float16 halves the cache)
     # cache caption embeddings (unpadded, cache_dtype) beside the latents; false: keep captions and run the frozen
     # text encoder every step (Gemma-2B at 256 tokens is ~1 MB a row in float16: ~1.4 TB for 1.4M rows)

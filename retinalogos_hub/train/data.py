@@ -42,7 +42,8 @@ def nearest_bucket(width: int, height: int, table: list[tuple[int, int]]) -> int
 
 
 def load_rows(cfg: DataSection):
-    """The training rows of `data.dataset` (image + caption), filtered to purify-kept rows when asked."""
+    """The training rows of `data.dataset` (image + caption), filtered to purify-kept rows when asked, and how many
+    rows without a caption were left out (`data.on_missing_caption`)."""
     import datasets
 
     ref = Path(cfg.dataset).expanduser()
@@ -72,6 +73,16 @@ def load_rows(cfg: DataSection):
         if col not in ds.column_names:
             fix = "run `retinalogos caption` on it first" if col == "caption" else "it must hold the stage images"
             raise InputError(f"{where}: no {col!r} column (found {', '.join(ds.column_names)}); {fix}")
+    missing = [i for i, c in enumerate(ds["caption"]) if not c or not str(c).strip()]
+    if missing and cfg.on_missing_caption == "error":
+        first = ds[missing[0]].get("id", missing[0]) if "id" in ds.column_names else missing[0]
+        raise InputError(
+            f"{where}: {len(missing)} of {len(ds)} rows have no caption (first: {first}); retry them with "
+            "`retinalogos caption run ... --retry-failed`, or set data.on_missing_caption=exclude"
+        )
+    if missing:
+        left_out = set(missing)
+        ds = ds.select([i for i in range(len(ds)) if i not in left_out])
     if cfg.require_purify_keep:
         if "purify_keep" not in ds.column_names:
             raise InputError(
@@ -81,8 +92,11 @@ def load_rows(cfg: DataSection):
     if cfg.limit is not None:
         ds = ds.select(range(min(cfg.limit, len(ds))))
     if len(ds) == 0:
-        raise InputError(f"{where}: no training rows left (require_purify_keep={cfg.require_purify_keep})")
-    return ds
+        raise InputError(
+            f"{where}: no training rows left (require_purify_keep={cfg.require_purify_keep}, "
+            f"{len(missing)} without a caption)"
+        )
+    return ds, len(missing)
 
 
 def check_upscaling(rows, table: list[tuple[int, int]], cfg: DataSection) -> int:

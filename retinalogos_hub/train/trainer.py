@@ -123,7 +123,9 @@ class FlowMatchingRecipe:
             log.info("resolved recipe written to %s", self.out / "config.yaml")
         # 2. Data rows first (a bad dataset fails before a 2B model loads), then the model components; the text
         # encoder and the VAE are frozen and only fill the cache
-        rows = load_rows(cfg.data)
+        rows, self.no_caption_rows = load_rows(cfg.data)
+        if self.no_caption_rows:
+            log.warning("%d rows without a caption left out (data.on_missing_caption)", self.no_caption_rows)
         self.pipe = self.backbone.load(cfg.model.base_model)
         self.pipe.set_progress_bar_config(disable=True)
         for module in (self.pipe.vae, self.pipe.text_encoder):
@@ -441,6 +443,7 @@ class FlowMatchingRecipe:
                 "final_loss": self.last_loss,
                 "train_rows": self.train_rows,
                 "upscaled_rows": self.upscaled_rows,
+                "no_caption_rows": self.no_caption_rows,
                 "resolution": cfg.data.resolution,
                 "processes": self.acc.num_processes,
                 **engines.describe(self.acc),  # which engine really ran (distributed_type, device, fsdp_version)
