@@ -67,22 +67,31 @@ def resolve(ref: str | os.PathLike, *, option: str = "--model", allow_patterns: 
 
 
 def build_tiny(name: str, seed: int = 0) -> Path:
-    """Build (once, cached) the embedded tiny model `name` and return its directory."""
+    """Build (once, cached) the embedded tiny model `name` and return its directory.
+
+    Several processes (the ranks of an `accelerate launch`) may ask at once from an empty cache: one builds under an
+    exclusive lock, into a temporary folder renamed into place when whole; the others wait and load that."""
+    import fcntl
+
     from .tiny import BUILDERS
 
     if name not in BUILDERS:
         raise InputError(f"unknown tiny model {name!r}; known: {', '.join(sorted(BUILDERS))}")
     out = tiny_cache_dir() / f"{name}-seed{seed}"
     done = out / ".complete"
-    if not done.exists():
-        module, func = BUILDERS[name].split(":")
-        tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-        getattr(importlib.import_module(f"retinalogos_hub.tiny.{module}"), func)(tmp, seed=seed)
-        (tmp / ".complete").write_text("ok")
-        if out.exists():  # another process won the race
+    if done.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.with_name(out.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+        if not done.exists():
             import shutil
 
+            module, func = BUILDERS[name].split(":")
+            tmp = out.with_name(out.name + f".tmp{os.getpid()}")
             shutil.rmtree(tmp, ignore_errors=True)
-        else:
+            getattr(importlib.import_module(f"retinalogos_hub.tiny.{module}"), func)(tmp, seed=seed)
+            (tmp / ".complete").write_text("ok")
+            shutil.rmtree(out, ignore_errors=True)  # an incomplete folder from an older, unlocked build
             os.replace(tmp, out)
     return out

@@ -1,19 +1,29 @@
 """Step 2 of RetinaLogos: purify caption-image pairs with a frozen CLIP and a frozen LLM before high-resolution SFT.
 
 Per row, three verdicts:
-  1. CLIP alignment: cosine similarity of the image and caption embeddings of any CLIP-family model (Hub id, path or
-     `tiny:clip`), computed directly (torchmetrics' CLIPScore breaks on transformers 5). Captions longer than the
-     text tower's window (77 tokens for CLIP) are truncated: the score covers their beginning.
-  2. The caption guard (`retinalogos_hub.caption.guard.check`): label contradictions found by rules.
+  1. CLIP alignment of the whole caption: every sentence (a sentence longer than the text window in word windows) is
+     scored against the image by any transformers CLIP/SigLIP model (Hub id, path or `tiny:clip`; a long-context port
+     such as Long-CLIP widens the window), and the sentence cosines are aggregated by the recipe (`mean` | `min`) into
+     `purify_score`; each sentence's score is kept in `purify_sentences`, so a user sees which one failed.
+     `clip.segments: truncate` is the old behaviour (the caption cut at the window: 77 tokens, ~55 words for CLIP).
+     Keep thresholds: absolute, and per source a percentile or a z-score (generic CLIP cosines on fundus images are
+     nearly constant, so ranking within a source is what separates pairs); the summary reports each source's
+     distribution.
+  2. The caption guard (`retinalogos_hub.caption.guard.check`): label contradictions found by rules (ICDR, laterality,
+     glaucoma, DME, AMD), on the prose and on `caption_fields`.
   3. An LLM judge reading the caption against the labels. A local causal LM (`judge.backend: lm`) is constrained to
-     the two answers: we compare the log-likelihoods of "KEEP" and "DROP" after the prompt, which is robust even for
-     small models. An OpenAI-compatible endpoint (`judge.backend: openai`: vLLM, SGLang, TGI, ...) answers in text,
-     "KEEP" / "DROP: reason" or JSON {"keep": bool, "reason": str}.
-The keep rule and its thresholds live in the recipe (`PurifyConfig`). Every input row is written out with
-`purify_score` (the CLIP alignment), `purify_keep` and `purify_reason` (None when kept, else every failed check).
+     the two answers: the log-odds of "KEEP" vs "DROP" after the prompt, computed on the answer positions only
+     (left-padded batches, `logits_to_keep`). An OpenAI-compatible endpoint (`judge.backend: openai`: vLLM, SGLang,
+     TGI, ...) answers in text, "KEEP" / "DROP: reason" or JSON {"keep": bool, "reason": str}, with
+     `judge.concurrency` requests in flight.
+Device, dtype and batch size of both models are recipe keys. Every input row is written out with `purify_score`,
+`purify_keep`, `purify_reason` (None when kept, else every failed check) and `purify_sentences`. Rows without a
+caption (failed captioning) are dropped with the reason "uncaptioned: <why>" and counted (`refuse_uncaptioned` stops
+instead).
 
-Resumable: verdicts are committed every `chunk_rows` rows under `OUT/.work/purify/<fingerprint of recipe and input>/`;
-a killed run picks up at the first missing chunk. The result holds `OUT/retinalogos.json` (stage-output contract).
+Resumable: scores are committed every `chunk_rows` rows under `OUT/.work/purify/<fingerprint of the scoring settings
+and input>/`; a killed run picks up at the first missing chunk, and the keep rule is applied to all scores at the end.
+The result holds `OUT/retinalogos.json` (stage-output contract).
 """
 
 from __future__ import annotations

@@ -67,10 +67,9 @@ def test_failed_rows_carry_a_reason_and_retry_failed_redoes_only_them(tmp_path, 
         purify(out, recipe, tmp_path / "p2", refuse_uncaptioned=True)
 
     # push-dataset leaves it out with a count (the card says so), or refuses it by flag
+    from retinalogos_hub import licenses
     from retinalogos_hub.hub.card import render_dataset_card
     from retinalogos_hub.hub.export import export_dataset
-
-    from retinalogos_hub import licenses
 
     monkeypatch.setitem(licenses.LICENSES, "demo", licenses.LICENSES["idrid"])  # a re-hostable licence for "demo"
     export = export_dataset(out, tmp_path / "hub")

@@ -22,11 +22,15 @@ COMMANDS = (
     "generate",
     "evaluate",
     "demo",
+    "convert-official",
+    "zoo",
+    "app",
 )
 GROUPS = {
     "curate": ("run", "merge"),
     "caption": ("run", "merge"),
-    "evaluate": ("fid", "clip-score", "downstream", "turing-kit", "turing-score"),
+    "zoo": ("list", "build", "publish"),
+    "evaluate": ("fid", "memorization", "fidelity", "clip-score", "downstream", "turing-kit", "turing-score"),
 }
 
 

@@ -224,7 +224,9 @@ def test_bad_input_is_refused(tmp_path, fundus):
         push_dataset(stage(tmp_path, rows, "b"), "just-a-name", local_dir=tmp_path / "x")
     no_caption = [dict(r, caption="  ") if i == 1 else r for i, r in enumerate(rows)]
     with pytest.raises(InputError, match=r"1 row\(s\) without a caption \(e\.g\. aptos/img001\)"):
-        push_dataset(stage(tmp_path, no_caption, "c"), "my-lab/x", local_dir=tmp_path / "x")
+        push_dataset(stage(tmp_path, no_caption, "c"), "my-lab/x", local_dir=tmp_path / "x", refuse_uncaptioned=True)
+    left_out = push_dataset(stage(tmp_path, no_caption, "d"), "my-lab/x", local_dir=tmp_path / "y")
+    assert (left_out.rows, left_out.uncaptioned) == (len(rows) - 1, 1)  # never published with an empty caption
     unknown = [dict(r, source="mystery", id=f"mystery/{r['source_id']}") for r in rows]
     with pytest.raises(LicenseError, match="'mystery' has no licence entry"):
         push_dataset(stage(tmp_path, unknown, "d"), "my-lab/x", local_dir=tmp_path / "x")

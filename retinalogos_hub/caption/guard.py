@@ -63,7 +63,7 @@ _HEDGE_PRE = re.compile(
 _DET = r"(?:the|a|an|there|several|some|few|a few|scattered|numerous|multiple|many|occasional|isolated|extensive)\b"
 _BREAK = re.compile(
     r"\b(?:is|are|was|were|seen|noted|present|visible|identified|observed|shows?|showing|has|have|appears?|with|"
-    rf"other than|except|apart from|besides|aside from)\b|\band (?={_DET})|,\s*(?={_DET})|[()]",
+    rf"other than|except|apart from|besides|aside from)\b|\band (?={_DET})|,\s*(?={_DET})|[():]",
     _I,
 )
 _FIRST_AFTER = re.compile(
@@ -128,6 +128,8 @@ def mentions(text: str, pattern: str | re.Pattern) -> dict[str, list[tuple[str, 
     rx = _compiled(pattern) if isinstance(pattern, str) else pattern
     out: dict[str, list[tuple[str, re.Match]]] = {"aff": [], "neg": [], "hedge": []}
     for clause in clauses(text):
+        if _OTHER_EYE.search(clause):
+            continue  # "the fellow eye has new vessels" says nothing about this eye
         for m in rx.finditer(clause):
             out[polarity(clause, m.start(), m.end())].append((clause, m))
     return out
@@ -232,6 +234,7 @@ NORMAL_WHOLE = re.compile(
     _I,
 )
 LESION_FREE = re.compile(r"\bno (?:\w+[- ]?){0,2}?lesions?\b|\blesion[- ]free\b|\bfree of (?:any )?lesions\b", _I)
+_NOT_BEFORE = re.compile(r"\bnot\s+(?:an?\s+|the\s+|entirely\s+|completely\s+|quite\s+)?$", _I)
 _EXCEPTED = re.compile(
     r"\b(?:otherwise|apart from|except|aside from|besides|other than|save for|recorded|graded|ungraded)\b", _I
 )
@@ -281,6 +284,7 @@ _OD = re.compile(  # case-sensitive; "the OD is pink" is the optic disc, not the
     r"pallor|head|disc))"
 )
 _OS = re.compile(r"(?<![\w/])(?:OS|LE)(?![\w/])")
+_OTHER_EYE = re.compile(r"\b(?:fellow|contralateral|other|opposite) eye\b", _I)
 _FELLOW = re.compile(r"\bfellow\b|\bcontralateral\b|\bother eye\b|\bboth eyes\b|\bbilateral", _I)
 
 
@@ -463,7 +467,10 @@ def _normal_claims(text: str, lab: _Labels, earlier: list[str]) -> list[str]:
     for clause in clauses(text):
         if _EXCEPTED.search(clause) or _HEDGE_PRE.search(clause):
             continue
-        whole = whole or bool(NORMAL_WHOLE.search(clause))
+        if _OTHER_EYE.search(clause):
+            continue
+        said = [m for m in NORMAL_WHOLE.finditer(clause) if not _NOT_BEFORE.search(clause[: m.start()])]
+        whole = whole or bool(said)
         lesion_free = lesion_free or bool(LESION_FREE.search(clause))
     if not (whole or lesion_free):
         return []

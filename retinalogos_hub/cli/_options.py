@@ -26,6 +26,9 @@ Token = Annotated[
 Overrides = Annotated[Optional[list[str]], typer.Argument(help="Recipe overrides, key.sub=value.", show_default=False)]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed.")]
 Model = Annotated[str, typer.Option("--model", "-m", help="Hub id, local directory or tiny:<name>.")]
+Models = Annotated[
+    Optional[list[str]], typer.Option("--model", "-m", help="Hub id, local directory or tiny:<name> (repeatable).")
+]
 Device = Annotated[
     Optional[str],
     typer.Option("--device", help="cpu, cuda, cuda:1 (default: cuda when available).", show_default=False),
@@ -43,5 +46,12 @@ OptionalRecipe = Annotated[
         "-r",
         help="Recipe YAML (default: the shipped one named in --help); key=value overrides go on top.",
         show_default=False,
+    ),
+]
+RefuseUncaptioned = Annotated[
+    bool,
+    typer.Option(
+        "--refuse-uncaptioned",
+        help="Stop when a row has no caption (failed captioning) instead of leaving it out with a count.",
     ),
 ]

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ._app import app, result, table
-from ._options import InDir, OutDir, Private, RepoId, Token
+from ._options import InDir, OutDir, Private, RefuseUncaptioned, RepoId, Token
 
 LocalDir = Annotated[
     Optional[Path],
@@ -29,12 +29,22 @@ def push_dataset_cmd(
         str, typer.Option("--max-shard-size", help="Largest parquet shard, e.g. 500MB.")
     ] = "500MB",
     token: Token = None,
+    refuse_uncaptioned: RefuseUncaptioned = False,
 ) -> None:
-    """Publish a captioned/purified dataset: one config per source + `all`, licence-clean, with a dataset card."""
+    """Publish a captioned/purified dataset: one config per source + `all`, licence-clean, with a dataset card.
+
+    Rows without a caption (failed captioning) are left out with a count, or refused with --refuse-uncaptioned."""
     from ..hub import push_dataset
 
     res = push_dataset(
-        in_dir, repo_id, local_dir=local_dir, private=private, gated=gated, max_shard_size=max_shard_size, token=token
+        in_dir,
+        repo_id,
+        local_dir=local_dir,
+        private=private,
+        gated=gated,
+        max_shard_size=max_shard_size,
+        token=token,
+        refuse_uncaptioned=refuse_uncaptioned,
     )
     table(
         "push-dataset: rows per config and split",
@@ -47,6 +57,7 @@ def push_dataset_cmd(
         rows=res.rows,
         with_image=res.with_image,
         without_image=res.without_image,
+        uncaptioned=res.uncaptioned,
         url=res.url or "-",
     )
 

@@ -2,20 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-import typer
-
 from ._app import app, result, table
-from ._options import InDir, OutDir, Overrides, Recipe
-
-RefuseUncaptioned = Annotated[
-    bool,
-    typer.Option(
-        "--refuse-uncaptioned",
-        help="Stop when a row has no caption (failed captioning) instead of dropping it with its reason.",
-    ),
-]
+from ._options import InDir, OutDir, Overrides, Recipe, RefuseUncaptioned
 
 
 @app.command("purify")

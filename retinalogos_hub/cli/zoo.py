@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ._app import app, console, result, table
-from ._options import OptionalRecipe, Overrides, Private, Token
+from ._options import Models, OptionalRecipe, Overrides, Private, Token
 
 zoo_app = typer.Typer(help="The model zoo manifest (zoo.yaml): list, build, publish.", no_args_is_help=True)
 app.add_typer(zoo_app, name="zoo")
@@ -95,10 +95,7 @@ def zoo_publish(zoo: Manifest = Path("zoo.yaml"), private: Private = False, toke
 
 @app.command("app")
 def app_cmd(
-    model: Annotated[
-        Optional[list[str]],
-        typer.Option("--model", "-m", help="Extra model to offer: Hub id, local dir or tiny:<name>."),
-    ] = None,
+    model: Models = None,
     port: Annotated[Optional[int], typer.Option("--port", help="Port (default: the recipe's).")] = None,
     recipe: OptionalRecipe = None,
     overrides: Overrides = None,

@@ -117,6 +117,8 @@ class TimmExtractor(Extractor):
 
         ref = spec[len(TIMM) :]
         path = Path(ref).expanduser()
+        if ref.startswith((".", "/", "~")) and not path.is_dir():
+            raise InputError(f"{option} {spec}: local folder not found (a folder timm saved: config.json + weights)")
         try:
             if path.is_dir():
                 cfg = json.loads((path / "config.json").read_text())
@@ -131,7 +133,7 @@ class TimmExtractor(Extractor):
                 )
             else:
                 self.model = timm.create_model(ref, pretrained=True, num_classes=0)
-        except (OSError, StopIteration, KeyError, RuntimeError) as e:
+        except (OSError, StopIteration, KeyError, RuntimeError, ValueError) as e:
             why = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise InputError(
                 f"{option} {spec}: not a loadable timm model ({why}); offline, pass timm:DIR, a folder timm saved"

@@ -23,6 +23,7 @@ class PushResult:
     url: str | None  # None when only written locally
     with_image: int = 0
     without_image: int = 0
+    uncaptioned: int = 0  # rows left out because their caption failed
 
 
 def push_dataset(
@@ -34,6 +35,7 @@ def push_dataset(
     gated: bool = False,
     max_shard_size: str = "500MB",
     token: str | None = None,
+    refuse_uncaptioned: bool = False,
 ) -> PushResult:
     """Export stage `in_dir` as a Hub dataset repo. With `local_dir` the repo is only written there; without it, it
     is staged in the cache and uploaded to `repo_id`."""
@@ -46,7 +48,7 @@ def push_dataset(
     out = Path(local_dir) if local_dir is not None else hf_home_exports() / "datasets" / repo_id.replace("/", "--")
     settings = {"repo_id": repo_id, "private": private, "gated": gated, "max_shard_size": max_shard_size}
     run = stage.start("push-dataset", out, settings, dataset=in_dir)
-    export = export_dataset(Path(in_dir), out, max_shard_size=max_shard_size)
+    export = export_dataset(Path(in_dir), out, max_shard_size=max_shard_size, refuse_uncaptioned=refuse_uncaptioned)
     render_dataset_card(export, repo_id, gated=gated).save(out / "README.md")
     # published with the data: input names and fingerprints only, never this machine's paths
     run.finish(
@@ -54,6 +56,7 @@ def push_dataset(
         rows=export.rows,
         with_image=export.with_image,
         without_image=export.without_image,
+        uncaptioned=export.uncaptioned,
         configs=export.configs,
     )
     url = None
@@ -67,7 +70,9 @@ def push_dataset(
             token=token,
             message=f"Upload {export.rows} rows with retinalogos-hub",
         )
-    return PushResult(out, export.configs, export.rows, url, export.with_image, export.without_image)
+    return PushResult(
+        out, export.configs, export.rows, url, export.with_image, export.without_image, export.uncaptioned
+    )
 
 
 __all__ = ["DEFAULT_CONFIG", "PushResult", "push_dataset"]
