@@ -87,11 +87,34 @@ def build_tiny(name: str, seed: int = 0) -> Path:
         if not done.exists():
             import shutil
 
-            module, func = BUILDERS[name].split(":")
             tmp = out.with_name(out.name + f".tmp{os.getpid()}")
             shutil.rmtree(tmp, ignore_errors=True)
-            getattr(importlib.import_module(f"retinalogos_hub.tiny.{module}"), func)(tmp, seed=seed)
+            if _in_process_group():
+                # transformers' save_pretrained writes weights on global rank 0 only: a build on another rank would
+                # leave the text encoder without weights, so a process outside the group builds it
+                import subprocess
+                import sys
+
+                env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE")}
+                code = "import sys; from retinalogos_hub.models import _build; _build(sys.argv[1], sys.argv[2], int(sys.argv[3]))"
+                subprocess.run([sys.executable, "-c", code, name, str(tmp), str(seed)], env=env, check=True)
+            else:
+                _build(name, tmp, seed)
             (tmp / ".complete").write_text("ok")
             shutil.rmtree(out, ignore_errors=True)  # an incomplete folder from an older, unlocked build
             os.replace(tmp, out)
     return out
+
+
+def _build(name: str, out: str | Path, seed: int) -> None:
+    from .tiny import BUILDERS
+
+    module, func = BUILDERS[name].split(":")
+    getattr(importlib.import_module(f"retinalogos_hub.tiny.{module}"), func)(Path(out), seed=seed)
+
+
+def _in_process_group() -> bool:
+    import sys
+
+    dist = sys.modules.get("torch.distributed")  # never imports torch just to ask
+    return bool(dist is not None and dist.is_available() and dist.is_initialized())

@@ -100,6 +100,11 @@ def test_downstream_end_to_end_and_resume(tmp_path, fundus, monkeypatch):
     assert prov["config"]["training"]["device"] is None
     assert set(prov["inputs"]) == {"real", "synthetic", "model:ResNet (tiny)", "model:ViT (tiny)"}
     assert prov["counts"] == {"rows": report["counts"], "runs": 8, "trained": 8, "read_back": 0}
+    # the real-only run of the first seed is kept as a grader for `evaluate fidelity`
+    from retinalogos_hub.evaluate.fidelity import fidelity
+
+    graded = fidelity(tmp_path / "synth", tmp_path / "fidelity", grader=str(out / "graders" / "ResNet__tiny_"))
+    assert graded.counts["graded"] == 6 and 0 <= graded.accuracy <= 1
 
     # killed and rerun: finished runs are read back, nothing is trained again
     from retinalogos_hub.evaluate import downstream as mod
@@ -185,7 +190,7 @@ def test_ci_over_seeds_paired_comparison_and_the_official_split(tmp_path, fundus
     real = _real(tmp_path, fundus)
     gains = {"real": 0.0, "real+synthetic": 0.1}
 
-    def fake_run(clf, rows, val, test, cfg, ckpt, seed):
+    def fake_run(clf, rows, val, test, cfg, ckpt, seed, save_to=None):
         # real+synthetic rows are the longer list; the score moves with the seed and the training set
         name = "real+synthetic" if len(rows) > 8 else "real"
         acc = 0.5 + 0.05 * seed + gains[name] + (0.02 * seed if name == "real+synthetic" else 0)

@@ -242,7 +242,7 @@ def generate_fresh(specs: list[tuple[str, Path, Path | None]]) -> list[dict]:
         timeout=400,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, proc.stderr[-30000:]
     return [json.loads(line[len("RESULT ") :]) for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
 
 
@@ -441,7 +441,7 @@ def launch(config: str, *args: str, timeout: int = 600, **popen) -> subprocess.C
     if popen:
         return subprocess.Popen(cmd, env=env, cwd=ROOT, **popen)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, proc.stderr[-30000:]
     return proc
 
 
@@ -636,3 +636,43 @@ def test_rows_without_a_caption_are_left_out_with_a_count_or_refused(tmp_path):
     assert (info["train_rows"], info["no_caption_rows"]) == (2, 2)  # an empty caption is never trained
     with pytest.raises(InputError, match=r"2 of 4 rows have no caption \(first: idrid/1\); retry them with"):
         run(recipe, [*common, f"output_dir={tmp_path / 'b'}", "data.on_missing_caption=error"])
+
+
+RANK_BUILDS = r"""
+import os, sys, torch.distributed as dist
+dist.init_process_group("gloo")
+from retinalogos_hub.models import build_tiny
+if dist.get_rank() == 1:  # rank 1 builds from the empty cache; transformers saves weights on rank 0 only
+    path = build_tiny("lumina2")
+dist.barrier()
+path = build_tiny("lumina2")
+from diffusers import DiffusionPipeline
+pipe = DiffusionPipeline.from_pretrained(path)
+print("loaded", dist.get_rank(), type(pipe.text_encoder).__name__)
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.slow
+def test_what_one_rank_builds_every_rank_loads_whole(tmp_path):
+    script = tmp_path / "ranks.py"
+    script.write_text(RANK_BUILDS)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HOME": str(tmp_path / "empty-hf-home")}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(port),
+        str(script),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("loaded") == 2
+    built = tmp_path / "empty-hf-home" / "retinalogos" / "tiny" / "lumina2-seed0"
+    assert (built / "text_encoder" / "model.safetensors").is_file()

@@ -149,7 +149,7 @@ def fidelity_cmd(
 
     Settings: recipes/eval/fidelity.yaml (label, num_labels, batch_size, disc_confident).
 
-    Example: retinalogos evaluate fidelity --data runs/synth --grader runs/dr-grader -o runs/eval-fidelity
+    Example: retinalogos evaluate fidelity --data runs/synth --grader runs/eval-idrid/graders/ResNet-50 -o runs/eval-fid
     """
     from ..evaluate.fidelity import fidelity
 

@@ -166,7 +166,13 @@ def downstream(recipe: Path, overrides: Sequence[str] = (), *, device: str | Non
                         scores = json.loads(work.path(run_file).read_text())["metrics"]
                     else:
                         ckpt = work.path(run_file.removesuffix(".json") + ".ckpt.pt")
-                        scores = _train_and_score(clf, rows, val_rows, test_rows, cfg, ckpt, seed)
+                        # the real-only run of the first seed is kept as a grader (`evaluate fidelity --grader`)
+                        keep = (
+                            out / "graders" / _slug(clf.name)
+                            if (name, seed) == ("real", cfg.training.seeds[0])
+                            else None
+                        )
+                        scores = _train_and_score(clf, rows, val_rows, test_rows, cfg, ckpt, seed, save_to=keep)
                         record = {"classifier": asdict(clf), "train_set": name, "seed": seed, "rows": len(rows)}
                         work.commit(run_file, json.dumps({**record, "metrics": scores}))
                         ckpt.unlink(missing_ok=True)  # none when training.epochs is 0
@@ -302,10 +308,18 @@ class _Rows(torch.utils.data.Dataset):
 
 
 def _train_and_score(
-    clf: Classifier, rows, val_rows, test_rows, cfg: DownstreamRecipe, ckpt: Path, seed: int
+    clf: Classifier,
+    rows,
+    val_rows,
+    test_rows,
+    cfg: DownstreamRecipe,
+    ckpt: Path,
+    seed: int,
+    save_to: Path | None = None,
 ) -> dict[str, float]:
     """Train one classifier on `rows` with `seed`; after each epoch score `val_rows` and keep the best state by
-    `training.select_by`; score `test_rows` with it. `ckpt` holds the state after each epoch (resume)."""
+    `training.select_by`; score `test_rows` with it. `ckpt` holds the state after each epoch (resume); `save_to`
+    receives the chosen model and its image processor."""
     from torchvision import transforms
     from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
 
@@ -367,6 +381,9 @@ def _train_and_score(
         torch.save(state, ckpt.with_suffix(".tmp"))
         ckpt.with_suffix(".tmp").replace(ckpt)
     model.load_state_dict(best["model"])
+    if save_to is not None:  # the chosen checkpoint, loadable by AutoModelForImageClassification
+        model.save_pretrained(save_to)
+        proc.save_pretrained(save_to)
     return {**_score(model, test, cfg, device), "epoch": best["epoch"] + 1, f"validation_{t.select_by}": best["score"]}
 
 

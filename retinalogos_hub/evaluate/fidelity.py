@@ -1,7 +1,7 @@
 """Does a synthetic image show what its prompt asked for?
 
-A frozen grader (any `AutoModelForImageClassification` by Hub id, local path or tiny:<name>: e.g. a DR grader
-fine-tuned on real images) grades every synthetic image of a labelled set (`retinalogos generate` from label
+A frozen grader (any `AutoModelForImageClassification` by Hub id, local path or tiny:<name>: e.g. the downstream
+classifier `evaluate downstream` keeps, OUTPUT_DIR/graders/<classifier>/, trained on real images only) grades every synthetic image of a labelled set (`retinalogos generate` from label
 conditions); the report gives accuracy and quadratic weighted kappa against the requested grade, and the confusion
 matrix. Laterality is checked without a model: the optic disc lies on the nasal side, so curation's optic-disc side
 detector (`optic_disc.disc_side`) says which eye an image shows; laterality accuracy is over the images it makes a
