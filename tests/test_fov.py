@@ -9,8 +9,9 @@ from PIL import Image
 
 from retinalogos_hub.config import load_config
 from retinalogos_hub.curate import CurateConfig
-from retinalogos_hub.curate.fov import DISC_CONFIDENT, crop_square, detect_fov, disc_side
+from retinalogos_hub.curate.fov import crop_square, detect_fov
 from retinalogos_hub.curate.quality import quality_score
+from retinalogos_hub.optic_disc import DISC_CONFIDENT, disc_side
 
 FOV = load_config(CurateConfig).fov  # the shipped recipe's field settings
 
