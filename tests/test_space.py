@@ -86,6 +86,7 @@ def test_ui_in_headless_chromium(served, tmp_path):
         page.locator("#generate").click()
         img = page.locator("#result img")
         img.wait_for(state="visible", timeout=120_000)
+        page.locator("#gallery img").first.wait_for(state="visible", timeout=60_000)  # the gallery updates after
         assert page.locator("#gallery img").count() >= 1
         shot = tmp_path / "space.png"
         page.screenshot(path=str(shot), full_page=True)
