@@ -100,9 +100,9 @@ def test_unexpected_os_error_names_its_file():
     from retinalogos_hub.cli import unexpected
 
     e = PermissionError(13, "Permission denied")
-    e.filename = "/data/x.csv"
-    line = unexpected(e, ["sources", "--check", "aptos=/data"])
-    assert line == "sources failed: PermissionError: [Errno 13] Permission denied: '/data/x.csv'"
+    e.filename = "labels/x.csv"
+    line = unexpected(e, ["sources", "--check", "aptos=labels"])
+    assert line == "sources failed: PermissionError: [Errno 13] Permission denied: 'labels/x.csv'"
     assert unexpected(ValueError("bad"), []) == "retinalogos failed: ValueError: bad"
 
 

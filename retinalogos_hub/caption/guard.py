@@ -29,6 +29,8 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
+from .labels import Labels
+
 CDR_HIGH = 0.7  # a glaucoma-negative eye with a cup-to-disc ratio this large or larger is a contradiction
 CDR_LOW = 0.4  # a glaucoma-positive eye with a ratio this small or smaller is a contradiction
 
@@ -301,15 +303,11 @@ def check(caption: str, row: dict) -> list[str]:
     return issues
 
 
-class _Labels:
+class _Labels(Labels):
+    """The labels plus what the guard derives from them: which ICDR grades they allow, and how to name that."""
+
     def __init__(self, row: dict):
-        g = row.get("dr_grade")
-        self.grade = None if g is None else int(g)
-        d = row.get("dme")
-        self.dme = None if d is None else int(d)
-        self.glaucoma = row.get("glaucoma")
-        self.eye = row.get("eye") if row.get("eye") in ("left", "right") else None
-        self.diseases = [str(x).lower() for x in (row.get("diseases") or [])]
+        super().__init__(row)
         self.normal = "normal" in self.diseases and self.grade in (None, 0)
         self.amd = any("amd" in d or "macular degeneration" in d for d in self.diseases)
         if self.grade is not None:

@@ -11,6 +11,7 @@ import random
 from functools import lru_cache
 
 from ..schema import CAPTION_FIELD_NAMES
+from .labels import Labels
 
 GRADE_NAMES = {
     0: "no diabetic retinopathy",
@@ -52,7 +53,7 @@ class TemplateCaptioner:
 
     def caption(self, row: dict) -> tuple[str, dict[str, str]]:
         rng = random.Random(f"{self.seed}:{row.get('id')}")
-        labels = _Labels(row)
+        labels = Labels(row)
         core = {
             "optic_disc": _optic_disc(rng, labels),
             "vessels": _vessels(rng, labels),
@@ -79,29 +80,11 @@ class TemplateCaptioner:
         return prose, out
 
 
-class _Labels:
-    def __init__(self, row: dict):
-        g = row.get("dr_grade")
-        self.grade = None if g is None else int(g)
-        d = row.get("dme")
-        self.dme = None if d is None else int(d)
-        self.glaucoma = row.get("glaucoma")
-        self.eye = row.get("eye") if row.get("eye") in ("left", "right") else None
-        self.diseases = [str(x).lower() for x in (row.get("diseases") or [])]
-        self.findings = (row.get("findings") or "").strip() or None
-        self.age = row.get("age")
-        self.sex = {"F": "woman", "M": "man"}.get(row.get("sex") or "")
-        self.quality = row.get("quality")
-
-    def has(self, *keys: str) -> bool:
-        return any(k in d for d in self.diseases for k in keys)
-
-
 def _pick(rng: random.Random, *options: str) -> str:
     return rng.choice(options)
 
 
-def _opening(rng, lab: _Labels) -> str:
+def _opening(rng, lab: Labels) -> str:
     eye = f"the {lab.eye} eye" if lab.eye else "one eye"
     who = ""
     if lab.age is not None and lab.sex:
@@ -120,7 +103,7 @@ def _opening(rng, lab: _Labels) -> str:
     return f"{head}, {quality}." if quality else f"{head}."
 
 
-def _optic_disc(rng, lab: _Labels) -> str:
+def _optic_disc(rng, lab: Labels) -> str:
     side = {
         "right": "to the right of the image centre, on the nasal side",
         "left": "to the left of the image centre, on the nasal side",
@@ -151,7 +134,7 @@ def _optic_disc(rng, lab: _Labels) -> str:
     )
 
 
-def _vessels(rng, lab: _Labels) -> str:
+def _vessels(rng, lab: Labels) -> str:
     if lab.has("hypertens"):
         return _pick(
             rng,
@@ -181,7 +164,7 @@ def _vessels(rng, lab: _Labels) -> str:
     )
 
 
-def _nerve_fibre_layer(rng, lab: _Labels) -> str:
+def _nerve_fibre_layer(rng, lab: Labels) -> str:
     if lab.glaucoma is True:
         return _pick(
             rng,
@@ -198,7 +181,7 @@ def _nerve_fibre_layer(rng, lab: _Labels) -> str:
     )
 
 
-def _macula(rng, lab: _Labels) -> str:
+def _macula(rng, lab: Labels) -> str:
     parts = []
     if lab.dme is not None and lab.dme >= 1 and lab.grade == 0:  # labels disagree: say no more than the DME label
         parts.append("The macula appears thickened, consistent with macular oedema.")
@@ -238,7 +221,7 @@ def _macula(rng, lab: _Labels) -> str:
     return " ".join(parts)
 
 
-def _lesions(rng, lab: _Labels) -> str:
+def _lesions(rng, lab: Labels) -> str:
     g = lab.grade
     if g is None:
         if lab.has("occlusion"):
@@ -280,7 +263,7 @@ def _lesions(rng, lab: _Labels) -> str:
     }[g]
 
 
-def _impression(rng, lab: _Labels) -> str:
+def _impression(rng, lab: Labels) -> str:
     items = []
     if lab.grade is not None:
         items.append(f"{GRADE_NAMES[lab.grade]} (ICDR grade {lab.grade})")
@@ -305,7 +288,7 @@ def _impression(rng, lab: _Labels) -> str:
     return text
 
 
-def _extras(rng, lab: _Labels) -> list[tuple[str, str]]:
+def _extras(rng, lab: Labels) -> list[tuple[str, str]]:
     """Label-neutral or label-supported detail sentences, in random order, used to reach the minimum length."""
     out = [
         ("vessels", "The arteries are lighter and narrower than the accompanying veins, as expected."),

@@ -14,6 +14,7 @@ Every extractor maps a PIL image to a CHW tensor in `preprocess` (run in the loa
 
 from __future__ import annotations
 
+import abc
 import json
 import warnings
 from pathlib import Path
@@ -33,15 +34,16 @@ TIMM = "timm:"
 PIXEL_SIDE = 16
 
 
-class Extractor(nn.Module):
+class Extractor(nn.Module, abc.ABC):
     """Base class: `name` (shown in reports), `key` (the cache identity), `num_features`."""
 
     name: str
     key: str
     num_features: int
 
+    @abc.abstractmethod
     def preprocess(self, im: Image.Image) -> torch.Tensor:
-        raise NotImplementedError
+        """One image as the model's input tensor."""
 
 
 class InceptionExtractor(Extractor):
