@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_step import nextdit_2b  # noqa: E402  (one definition of the paper's generator for the GPU benchmarks)
 
 
 def main() -> None:
@@ -25,26 +29,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    from diffusers import LuminaNextDiT2DModel
     from peft import LoraConfig, inject_adapter_in_model
 
     from retinalogos_hub.train import backbones
 
     dev = torch.device("cuda")
     backbone = backbones.get("lumina-next")
-    model = LuminaNextDiT2DModel(
-        sample_size=args.resolution // 8,
-        patch_size=2,
-        in_channels=4,
-        hidden_size=2304,
-        num_layers=24,
-        num_attention_heads=32,
-        num_kv_heads=8,
-        multiple_of=256,
-        learn_sigma=True,
-        qk_norm=True,
-        cross_attention_dim=2048,
-    ).to(dev)
+    model = nextdit_2b(args.resolution // 8).to(dev)
     model.requires_grad_(False)
     inject_adapter_in_model(
         LoraConfig(

@@ -152,18 +152,13 @@ def cpu(args) -> dict:
     }
 
 
-def gpu(args) -> dict:
-    """Full-size NextDiT-2B at 512 (64x64 latents, 1024 tokens), bf16 autocast, fp32 master weights + AdamW."""
-    from diffusers import AutoencoderKL, LuminaNextDiT2DModel
-    from transformers import GemmaConfig, GemmaModel
+def nextdit_2b(sample_size: int):
+    """The paper's generator with random weights: NextDiT-2B, dim 2304, 24 layers, 32 heads / 8 KV heads, patch 2,
+    Gemma-2B-width cross-attention (FIELD-NOTES section 1)."""
+    from diffusers import LuminaNextDiT2DModel
 
-    from retinalogos_hub.train import backbones
-
-    dev = torch.device("cuda")
-    torch.backends.cuda.matmul.allow_tf32 = True
-    backbone = backbones.get("lumina-next")
-    model = LuminaNextDiT2DModel(
-        sample_size=128,
+    return LuminaNextDiT2DModel(
+        sample_size=sample_size,
         patch_size=2,
         in_channels=4,
         hidden_size=2304,
@@ -174,7 +169,20 @@ def gpu(args) -> dict:
         learn_sigma=True,
         qk_norm=True,
         cross_attention_dim=2048,
-    ).to(dev)
+    )
+
+
+def gpu(args) -> dict:
+    """Full-size NextDiT-2B at 512 (64x64 latents, 1024 tokens), bf16 autocast, fp32 master weights + AdamW."""
+    from diffusers import AutoencoderKL
+    from transformers import GemmaConfig, GemmaModel
+
+    from retinalogos_hub.train import backbones
+
+    dev = torch.device("cuda")
+    torch.backends.cuda.matmul.allow_tf32 = True
+    backbone = backbones.get("lumina-next")
+    model = nextdit_2b(128).to(dev)
     model.requires_grad_(True)
     model.get_parameter("pad_token").requires_grad_(False)
     if args.grad_ckpt:
