@@ -78,11 +78,16 @@ def run(recipe: Path, overrides: Sequence[str] = (), resume: str | None = None) 
     if not recipe.is_file():
         raise ConfigError(f"recipe not found: {recipe}")
     try:
-        if is_pipeline(recipe):
-            return run_pipeline(recipe, overrides, resume)
-        return run_step(load_recipe(recipe, overrides), resume)
-    finally:
-        _end_process_group()  # once, at the very end: every step and the purify barrier share it
+        result = (
+            run_pipeline(recipe, overrides, resume)
+            if is_pipeline(recipe)
+            else run_step(load_recipe(recipe, overrides), resume)
+        )
+    except BaseException:
+        _end_process_group(wait=False)  # a failed rank must not wait for the others (they may be mid-step)
+        raise
+    _end_process_group(wait=True)  # once, at the very end: every step and the purify barrier share it
+    return result
 
 
 def run_pipeline(recipe: Path, overrides: Sequence[str] = (), resume: str | None = None) -> TrainResult:
@@ -150,9 +155,10 @@ def _barrier() -> None:
         dist.barrier()
 
 
-def _end_process_group() -> None:
+def _end_process_group(wait: bool) -> None:
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
-        dist.barrier()
+        if wait:
+            dist.barrier()
         dist.destroy_process_group()
