@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import typer
@@ -20,14 +21,23 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def _quiet_rank() -> bool:
+    """Under `accelerate launch` / torchrun every rank runs the command; only global rank 0 prints its result."""
+    return os.environ.get("RANK", "0") != "0"
+
+
 def result(title: str, **fields: Any) -> None:
     """Print a command's result as `title` + key: value lines (one place, so every command looks the same)."""
+    if _quiet_rank():
+        return
     console.print(f"[bold green]{escape(title)}[/]")
     for k, v in fields.items():
         console.print(f"  {k}: {escape(str(v))}")  # values are data (paths, ids), never markup
 
 
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    if _quiet_rank():
+        return
     t = Table(title=title)
     for c in columns:
         t.add_column(c)
