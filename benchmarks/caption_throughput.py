@@ -16,7 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402  (shared benchmark helpers)
 
 
 def main() -> None:
@@ -72,13 +76,7 @@ def main() -> None:
     be.answer(items[: args.batch_size])  # warm-up (allocator, kernels)
 
     def timed(fn):
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        out = fn()
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        return time.perf_counter() - t, out
+        return common.timed(fn, args.device)
 
     t1, single = timed(lambda: [be.answer([it])[0] for it in items])
     bs = args.batch_size

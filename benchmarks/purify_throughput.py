@@ -20,7 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402  (shared benchmark helpers)
 
 
 class BaselineLMJudge:
@@ -140,13 +144,7 @@ def main() -> None:
         return [v for s in range(0, len(items), n) for v in fn(items[s : s + n])]
 
     def timed(fn):
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        out = fn()
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        return time.perf_counter() - t, out
+        return common.timed(fn, args.device)
 
     b = args.clip_batch
     pairs = list(zip(images, [r["caption"] for r in rows]))
