@@ -27,7 +27,9 @@ from retinalogos_hub.schema import CAPTION_FIELD_NAMES, CAPTIONED
 
 
 def make_stage(path: Path, rows: int, size: int, open_share: float) -> Path:
-    licenses.LICENSES.setdefault("openbench", licenses.License("CC-BY-4.0", True, "https://example.org", "bench"))
+    licenses.LICENSES.setdefault(
+        "openbench", licenses.License("CC-BY-4.0", licenses.OPEN, "https://example.org", "bench")
+    )
     exif = Image.Exif()
     exif[0x010F] = "BenchCam"
     base = [fundus_image(size, seed=i) for i in range(8)]
@@ -50,6 +52,7 @@ def make_stage(path: Path, rows: int, size: int, open_share: float) -> Path:
                 "diseases": [],
                 "findings": None,
                 "age": None,
+                "age_band": None,
                 "sex": None,
                 "quality": None,
                 "quality_score": 0.9,

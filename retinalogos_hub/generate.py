@@ -540,6 +540,7 @@ def _save(rows: list[dict], work: stage.WorkDir, out: Path) -> None:
                 "source": SOURCE,
                 "patient_id": None,
                 "age": None,
+                "age_band": None,
                 "sex": None,
                 "quality": None,
                 "quality_score": None,

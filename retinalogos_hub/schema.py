@@ -24,6 +24,7 @@ CURATED = Features(
         "diseases": List(Value("string")),  # normalised names, e.g. "diabetic retinopathy", "amd", "myopia"
         "findings": Value("string"),  # source free text: ODIR keywords, reports; None when absent
         "age": Value("float32"),
+        "age_band": Value("string"),  # e.g. "60-69", top-coded "90+"; private sources keep only this
         "sex": Value("string"),  # "F" | "M" | None
         "quality": Value("string"),  # the source's own label: "good" | "usable" | "reject" | None
         "quality_score": Value("float32"),  # our fast score in [0, 1] (FOV fraction, illumination, focus)

@@ -44,6 +44,7 @@ def _real(tmp_path, fundus) -> Path:
                 "diseases": [],
                 "findings": None,
                 "age": None,
+                "age_band": None,
                 "sex": None,
                 "quality": None,
                 "quality_score": None,

@@ -26,7 +26,7 @@ def open_source(monkeypatch):
     monkeypatch.setitem(
         licenses.LICENSES,
         "openfundus",
-        licenses.License("CC-BY-4.0", True, "https://example.org/openfundus", "Open F. OpenFundus. 2024."),
+        licenses.License("CC-BY-4.0", licenses.OPEN, "https://example.org/openfundus", "Open F. OpenFundus. 2024."),
     )
 
 
@@ -60,6 +60,7 @@ def make_rows(fundus, n: int = 12, sources=SOURCES, source_ids=None) -> list[dic
                 "diseases": ["diabetic retinopathy"] if grade else [],
                 "findings": None,
                 "age": 50.0 + i,
+                "age_band": None,
                 "sex": "FM"[i % 2],
                 "quality": "good",
                 "quality_score": 0.9,
@@ -90,7 +91,7 @@ def stage(tmp_path: Path, rows: list[dict], name: str = "captioned") -> Path:
 @pytest.fixture
 def exported(tmp_path, fundus):
     rows = make_rows(fundus)
-    res = push_dataset(stage(tmp_path, rows), "my-lab/cfp-test", local_dir=tmp_path / "export", max_shard_size="4KB")
+    res = push_dataset(stage(tmp_path, rows), "my-lab/cfp-test", local_dir=tmp_path / "export", max_shard_size="1KB")
     return res, rows
 
 
@@ -108,8 +109,9 @@ def test_local_export_loads_every_config_with_schema(exported):
                 assert set(d["source"]) == {config}
     every = load_dataset(str(res.local_dir), "all")
     assert sorted(i for d in every.values() for i in d["id"]) == sorted(r["id"] for r in rows)
-    # --max-shard-size 4KB splits the larger splits into several shards
+    # shards are sized by the rows they hold: 1KB splits the splits whose rows carry images, never the image-less ones
     assert len(list((res.local_dir / "data" / "openfundus").glob("train-*-of-*.parquet"))) > 1
+    assert len(list((res.local_dir / "data" / "eyepacs").glob("train-*-of-*.parquet"))) == 1
     for folder in (res.local_dir / "data").iterdir():
         for split in ("train", "validation", "test"):
             shards = sorted(folder.glob(f"{split}-*.parquet"))
@@ -137,7 +139,12 @@ def test_licences_decide_image_bytes_and_metadata_is_stripped(exported):
         else:
             assert row["image"] is None
             assert row["image_origin"] == licenses.license_for(src).url
-            assert row["caption"] == by_id[row["id"]]["caption"] and row["dr_grade"] == by_id[row["id"]]["dr_grade"]
+        # every other field follows the source's tier: published as is, or withheld (None)
+        lic, original = licenses.license_for(src), by_id[row["id"]]
+        for field, columns in licenses.COLUMNS.items():
+            for c in set(columns) & set(row) - {"image"}:
+                assert row[c] == (original[c] if field in lic.publish else None), (src, c)
+        assert (row["id"], row["split"], row["source_id"]) == (original["id"], original["split"], original["source_id"])
     # nothing identifying survives anywhere in the published bytes
     for p in (res.local_dir / "data").rglob("*.parquet"):
         blob = p.read_bytes()
@@ -163,12 +170,15 @@ def test_card_yaml_parses_and_numbers_match_data(exported):
     for src in SOURCES:
         n = sum(r["source"] == src for r in rows)
         lic = licenses.license_for(src)
-        assert f"| {src} | {n} | {lic.license} | {'yes' if lic.redistributable else 'no'} | {lic.url} |" in text
+        published = ", ".join(f for f in licenses.FIELDS if f in lic.publish) or "ids only"
+        commercial = 'yes' if lic.commercial else 'no'
+        assert f"| {src} | {n} | {lic.license} | {lic.tier} | {published} | {commercial} | {lic.url} |" in text
         assert lic.citation in text
     grades = [r["dr_grade"] for r in rows]
     assert "**dr_grade**: " + ", ".join(f"{g}: {grades.count(g)}" for g in range(5)) in text
-    words = [len(r["caption"].split()) for r in rows]
-    assert f"| all | {len(rows)} | {min(words)} | {round(sum(words) / len(words), 1)} |" in text
+    assert "**Not for commercial use as a whole**" in text  # eyepacs and aptos forbid it
+    words = [len(r["caption"].split()) for r in rows if "captions" in licenses.license_for(r["source"]).publish]
+    assert f"| all | {len(words)} | {min(words)} | {round(sum(words) / len(words), 1)} |" in text
     assert "## Limitations and biases" in text and "not for clinical diagnosis" in text
     chart = Image.open(res.local_dir / "assets" / "label_distribution.png")
     assert chart.size[0] > 100 and not {"Software", "exif"} & set(chart.info)
@@ -343,8 +353,9 @@ def test_private_sources_publish_no_patient_metadata(tmp_path, fundus):
     )
     by_source = {s: [r for r in out if r["source"] == s] for s in ("table", "eyepacs")}
     assert by_source["table"] and by_source["eyepacs"]
-    for r in by_source["table"]:  # the owner's own records: nothing that could identify a patient
-        assert (r["patient_id"], r["age"], r["sex"], r["findings"], r["image"]) == (None, None, None, None, None)
-        assert r["caption"] and r["dr_grade"] is not None  # labels and captions still published
-    for r in by_source["eyepacs"]:  # public sources keep their (already public) fields
-        assert r["patient_id"] is not None and r["findings"] == "MRN 0042-17: report by Dr X"
+    for r in by_source["table"]:  # the owner's own records: labels and captions, no patient metadata, no image
+        assert (r["patient_id"], r["age"], r["age_band"], r["sex"], r["image"]) == (None,) * 5
+        assert r["caption"] and r["dr_grade"] is not None
+    for r in by_source["eyepacs"]:  # Kaggle competition data: ids only, for users who have their own copy
+        assert r["id"] and r["split"] and r["image_origin"]
+        assert (r["patient_id"], r["findings"], r["caption"], r["dr_grade"], r["eye"]) == (None,) * 5

@@ -49,6 +49,7 @@ def captioned(tmp_path: Path, fundus, n: int = 10) -> Path:
                 "diseases": [],
                 "findings": None,
                 "age": None,
+                "age_band": None,
                 "sex": None,
                 "quality": None,
                 "quality_score": 0.8,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..schema import CAPTION_FIELD_NAMES
+from .labels import demographics
 
 PROMPTS_DIR = Path(__file__).with_name("prompts")
 JSON_KEYS = (*CAPTION_FIELD_NAMES, "caption")
@@ -66,9 +67,10 @@ def reference_lines(row: dict) -> list[str]:
         lines.append(f"Diseases: {', '.join(row['diseases'])}")
     if row.get("findings"):
         lines.append(f"Report / findings: {row['findings']}")
+    age, band, sex = demographics(row)
     who = [
-        f"age {int(row['age'])}" if row.get("age") is not None else "",
-        {"F": "female", "M": "male"}.get(row.get("sex") or "", ""),
+        f"age {int(age)}" if age is not None else f"age {band}" if band else "",
+        {"F": "female", "M": "male"}.get(sex or "", ""),
     ]
     if any(who):
         lines.append(f"Patient: {', '.join(w for w in who if w)}")

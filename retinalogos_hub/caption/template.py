@@ -87,10 +87,11 @@ def _pick(rng: random.Random, *options: str) -> str:
 def _opening(rng, lab: Labels) -> str:
     eye = f"the {lab.eye} eye" if lab.eye else "one eye"
     who = ""
-    if lab.age is not None and lab.sex:
-        who = f" of a {int(lab.age)}-year-old {lab.sex}"
-    elif lab.age is not None:
-        who = f" of a {int(lab.age)}-year-old patient"
+    aged = f"{int(lab.age)}-year-old" if lab.age is not None else f"{lab.age_band}-year-old" if lab.age_band else ""
+    if aged and lab.sex:
+        who = f" of a {aged} {lab.sex}"
+    elif aged:
+        who = f" of a {aged} patient"
     elif lab.sex:
         who = f" of a {lab.sex}"
     quality = {

@@ -6,13 +6,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Literal
 
+from ..privacy import PrivacyConfig
 from ..stage import fingerprint
 from .dedup import DedupConfig
 from .fov import FovConfig
 from .splits import SplitConfig
 
-WORK_VERSION = 4  # bump when a work row's content changes, so stale work is not reused (2: orientation, 3: disc side,
-# 4: mirror and 180-degree pHashes)
+WORK_VERSION = 5  # bump when a work row's content changes, so stale work is not reused (2: orientation, 3: disc side,
+# 4: mirror and 180-degree pHashes, 5: age bands and private-source protection)
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class CurateConfig:
     fov: FovConfig  # how the circular fundus field is found (and non-fundus pictures rejected)
     dedup: DedupConfig  # when two images count as one
     splits: SplitConfig  # patient-level train/validation/test fractions
+    privacy: PrivacyConfig  # how private sources' ids, ages and free text are protected (retinalogos_hub/privacy.py)
     sources: dict[str, dict[str, Any]]  # per-source adapter options, e.g. {eyepacs: {on_bad_files: warn}}
 
     def __post_init__(self):
@@ -52,6 +54,7 @@ class CurateConfig:
             "jpeg_quality": self.jpeg_quality,
             "fov": asdict(self.fov),
             "rotate_unnotched": sorted(self.rotate_unnotched),
+            "privacy": {k: v for k, v in asdict(self.privacy).items() if k != "nlp_model"},
         }
 
     def fingerprint(self) -> str:

@@ -18,7 +18,7 @@ from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from .. import SHIPPED
-from ..licenses import license_for
+from ..licenses import FIELDS, TIER_NAMES, license_for
 from .export import DEFAULT_CONFIG, SPLITS, Export, data_files
 
 DATASET_TEMPLATE = SHIPPED / "dataset_cards" / "dataset_card.md.j2"
@@ -75,6 +75,8 @@ def label_stats(ds: Dataset) -> dict[str, dict[str, int]]:
 def caption_stats(ds: Dataset) -> dict[str, dict]:
     lengths: dict[str, list[int]] = {}
     for source, caption in zip(ds["source"], ds["caption"]):
+        if caption is None:  # a tier that withholds captions
+            continue
         n = len(caption.split())
         lengths.setdefault(source, []).append(n)
         lengths.setdefault(DEFAULT_CONFIG, []).append(n)
@@ -90,7 +92,11 @@ def caption_stats(ds: Dataset) -> dict[str, dict]:
             "max": int(a.max()),
         }
 
-    return {k: stats(lengths[k]) for k in [DEFAULT_CONFIG, *sorted(k for k in lengths if k != DEFAULT_CONFIG)]}
+    return {
+        k: stats(lengths[k])
+        for k in [DEFAULT_CONFIG, *sorted(k for k in lengths if k != DEFAULT_CONFIG)]
+        if k in lengths
+    }
 
 
 def label_chart(labels: dict[str, dict[str, int]], path: Path) -> Path:
@@ -158,7 +164,7 @@ def loading_snippet(repo_id: str, split: str) -> str:
     return (
         "from datasets import load_dataset\n\n"
         f'ds = load_dataset("{repo_id}", "{DEFAULT_CONFIG}", split="{split}")\n'
-        "row = ds[0]\n"
+        'row = next(r for r in ds if r["caption"])  # a source\'s tier may withhold captions (None)\n'
         'print(row["id"], row["dr_grade"], row["caption"][:80])\n'
         'with_pixels = ds.filter(lambda r: r["image_origin"] is None)  # rows whose image is re-hosted here'
     )
@@ -172,8 +178,7 @@ def render_dataset_card(export: Export, repo_id: str, *, gated: bool) -> Dataset
     labels = label_stats(ds)
     label_chart(labels, export.dir / CHART)
     rows_by_source = Counter(ds["source"])
-    with_image = Counter(s for s, o in zip(ds["source"], ds["image_origin"]) if o is None)
-    licences = []
+    licences, private = [], []
     for source in sorted(rows_by_source):
         lic = license_for(source)
         licences.append(
@@ -181,11 +186,17 @@ def render_dataset_card(export: Export, repo_id: str, *, gated: bool) -> Dataset
                 "source": source,
                 "rows": rows_by_source[source],
                 "license": lic.license,
-                "redistributable": with_image[source] > 0,
+                "tier": lic.tier,
+                "published": ", ".join(f for f in FIELDS if f in lic.publish) or "ids only",
+                "commercial": lic.commercial,
                 "url": lic.url,
                 "citation": lic.citation,
             }
         )
+        if lic.private:
+            # findings of a private source survive curation only through the PII scrubber (privacy.free_text)
+            texts = sum(f is not None for s, f in zip(ds["source"], ds["findings"]) if s == source)
+            private.append({"source": source, "scrubbed_texts": texts})
     purify = None
     if "purify_keep" in ds.column_names:
         keep = ds["purify_keep"]
@@ -219,6 +230,8 @@ def render_dataset_card(export: Export, repo_id: str, *, gated: bool) -> Dataset
         template_captions=sum(m == "template" for m in ds["caption_model"]),
         uncaptioned=export.uncaptioned,
         licences=licences,
+        private=private,
+        tiers={name: ", ".join(f for f in FIELDS if f in tier) or "ids only" for tier, name in TIER_NAMES.items()},
         schema=[(name, _feature_type(f)) for name, f in export.features.items()],
     )
 

@@ -37,6 +37,7 @@ class Record(TypedDict, total=False):
     diseases: list[str]
     findings: str | None
     age: float | None
+    age_band: str | None  # set at curation (privacy.age_band); adapters leave it out
     sex: str | None
     quality: str | None  # "good" | "usable" | "reject"
     split: str | None  # the official split when the source has one ("train" | "validation" | "test"), else None

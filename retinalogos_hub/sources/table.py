@@ -9,6 +9,10 @@ columns: {patient_id: mrn, eye: laterality, dr_grade: icdr, age: age_years, find
 values: {eye: {OD: right, OS: left}, dr_grade: {R0: 0, R1: 1}}
 diseases: [amd, glaucoma_dx]   # 0/1 columns; a 1 adds the column name (or its `values.diseases` name)
 diseases_text: diagnosis       # free text, mapped through the shared vocabulary
+identifiers: [name, clinician, clinic, address]  # direct identifiers: never stored, redacted from opted-in free text
+
+The licence table marks `table` private: curation hashes its ids with the user's secret, keeps an age band only and
+drops `findings` unless `privacy.free_text` opts the source in (see retinalogos_hub/privacy.py).
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ class Mapping:
     values: dict[str, dict[str, Any]] = field(default_factory=dict)
     diseases: list[str] = field(default_factory=list)
     diseases_text: str | None = None
+    identifiers: list[str] = field(default_factory=list)  # columns of names, clinics, addresses, phone numbers, ...
 
 
 @dataclass
@@ -90,7 +95,8 @@ def records(cfg: Config) -> Iterator[Record]:
     if unknown:
         raise ConfigError(f"{path}: unknown schema field(s) {', '.join(unknown)}; valid: {', '.join(CONVERT)}")
     labels = root / m.labels
-    required = (m.image, *m.columns.values(), *m.diseases, *([m.diseases_text] if m.diseases_text else []))
+    text = [m.diseases_text] if m.diseases_text else []
+    required = (m.image, *m.columns.values(), *m.diseases, *text, *m.identifiers)
     rows = read_table(labels, tuple(dict.fromkeys(required)), sep=m.sep, strip_names=True)
     images = image_index(root / m.images, recursive=True)
     for row, image in matched(cfg, labels, rows, images, lambda r: Path(r[m.image].strip()).name):
@@ -103,6 +109,7 @@ def records(cfg: Config) -> Iterator[Record]:
         names = m.values.get("diseases", {})
         found = [str(names.get(c, c)) for c in m.diseases if flag(row[c])]
         rec["diseases"] = unique([*found, *(from_keywords(row[m.diseases_text]) if m.diseases_text else [])])
+        rec["identifiers"] = [row[c].strip() for c in m.identifiers if row[c].strip()]
         yield rec
 
 
