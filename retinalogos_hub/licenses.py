@@ -97,7 +97,7 @@ LICENSES: dict[str, License] = {
         "Stereol. 2014;33(3):231-234. Grades: Krause J, et al. Grader variability and the importance of reference "
         "standards for evaluating machine learning models for diabetic retinopathy. Ophthalmology. 2018;125(8):1264-1272.",
     ),
-    "idrid": License(
+    "idrid": License(  # CC BY 4.0: the release's LICENSE.txt
         "CC-BY-4.0",
         OPEN,
         "https://idrid.grand-challenge.org/",
@@ -112,8 +112,8 @@ LICENSES: dict[str, License] = {
         "2019;501:511-522.",
     ),
     "deepdrid": License(
-        "CC-BY-SA-4.0",
-        OPEN,
+        "CC BY-SA 4.0 claimed; no licence text in the release (treated as research use, no redistribution)",
+        DERIVED,
         "https://github.com/deepdrdoc/DeepDRiD",
         "Liu R, et al. DeepDRiD: Diabetic Retinopathy-Grading and Image Quality Estimation Challenge. Patterns. "
         "2022;3(6):100512.",
@@ -133,8 +133,8 @@ LICENSES: dict[str, License] = {
         "research. Data. 2021;6(2):14.",
     ),
     "rfmid2": License(
-        "CC-BY-4.0",
-        OPEN,
+        "CC BY 4.0 for the data article; the data record's own licence not verified (treated as research use)",
+        DERIVED,
         "https://doi.org/10.3390/data8020029",
         "Panchal S, et al. Retinal Fundus Multi-Disease Image Dataset (RFMiD) 2.0: a dataset of frequently and rarely "
         "identified diseases. Data. 2023;8(2):29.",
@@ -195,15 +195,15 @@ LICENSES: dict[str, License] = {
         "IJCNN 2020.",
     ),
     "papila": License(
-        "CC-BY-4.0",
-        OPEN,
+        "CC BY 4.0 for the data article; the figshare record's licence not verified (treated as research use)",
+        DERIVED,
         "https://doi.org/10.6084/m9.figshare.14798004",
         "Kovalyk O, et al. PAPILA: dataset with fundus images and clinical data of both eyes of the same patient for "
         "glaucoma assessment. Sci Data. 2022;9:291.",
     ),
     "fives": License(
-        "CC-BY-4.0",
-        OPEN,
+        "CC BY 4.0 for the data article; the figshare record's licence not verified (treated as research use)",
+        DERIVED,
         "https://doi.org/10.6084/m9.figshare.19688169",
         "Jin K, et al. FIVES: a fundus image dataset for artificial intelligence based vessel segmentation. Sci Data. "
         "2022;9:475.",
@@ -229,8 +229,8 @@ LICENSES: dict[str, License] = {
         "response. IEEE Trans Med Imaging. 2000;19(3):203-210.",
     ),
     "chase_db1": License(
-        "CC-BY-4.0",
-        OPEN,
+        "CC BY 4.0 claimed; the data portal's licence text not verified (treated as research use)",
+        DERIVED,
         "https://blogs.kingston.ac.uk/retinal/chasedb1/",
         "Fraz MM, et al. An ensemble classification-based approach applied to retinal blood vessel segmentation. "
         "IEEE Trans Biomed Eng. 2012;59(9):2538-2548.",
@@ -331,6 +331,55 @@ LICENSES: dict[str, License] = {
         DERIVED,
         "https://github.com/Jhhuangkay/DeepOpht-Medical-Report-Generation-for-Retinal-Images-via-Deep-Models-and-Visual-Explanation",
         "Huang J-H, et al. DeepOpht: medical report generation for retinal images via deep models and visual explanation. WACV 2021.",
+    ),
+    # added with the HEI-MED, ROC, Drishti-GS1, DRIONS-DB, SUSTech-SYSU, JICHI and Paraguay adapters (docs/sources.md)
+    "hei_med": License(  # README "Conditions of use": https://github.com/lgiancaUTH/HEI-MED#conditions-of-use
+        "HEI-MED conditions of use (non-commercial research only)",
+        DERIVED,
+        "https://github.com/lgiancaUTH/HEI-MED",
+        "Giancardo L, et al. Exudate-based diabetic macular edema detection in fundus images using publicly available "
+        "datasets. Med Image Anal. 2012;16(1):216-226.",
+    ),
+    "roc": License(  # annotations XML header: "copyrighted material owned by the University of Iowa", use per ROC rules
+        "ROC terms (University of Iowa copyright; use per the challenge rules)",
+        REFERENCE,
+        "http://webeye.ophth.uiowa.edu/ROC/",
+        "Niemeijer M, et al. Retinopathy Online Challenge: automatic detection of microaneurysms in digital color fundus "
+        "photographs. IEEE Trans Med Imaging. 2010;29(1):185-195.",
+    ),
+    "drishti_gs": License(  # no licence text found: http://cvit.iiit.ac.in/projects/mip/drishti-gs/mip-dataset2/Home.php
+        "no licence text found (treated as research use, no redistribution)",
+        DERIVED,
+        "http://cvit.iiit.ac.in/projects/mip/drishti-gs/mip-dataset2/Home.php",
+        "Sivaswamy J, et al. A comprehensive retinal image dataset for the assessment of glaucoma from the optic nerve "
+        "head analysis. JSM Biomed Imaging Data Pap. 2015;2(1):1004.",
+    ),
+    "drions_db": License(  # no licence text found: http://www.ia.uned.es/~ejcarmona/DRIONS-DB.html
+        "no licence text found (treated as research use, no redistribution)",
+        DERIVED,
+        "http://www.ia.uned.es/~ejcarmona/DRIONS-DB.html",
+        "Carmona EJ, et al. Identification of the optic nerve head with genetic algorithms. Artif Intell Med. "
+        "2008;43(3):243-259.",
+    ),
+    "sustech_sysu": License(  # CC BY 4.0 stated by catalogues of https://doi.org/10.6084/m9.figshare.12570770; text not seen
+        "CC-BY-4.0 as stated by secondary catalogues (licence text not verified here)",
+        DERIVED,
+        "https://doi.org/10.6084/m9.figshare.12570770",
+        "Lin L, et al. The SUSTech-SYSU dataset for automated exudate detection and diabetic retinopathy grading. Sci "
+        "Data. 2020;7:409.",
+    ),
+    "jichi": License(  # figshare record, licence not verified: https://doi.org/10.6084/m9.figshare.4879853
+        "JICHI figshare record (licence not verified here)",
+        DERIVED,
+        "https://figshare.com/articles/figure/Davis_Grading_of_One_and_Concatenated_Figures/4879853/1",
+        "Takahashi H, et al. Applying artificial intelligence to disease staging: deep learning for improved staging of "
+        "diabetic retinopathy. PLoS One. 2017;12(6):e0179790.",
+    ),
+    "paraguay": License(  # Zenodo record, licence not verified: https://zenodo.org/record/4647952
+        "Paraguay DR Zenodo record (licence not verified here)",
+        DERIVED,
+        "https://zenodo.org/record/4647952",
+        "Fundus images of the Paraguay DR grading set, Zenodo record 4647952.",
     ),
     # private / EHR tables: the owner's terms apply; structured labels and captions only, unless the owner changes this
     "table": License(

@@ -392,7 +392,8 @@ def layouts(tmp_path_factory):
 
 
 def test_every_registered_source_has_layout_licence_and_expectations():
-    assert set(REGISTRY) == set(WRITERS) == set(EXPECT)
+    # the adapters added for issue 15 item 6 have their layouts in tests/test_sources_added.py (which checks the rest)
+    assert set(WRITERS) == set(EXPECT) <= set(REGISTRY)
     assert set(REGISTRY) <= set(LICENSES)
     rows = describe()
     assert [r["name"] for r in rows] == list(REGISTRY)
@@ -401,7 +402,7 @@ def test_every_registered_source_has_layout_licence_and_expectations():
         assert row["labels"] and all(isinstance(label, str) for label in row["labels"])  # a list, for `--json`
         assert row["homepage"].startswith("http") or row["name"] == "table"
     redistributable = {r["name"] for r in rows if r["redistributable"]}
-    assert {"idrid", "deepdrid", "rfmid2", "origa", "g1020", "papila", "fives", "hrf", "chase_db1"} == redistributable
+    assert {"idrid"} == redistributable  # the one open licence whose text was found (docs/sources.md)
 
 
 @pytest.mark.parametrize("name", list(EXPECT))

@@ -51,6 +51,13 @@ REGISTRY: dict[str, str] = {
     "cataract": "cataract",
     "eye_diseases": "eye_diseases",
     "deepeyenet": "deepeyenet",
+    "hei_med": "hei_med",
+    "roc": "roc",
+    "drishti_gs": "drishti_gs",
+    "drions_db": "drions_db",
+    "sustech_sysu": "sustech_sysu",
+    "jichi": "jichi",
+    "paraguay": "paraguay",
     "table": "table",
 }
 
