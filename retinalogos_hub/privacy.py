@@ -119,7 +119,9 @@ _EXTRA = {
     "PERSON": r"\b(?:Dr|Mr|Mrs|Ms|Miss|Prof|Sr|Sra)\.?\s+(?:[A-Z][a-z'’-]+|[A-Z]\.)(?:\s+[A-Z][a-z'’-]+)*",
     "LOCATION": r"\b\d{1,5}\s+(?:[A-Z][a-z]+\s+){1,3}(?:Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Drive|Dr|Boulevard|Blvd|"
     r"Way|Court|Ct|Place|Pl|Square|Sq)\b\.?(?:,\s*[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*)?",
-    "RECORD_NUMBER": r"(?i:\b(?:mrn|record|patient|chart|id|nhs|case)\b(?:\s*(?:no|number|#|id))?\.?\s*[:#]?\s*)[A-Z0-9-]{4,}",
+    # the number must hold a digit, so "Patient reports" is not one
+    "RECORD_NUMBER": r"(?i:\b(?:mrn|record|patient|chart|id|nhs|case)\b)(?:\s*(?:no|number|#|id))?\.?\s*[:#]?\s*"
+    r"(?=[A-Z-]*\d)[A-Z0-9-]{4,}",
 }
 
 
@@ -151,7 +153,9 @@ class Scrubber:
         self.analyzer = AnalyzerEngine(nlp_engine=engine, supported_languages=["en"])
         for entity, regex in _EXTRA.items():
             self.analyzer.registry.add_recognizer(
-                PatternRecognizer(supported_entity=entity, patterns=[Pattern(entity.lower(), regex, 0.9)])
+                PatternRecognizer(  # case-sensitive: a capital letter is what marks a name here
+                    supported_entity=entity, patterns=[Pattern(entity.lower(), regex, 0.9)], global_regex_flags=0
+                )
             )
         self._deny = PatternRecognizer  # deny-lists are per record (the record's own identifiers)
         self.min_score = cfg.min_score

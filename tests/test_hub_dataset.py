@@ -171,11 +171,12 @@ def test_card_yaml_parses_and_numbers_match_data(exported):
         n = sum(r["source"] == src for r in rows)
         lic = licenses.license_for(src)
         published = ", ".join(f for f in licenses.FIELDS if f in lic.publish) or "ids only"
-        commercial = 'yes' if lic.commercial else 'no'
+        commercial = "yes" if lic.commercial else "no"
         assert f"| {src} | {n} | {lic.license} | {lic.tier} | {published} | {commercial} | {lic.url} |" in text
         assert lic.citation in text
-    grades = [r["dr_grade"] for r in rows]
-    assert "**dr_grade**: " + ", ".join(f"{g}: {grades.count(g)}" for g in range(5)) in text
+    grades = [r["dr_grade"] for r in rows if "labels" in licenses.license_for(r["source"]).publish]
+    shown = ", ".join(f"{g}: {grades.count(g)}" for g in range(5) if g in grades)
+    assert f"**dr_grade**: {shown}, unknown: {len(rows) - len(grades)}" in text  # a withheld label is unknown
     assert "**Not for commercial use as a whole**" in text  # eyepacs and aptos forbid it
     words = [len(r["caption"].split()) for r in rows if "captions" in licenses.license_for(r["source"]).publish]
     assert f"| all | {len(words)} | {min(words)} | {round(sum(words) / len(words), 1)} |" in text
@@ -275,7 +276,7 @@ def test_offline_or_unreachable_push_fails_fast(tmp_path, fundus, monkeypatch):
 
 def test_attach_images_from_own_copy(tmp_path, fundus):
     from retinalogos_hub.demo.layouts import write_layout
-    from retinalogos_hub.hub.attach import attach_images
+    from retinalogos_hub.hub.attach import attach_images, attach_labels
     from retinalogos_hub.sources import get_source, make_config
 
     root = write_layout("eyepacs", tmp_path / "eyepacs", n=8, size=64)
@@ -290,6 +291,15 @@ def test_attach_images_from_own_copy(tmp_path, fundus):
     assert not any(r["image"].getexif() for r in ds)
     with pytest.raises(InputError, match="no config 'aptos'"):
         attach_images(res.local_dir, [("aptos", root)], tmp_path / "again")
+    # EyePACS is published as ids only (Kaggle competition terms): its labels come back from the same copy
+    assert all(r["dr_grade"] is None and r["eye"] is None for r in ds)
+    labelled = attach_labels(out.out, [("eyepacs", root)], tmp_path / "labelled")
+    assert labelled.attached == {"eyepacs": len(ids)}
+    truth = {r["source_id"]: r for r in get_source("eyepacs").records(make_config("eyepacs", root))}
+    back = load_dataset(str(labelled.out), "all", split="+".join(res.configs["all"]))
+    for r in back:
+        assert (r["dr_grade"], r["eye"]) == (truth[r["source_id"]]["dr_grade"], truth[r["source_id"]]["eye"])
+        assert r["image"] is not None and r["caption"] is None  # images kept; captions are not put back
 
 
 def test_cli_push_dataset_and_one_line_errors(tmp_path, fundus, monkeypatch, capsys):

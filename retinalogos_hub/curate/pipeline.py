@@ -27,6 +27,7 @@ from .. import stage
 from ..config import load_config
 from ..errors import InputError, RetinalogosError, SourceError
 from ..licenses import license_for
+from ..privacy import Protector, band_of, read_mapping, write_mapping
 from ..schema import CURATED, make_id
 from ..shards import parse_shard, shard_of  # noqa: F401  (parse_shard re-exported for the CLI)
 from ..sources import get_source, make_config
@@ -37,7 +38,19 @@ from .settings import WORK_VERSION, CurateConfig
 from .splits import assign, patient_key
 from .work import META, STAGE, ShardWork, shard_dirs
 
-LABELS = ("patient_id", "eye", "dr_grade", "dme", "glaucoma", "diseases", "findings", "age", "sex", "quality")
+LABELS = (
+    "patient_id",
+    "eye",
+    "dr_grade",
+    "dme",
+    "glaucoma",
+    "diseases",
+    "findings",
+    "age",
+    "age_band",
+    "sex",
+    "quality",
+)
 MANIFEST = pa.schema(
     [
         ("id", pa.string()),
@@ -111,6 +124,7 @@ def curate(
         license_for(name)
         if not Path(root).is_dir():
             raise SourceError(f"{name}: directory not found: {root}")
+    cfg.privacy.check([name for name in names if license_for(name).private])
     run = stage.start(STAGE, out, cfg, **dict(sources))
     work = ShardWork(Path(out), shard or (0, 1))
     with work.lock("curate run"):
@@ -122,7 +136,7 @@ def curate(
             "format, jpeg_quality, fov, rotate_unnotched) and version; rerun with those, choose a new --out, "
             f"or delete {work.dir} to start over",
         )
-        n_inputs, inputs_fp = work.write_inputs(_enumerate(sources, cfg, shard))
+        n_inputs, inputs_fp = work.write_inputs(_enumerate(sources, cfg, shard, Path(out)))
         state = {
             **work.state(),
             "shard": list(work.shard),
@@ -205,6 +219,9 @@ def merge(shard_outs: Sequence[Path], out: Path, *, cfg: CurateConfig | None = N
         for name, root in st["sources"].items():
             roots.setdefault(name, root)
     run = stage.start(STAGE, out, cfg, **roots)
+    for shard_out in dict.fromkeys(s.out for s in chosen):  # private sources' id mappings, all in the merged OUT
+        if Path(shard_out).resolve() != Path(out).resolve():
+            write_mapping(out, read_mapping(shard_out))
     return _finalize(chosen, Path(out), cfg, 0, run)
 
 
@@ -212,7 +229,9 @@ def merge(shard_outs: Sequence[Path], out: Path, *, cfg: CurateConfig | None = N
 # 1. enumerate
 
 
-def _enumerate(sources: Sequence[tuple[str, Path]], cfg: CurateConfig, shard: tuple[int, int] | None) -> Iterator[dict]:
+def _enumerate(
+    sources: Sequence[tuple[str, Path]], cfg: CurateConfig, shard: tuple[int, int] | None, out: Path
+) -> Iterator[dict]:
     for name, root in sources:
         module = get_source(name)  # unknown names fail here, listing the known ones
         lic = license_for(name)  # fail before hours of work, not at the end
@@ -222,8 +241,8 @@ def _enumerate(sources: Sequence[tuple[str, Path]], cfg: CurateConfig, shard: tu
         except TypeError as e:
             raise SourceError(f"{name}: bad adapter option in config `sources.{name}`: {e}") from None
         seen: set[str] = set()
-        for rec in _noted(name, root, module.records(src_cfg)):
-            rec = complete(rec)
+        protector = Protector(name, cfg.privacy) if lic.private else None
+        for rec in source_records(name, _noted(name, root, module.records(src_cfg)), cfg, protector):
             row_id = make_id(name, rec["source_id"])
             reason = None
             if row_id in seen:  # two files with one stem (x.jpg and x.png): ids must stay unique
@@ -235,6 +254,19 @@ def _enumerate(sources: Sequence[tuple[str, Path]], cfg: CurateConfig, shard: tu
             yield {"id": row_id, "source": name, "path": rec["path"], "record": json.dumps(rec), "reason": reason}
         if not seen:
             raise SourceError(f"{name}: no images found under {root}; expected {module.INFO.expects}")
+        if protector is not None:
+            write_mapping(out, protector.mapping)
+
+
+def source_records(name: str, recs: Iterator[dict], cfg: CurateConfig, protector: Protector | None) -> Iterator[dict]:
+    """An adapter's records as curation stores them: the full contract, an age band, and for a private source the
+    protection of `privacy.py` (hashed ids, no exact age, free text dropped or scrubbed). `attach-images` and
+    `attach-labels` match exported rows through the same records."""
+    for rec in recs:
+        known = rec.get("identifiers") or []  # a private source's identifier values: scrubbed from text, never stored
+        rec = complete(rec)
+        rec["age_band"] = band_of(rec["age"], cfg.privacy)
+        yield protector.protect(rec, known) if protector is not None else rec
 
 
 def _noted(name: str, root: Path, recs: Iterator[dict]) -> Iterator[dict]:
