@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from retinalogos_hub import stage
 from retinalogos_hub.cli import app, main
 from retinalogos_hub.demo.layouts import write_layout
+from retinalogos_hub.licenses import license_for
 from retinalogos_hub.sources import REGISTRY
 
 
@@ -132,10 +133,11 @@ def test_sources_table_fits_80_columns():
     assert r.exit_code == 0, r.output
     lines = r.output.splitlines()
     assert max(len(line) for line in lines) <= 80
-    for name in REGISTRY:  # one line per adapter: its name, re-host yes/no, licence and labels on it
-        (line,) = [x for x in lines if x.startswith(f"│ {name} ")]
-        assert (" yes " in line) != (" no " in line)
-    assert "Kaggle competition terms" in r.output and "CC-BY-4.0" in r.output
+    for name in REGISTRY:  # one line per adapter: its name, tier, licence and labels on it
+        i, line = next((i, x) for i, x in enumerate(lines) if x.startswith(f"│ {name} "))
+        assert f" {license_for(name).tier} " in line
+        assert not lines[i + 1].startswith("│ ") or lines[i + 1].split("│")[1].strip()  # no wrapped second line
+    assert "Kaggle competition" in r.output and "CC-BY-4.0" in r.output
 
 
 def test_sources_long_and_json():

@@ -48,10 +48,16 @@ def curate_run(
     With --shard i/N only that share is processed; join the shards with `retinalogos curate merge`.
     Example: retinalogos curate run -s eyepacs=/data/eyepacs -s aptos=/data/aptos --out curated -j 2 splits.test=0.2
     """
-    from ..curate import CurateConfig, curate, parse_shard, parse_sources
+    from ..curate import CurateConfig
+    from ..privacy import require_private_key
+    from ..sources import parse_sources
 
     cfg = load_config(CurateConfig, recipe, [*(overrides or []), *([f"size={size}"] if size else [])])
-    r = curate(parse_sources(source), out, cfg=cfg, workers=workers, shard=parse_shard(shard))
+    sources = parse_sources(source)
+    require_private_key([name for name, _ in sources], cfg.privacy)  # before the pipeline's imports: under a second
+    from ..curate import curate, parse_shard
+
+    r = curate(sources, out, cfg=cfg, workers=workers, shard=parse_shard(shard))
     what = "Curated" if r.merged else f"Curated shard {shard} (merge with `retinalogos curate merge`)"
     _print(what, r)
 
@@ -104,7 +110,8 @@ def sources_list(
         ),
     ] = None,
 ) -> None:
-    """List the source adapters: licence, whether images may be re-hosted, labels (--long: what each expects on disk).
+    """List the source adapters: licence, its tier (open: everything may be published; derived: labels and captions;
+    reference: ids only), labels (--long: what each expects on disk).
 
     Example: retinalogos sources --long ; retinalogos sources --check rfmid=/data/RFMiD
     """
@@ -123,14 +130,13 @@ def sources_list(
     else:
         table(
             "Source adapters (labels: graded for, +N others; --long: all)",
-            ["source", "re-host", "licence", "labels"],
-            [[r["name"], _text(r["redistributable"]), _short(r["license"]), _labels(r["labels"])] for r in rows],
+            ["source", "tier", "licence", "labels"],
+            [[r["name"], r["tier"], _short(r["license"]), _labels(r["labels"])] for r in rows],
         )
 
 
 def _check(specs: list[str], as_json: bool) -> None:
-    from ..curate import parse_sources
-    from ..sources import check
+    from ..sources import check, parse_sources
 
     reports = [check(name, root) for name, root in parse_sources(specs)]
     if as_json:
@@ -171,8 +177,8 @@ def _labels(labels: list[str]) -> str:
     return " ".join([*graded, *([f"+{others}"] if others else [])])
 
 
-def _short(text: str, width: int = 28) -> str:
-    text = text.split(" (")[0]  # the parenthesis repeats what re-host says
+def _short(text: str, width: int = 22) -> str:
+    text = text.split(" (")[0].split(";")[0]  # the parenthesis and the clause after ";" repeat what the tier says
     return text if len(text) <= width else text[: width - 1] + "…"
 
 

@@ -30,7 +30,7 @@ from ..licenses import license_for
 from ..privacy import Protector, band_of, read_mapping, write_mapping
 from ..schema import CURATED, make_id
 from ..shards import parse_shard, shard_of  # noqa: F401  (parse_shard re-exported for the CLI)
-from ..sources import get_source, make_config
+from ..sources import get_source, make_config, parse_sources  # noqa: F401  (parse_sources re-exported)
 from ..sources.base import complete, position
 from .dedup import Item, find_duplicates
 from .process import THUMB, process
@@ -80,17 +80,6 @@ class CurateResult:
     @property
     def manifest(self) -> Path:
         return self.out / "manifest.parquet"
-
-
-def parse_sources(specs: Sequence[str]) -> list[tuple[str, Path]]:
-    """['NAME=PATH', ...] -> [(name, Path)], as given on the command line."""
-    out = []
-    for spec in specs:
-        name, sep, root = str(spec).partition("=")
-        if not (sep and name.strip() and root.strip()):
-            raise InputError(f"--source {spec!r}: expected NAME=PATH, e.g. --source eyepacs=/data/eyepacs")
-        out.append((name.strip(), Path(root.strip()).expanduser()))
-    return out
 
 
 def curate(

@@ -8,7 +8,7 @@ import importlib
 from types import ModuleType
 
 from ..errors import SourceError
-from ..licenses import license_for
+from ..licenses import FIELDS, license_for
 
 # name -> module under retinalogos_hub.sources (one line per adapter)
 REGISTRY: dict[str, str] = {
@@ -70,6 +70,19 @@ def get_source(name: str) -> ModuleType:
     return importlib.import_module(f"{__name__}.{REGISTRY[name]}")
 
 
+def parse_sources(specs) -> list:
+    """['NAME=PATH', ...] -> [(name, Path)], as given on the command line."""
+    from pathlib import Path
+
+    out = []
+    for spec in specs:
+        name, sep, root = str(spec).partition("=")
+        if not (sep and name.strip() and root.strip()):
+            raise SourceError(f"--source {spec!r}: expected NAME=PATH, e.g. --source eyepacs=/data/eyepacs")
+        out.append((name.strip(), Path(root.strip()).expanduser()))
+    return out
+
+
 def make_config(name: str, root, **options):
     """The adapter's Config dataclass for `root` plus options (an unknown option names the valid ones)."""
     module = get_source(name)
@@ -95,6 +108,8 @@ def describe() -> list[dict]:
                 "labels": list(info.labels),
                 "license": lic.license,
                 "redistributable": lic.redistributable,
+                "tier": lic.tier,
+                "published": [f for f in FIELDS if f in lic.publish],
                 "patient_key": info.patient_key,
                 "homepage": info.homepage or lic.url,
             }
