@@ -1,6 +1,6 @@
-"""push-dataset export throughput: `hub.export.export_dataset` (licence rule, metadata strip by re-encoding each image,
-per-source configs, size-bounded shards) vs datasets' plain parquet export of the same rows (what `push_to_hub` writes
-before uploading), side by side on the same stage directory.
+"""push-dataset export throughput: `hub.export.export_dataset` (per-field licence tiers, metadata stripped from every
+published image, per-source configs, shards sized by their rows) vs datasets' plain parquet export of the same rows
+(what `push_to_hub` writes before uploading), side by side on the same stage directory.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/push_dataset.py [--rows 2000] [--size 512] [--open 0.5] [--repeat 3]
 

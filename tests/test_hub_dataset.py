@@ -369,3 +369,32 @@ def test_private_sources_publish_no_patient_metadata(tmp_path, fundus):
     for r in by_source["eyepacs"]:  # Kaggle competition data: ids only, for users who have their own copy
         assert r["id"] and r["split"] and r["image_origin"]
         assert (r["patient_id"], r["findings"], r["caption"], r["dr_grade"], r["eye"]) == (None,) * 5
+
+
+def test_column_strip_matches_strip_metadata_on_mixed_sliced_batches(fundus):
+    """The vectorised strip of the export equals `strip_metadata` row by row: JPEG with EXIF, PNG with text, clean
+    JPEG, a withheld row, a null, on a sliced array (offsets not at zero); a TIFF falls back to re-encoding."""
+    import pyarrow as pa
+
+    from retinalogos_hub.hub.export import _stripped_column, strip_metadata
+
+    img = fundus(24, seed=3)
+    png = io.BytesIO()
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "patient 123")
+    img.save(png, "PNG", pnginfo=info)
+    clean = io.BytesIO()
+    img.save(clean, "JPEG")
+    blobs = [b"x", jpeg_with_exif(img), png.getvalue(), clean.getvalue(), jpeg_with_exif(img), None]
+    arr = pa.array([{"bytes": b, "path": None} if b else None for b in blobs]).slice(1)
+    col, sizes = _stripped_column(arr, [True, True, True, False, True])
+    got = col.to_pylist()
+    assert [g["bytes"] if g else None for g in got] == [strip_metadata(blobs[1]), strip_metadata(blobs[2]),
+                                                        blobs[3], None, None]  # fmt: skip
+    assert list(sizes) == [len(strip_metadata(blobs[1])), len(strip_metadata(blobs[2])), len(blobs[3]), 0, 0]
+    tiff = io.BytesIO()
+    img.save(tiff, "TIFF", description="scanner 42")
+    col, _ = _stripped_column(pa.array([{"bytes": tiff.getvalue(), "path": None}]), [True])
+    assert b"scanner 42" not in col.to_pylist()[0]["bytes"]

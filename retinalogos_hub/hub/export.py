@@ -15,14 +15,15 @@ Every published image loses its EXIF, ICC, XMP and text chunks. Private (EHR) so
 from __future__ import annotations
 
 import io
-import math
 import os
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from datasets import Dataset, Features, Image, Value, load_from_disk
 from datasets.utils.py_utils import convert_file_size_to_int
@@ -61,7 +62,9 @@ def read_stage(in_dir: Path, *, refuse_uncaptioned: bool = False) -> tuple[Datas
         )
     ds = load_from_disk(str(in_dir))
     require_columns(ds.column_names, list(CAPTIONED), str(in_dir))
-    empty = [i for i, c in enumerate(ds["caption"]) if c is None or not str(c).strip()]
+    column = ds.with_format("arrow")  # whole columns through arrow: datasets' Column formats row by row
+    captions = column["caption"].to_pylist()
+    empty = [i for i, c in enumerate(captions) if c is None or not str(c).strip()]
     if empty and refuse_uncaptioned:
         ids = ds.select(empty[:3])["id"]
         raise InputError(
@@ -73,12 +76,14 @@ def read_stage(in_dir: Path, *, refuse_uncaptioned: bool = False) -> tuple[Datas
     if empty:
         gone = set(empty)
         ds = ds.select([i for i in range(len(ds)) if i not in gone])
-    bad = sorted({s for s in set(ds["source"]) if not _CONFIG_NAME.match(str(s))})
+    column = ds.with_format("arrow")
+    sources = set(column["source"].to_pylist())
+    bad = sorted({s for s in sources if not _CONFIG_NAME.match(str(s))})
     if bad:
         raise InputError(f"{in_dir}: source name(s) {bad} cannot be config names (letters, digits, _ . - only)")
-    for source in sorted(set(ds["source"])):
+    for source in sorted(sources):
         license_for(source)  # LicenseError names the source and the file to edit
-    splits = sorted(set(ds["split"]) - set(SPLITS), key=str)
+    splits = sorted(set(column["split"].to_pylist()) - set(SPLITS), key=str)
     if splits:
         raise InputError(f"{in_dir}: column 'split' has value(s) {splits}; expected one of {', '.join(SPLITS)}")
     return ds, len(empty)
@@ -91,8 +96,9 @@ _JPEG_KEEP_APP = {0xE0, 0xEE}
 _PNG_DROP = {b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"iCCP", b"tIME"}
 
 
-def _strip_jpeg(data: bytes) -> bytes | None:
-    out, i = bytearray(data[:2]), 2
+def _jpeg_drops(data) -> list[tuple[int, int]] | None:
+    """The byte ranges of `data`'s metadata segments (None: not a JPEG this parser can walk)."""
+    drops, i = [], 2
     while i + 4 <= len(data):
         if data[i] != 0xFF:
             return None
@@ -100,43 +106,94 @@ def _strip_jpeg(data: bytes) -> bytes | None:
         if marker == 0xFF:  # fill byte
             i += 1
             continue
+        if marker == 0xDA:  # start of scan: entropy-coded data to the end, kept as is
+            return drops
         length = int.from_bytes(data[i + 2 : i + 4], "big")
-        if marker == 0xDA:  # start of scan: entropy-coded data to the end, copied as is
-            return bytes(out + data[i:])
-        if not (0xE0 <= marker <= 0xEF or marker == 0xFE) or marker in _JPEG_KEEP_APP:
-            out += data[i : i + 2 + length]
+        if (0xE0 <= marker <= 0xEF or marker == 0xFE) and marker not in _JPEG_KEEP_APP:
+            drops.append((i, i + 2 + length))
         i += 2 + length
     return None
 
 
-def _strip_png(data: bytes) -> bytes | None:
-    out, i = bytearray(data[:8]), 8
+def _png_drops(data) -> list[tuple[int, int]] | None:
+    drops, i = [], 8
     while i + 12 <= len(data):
         length = int.from_bytes(data[i : i + 4], "big")
-        kind = data[i + 4 : i + 8]
-        if kind not in _PNG_DROP:
-            out += data[i : i + 12 + length]
+        kind = bytes(data[i + 4 : i + 8])
+        if kind in _PNG_DROP:
+            drops.append((i, i + 12 + length))
         i += 12 + length
         if kind == b"IEND":
-            return bytes(out)
+            return drops
+    return None
+
+
+def _drops(data) -> list[tuple[int, int]] | None:
+    """What `strip_metadata` removes from JPEG or PNG `data` (None: another format, re-encoded instead)."""
+    if bytes(data[:2]) == b"\xff\xd8":
+        return _jpeg_drops(data)
+    if bytes(data[:8]) == b"\x89PNG\r\n\x1a\n":
+        return _png_drops(data)
     return None
 
 
 def strip_metadata(data: bytes) -> bytes:
     """The image without EXIF/XMP/ICC/IPTC/comments/text. JPEG and PNG lose only those segments/chunks (pixels
     untouched, no re-encode); any other format is re-encoded from pixels as PNG."""
-    stripped = None
-    if data[:2] == b"\xff\xd8":
-        stripped = _strip_jpeg(data)
-    elif data[:8] == b"\x89PNG\r\n\x1a\n":
-        stripped = _strip_png(data)
-    if stripped is not None:
-        return stripped
+    drops = _drops(data)
+    if drops is not None:
+        view, kept, at = memoryview(data), [], 0
+        for a, b in drops:
+            kept.append(view[at:a])
+            at = b
+        return b"".join([*kept, view[at:]]) if drops else data
     src = PILImage.open(io.BytesIO(data))
     clean = PILImage.frombytes(*_mode_size(src), src.convert(_mode_size(src)[0]).tobytes())  # pixels only
     out = io.BytesIO()
     clean.save(out, "PNG")
     return out.getvalue()
+
+
+def _stripped_column(images: pa.StructArray, keep: list[bool]) -> tuple[pa.StructArray, np.ndarray]:
+    """`image` as published: rows not kept are null, the others lose their metadata segments. One vectorised
+    compaction of the bytes buffer (a Python copy per image cost 2x the parquet write); an image of another
+    format falls back to `strip_metadata`. Returns the column and each row's image size."""
+    binary = images.field("bytes")
+    n = len(binary)
+    present = pc.and_(pc.is_valid(images), pc.is_valid(binary)).to_pylist()
+    valid = [bool(k and p) for k, p in zip(keep, present)]
+    wide = pa.types.is_large_binary(binary.type)
+    offsets = np.frombuffer(binary.buffers()[1], np.int64 if wide else np.int32)[binary.offset : binary.offset + n + 1]
+    data = np.frombuffer(binary.buffers()[2], np.uint8) if binary.buffers()[2] is not None else np.zeros(0, np.uint8)
+    view, pieces, lengths = memoryview(data), [], np.zeros(n, np.int64)
+    for i in range(n):
+        if not valid[i]:
+            continue
+        a, b = int(offsets[i]), int(offsets[i + 1])
+        ranges = _drops(view[a:b])
+        if ranges is None:  # not JPEG/PNG: re-encode this batch's images one by one
+            clean = [strip_metadata(binary[j].as_py()) if valid[j] else None for j in range(n)]
+            sizes = np.fromiter((len(c) if c else 0 for c in clean), np.float64, n)
+            return _image_struct(pa.array(clean, pa.binary()), valid), sizes
+        at = a
+        for x, y in ranges:
+            pieces.append(data[at : a + x])
+            at = a + y
+        pieces.append(data[at:b])
+        lengths[i] = (b - a) - sum(y - x for x, y in ranges)
+    if all(valid) and int(lengths.sum()) == int(offsets[-1] - offsets[0]):  # nothing to strip (curated images)
+        return _image_struct(binary, valid), lengths.astype(np.float64)
+    new_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(offsets.dtype)
+    joined = np.concatenate(pieces) if pieces else np.zeros(0, np.uint8)  # the one copy of the image bytes
+    column = pa.Array.from_buffers(binary.type, n, [None, pa.py_buffer(new_offsets), pa.py_buffer(joined)])
+    return _image_struct(column, valid), lengths.astype(np.float64)
+
+
+def _image_struct(column: pa.Array, valid: list[bool]) -> pa.StructArray:
+    n = len(column)
+    return pa.StructArray.from_arrays(
+        [column, pa.nulls(n, pa.string())], names=["bytes", "path"], mask=pa.array([not v for v in valid])
+    )
 
 
 def _mode_size(im: PILImage.Image) -> tuple[str, tuple[int, int]]:
@@ -149,7 +206,7 @@ def _mode_size(im: PILImage.Image) -> tuple[str, tuple[int, int]]:
     ), im.size
 
 
-def _published(batch: pa.Table, schema: pa.Schema) -> pa.Table:
+def _published(batch: pa.Table, schema: pa.Schema) -> tuple[pa.Table, np.ndarray]:
     """One source's rows as published: the columns its tier withholds are null, images are kept (stripped of
     metadata) only where the tier and the row allow, and `image_origin` says where to obtain the rest."""
     lic = license_for(batch.column("source")[0].as_py())
@@ -158,17 +215,16 @@ def _published(batch: pa.Table, schema: pa.Schema) -> pa.Table:
     for name in lic.withheld():
         if name in cols:
             cols[name] = pa.nulls(n, cols[name].type)
-    images = batch.column("image").combine_chunks()
     keep = [lic.redistributable and bool(r) for r in batch.column("redistributable").to_pylist()]
-    data = [strip_metadata(b) if k and b is not None else None for k, b in zip(keep, images.field("bytes").to_pylist())]
-    keep = [k and b is not None for k, b in zip(keep, data)]
-    cols["image"] = pa.StructArray.from_arrays(
-        [pa.array(data, pa.binary()), pa.nulls(n, pa.string())],
-        names=["bytes", "path"],
-        mask=pa.array([not k for k in keep]),
-    )
+    cols["image"], sizes = _stripped_column(batch.column("image").combine_chunks(), keep)
+    keep = [k and s > 0 for k, s in zip(keep, sizes)]
     cols["image_origin"] = pa.array([None if k else lic.url for k in keep], pa.string())
-    return pa.table([cols[f.name] for f in schema], schema=schema)
+    table = pa.table([cols[f.name] for f in schema], schema=schema)
+    # each row's size: its image plus its strings (Table.nbytes walks every buffer and costs as much as the write)
+    for c in ("caption", "findings", "purify_reason", "id"):
+        if c in table.column_names:
+            sizes = sizes + pc.fill_null(pc.binary_length(table.column(c)), 0).to_numpy()
+    return table, sizes
 
 
 def export_dataset(
@@ -193,7 +249,8 @@ def export_dataset(
     schema = features.arrow_schema  # carries the features, so load_dataset decodes `image` as an Image
     # row groups as datasets' own parquet writer sizes them (about 100 MB), so readers and the viewer see the same
     batch_rows = get_writer_batch_size_from_features(features) or get_writer_batch_size_from_data_size(
-        len(ds), ds.data.nbytes
+        len(ds),
+        sum(os.path.getsize(f["filename"]) for f in ds.cache_files),  # not Table.nbytes: it walks every buffer
     )
     out_dir = Path(out_dir)
     data = out_dir / "data"
@@ -208,9 +265,9 @@ def export_dataset(
     if data.exists():  # a fresh layout every time: stale shards from a bigger earlier export must not linger
         shutil.rmtree(data)
     groups: dict[tuple[str, str], list[int]] = {}
-    for i, key in enumerate(zip(ds["source"], ds["split"])):
-        groups.setdefault(key, []).append(i)
     table = ds.with_format("arrow")
+    for i, key in enumerate(zip(table["source"].to_pylist(), table["split"].to_pylist())):
+        groups.setdefault(key, []).append(i)
     configs: dict[str, dict[str, int]] = {}
     nbytes: dict[str, dict[str, int]] = {}
     with_image = 0
@@ -227,33 +284,34 @@ def export_dataset(
 
 
 def _write_shards(batches, folder: Path, split: str, max_bytes: int, schema: pa.Schema) -> tuple[int, int]:
-    """Write `batches` as `folder/<split>-NNNNN-of-NNNNN.parquet`, a new shard once one holds `max_bytes` of arrow
-    data; return (arrow bytes written, rows with an image). Shards are renamed to their final names at the end."""
+    """Write `batches` ((table, per-row bytes)) as `folder/<split>-NNNNN-of-NNNNN.parquet`, a new shard once one holds
+    `max_bytes` of rows; return (bytes written, rows with an image). Shards get their final names at the end."""
     folder.mkdir(parents=True, exist_ok=True)
     done: list[Path] = []
-    writer, held, total, images = None, 0, 0, 0
+    writer, held, total, images = None, 0.0, 0.0, 0
     try:
-        for batch in batches:
-            while len(batch):
+        for batch, sizes in batches:
+            at = 0
+            while at < len(batch):
                 if writer is None:
                     done.append(folder / f".{split}-{len(done):05d}.tmp{os.getpid()}")
                     writer = pq.ParquetWriter(done[-1], schema)
-                per_row = batch.nbytes / len(batch)
-                fit = max(1, math.ceil((max_bytes - held) / per_row)) if per_row else len(batch)
-                piece, batch = batch.slice(0, fit), batch.slice(fit)
+                # the rows that fill this shard up to max_bytes (at least one)
+                fill = np.cumsum(sizes[at:]) + held
+                n = min(len(fill), int(np.searchsorted(fill, max_bytes, side="left")) + 1)
+                piece = batch.slice(at, n)
                 writer.write_table(piece, row_group_size=len(piece))
-                held += piece.nbytes
-                total += piece.nbytes
+                held, total, at = fill[n - 1], total + (fill[n - 1] - held), at + n
                 images += len(piece) - piece.column("image").null_count
                 if held >= max_bytes:
                     writer.close()
-                    writer, held = None, 0
+                    writer, held = None, 0.0
     finally:
         if writer is not None:
             writer.close()
     for i, tmp in enumerate(done):
         os.replace(tmp, folder / f"{split}-{i:05d}-of-{len(done):05d}.parquet")
-    return total, images
+    return int(total), images
 
 
 def _sum_splits(configs: dict[str, dict[str, int]]) -> dict[str, int]:
