@@ -405,3 +405,57 @@ def license_for(source: str) -> License:
         raise LicenseError(
             f"source {source!r} has no licence entry in retinalogos_hub/licenses.py; add one before publishing"
         ) from None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Model licences: a trained model inherits the terms of every component of its base model and of every source it
+# was trained on. Base-model terms as the base repos state them (check the base model's card before relying on it).
+
+
+@dataclass(frozen=True)
+class Terms:
+    what: str  # the component or source it covers
+    license: str  # Hub licence id where one exists, else a short name
+    commercial: bool  # do these terms allow commercial use?
+    link: str
+
+
+BASE_MODELS: dict[str, tuple[Terms, ...]] = {  # backbone -> the terms of its base weights, component by component
+    "lumina-next": (
+        Terms("transformer and pipeline (Lumina-Next)", "apache-2.0", True, "https://huggingface.co/Alpha-VLLM"),
+        Terms("text encoder (Gemma-2B)", "gemma", True, "https://ai.google.dev/gemma/terms"),
+    ),
+    "lumina2": (
+        Terms("transformer and pipeline (Lumina-Image-2.0)", "apache-2.0", True, "https://huggingface.co/Alpha-VLLM"),
+        Terms("text encoder (Gemma-2-2B)", "gemma", True, "https://ai.google.dev/gemma/terms"),
+    ),
+    "sana": (  # the Sana repos carry NVIDIA's own LICENSE.txt: treated as non-commercial
+        Terms("transformer, VAE and pipeline (Sana)", "other", False, "https://huggingface.co/Efficient-Large-Model"),
+        Terms("text encoder (Gemma-2-2B)", "gemma", True, "https://ai.google.dev/gemma/terms"),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ModelLicense:
+    license: str  # the card's `license:`: the one id all terms share, else "other"
+    license_name: str | None  # with "other": a short name for the combination
+    commercial: bool  # False as soon as one component or one training source forbids commercial use
+    terms: tuple[Terms, ...]  # every component's and every training source's terms
+
+
+def model_license(backbone: str, sources: dict[str, int] | None) -> ModelLicense:
+    """The licence a model trained from `backbone`'s base weights on `sources` (name -> rows) must carry. An unknown
+    backbone or training data of unknown sources is named as such, never assumed open."""
+    base = BASE_MODELS.get(backbone) or (Terms(f"base model ({backbone})", "other", False, ""),)
+    data = tuple(
+        Terms(f"training data: {name} ({n} rows)", lic.license, lic.commercial, lic.url)
+        for name, n in sorted((sources or {}).items())
+        for lic in [license_for(name)]
+    ) or (Terms("training data (sources not recorded)", "unknown", False, ""),)
+    terms = base + data
+    ids = {t.license for t in terms}
+    if len(ids) == 1 and "other" not in ids and "unknown" not in ids:
+        return ModelLicense(ids.pop(), None, all(t.commercial for t in terms), terms)
+    commercial = all(t.commercial for t in terms)
+    return ModelLicense("other", "base-model-and-training-data-terms", commercial, terms)
