@@ -17,8 +17,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import hmac
+import importlib.util
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,15 +62,18 @@ class PrivacyConfig:
             return
         self.key()
         opted = [s for s in self.free_text if s in private_sources]
-        if opted:
-            try:
-                import presidio_analyzer  # noqa: F401
-            except ImportError:
-                raise ConfigError(
-                    f"privacy.free_text opts in {', '.join(opted)}: its text must pass a PII scrubber, and "
-                    "presidio-analyzer is not installed; `pip install 'retinalogos-hub[privacy]'` or remove them "
-                    "from privacy.free_text (their free text is then dropped)"
-                ) from None
+        if opted and not _installed("presidio_analyzer"):  # found, not imported: its spaCy import takes seconds
+            raise ConfigError(
+                f"privacy.free_text opts in {', '.join(opted)}: its text must pass a PII scrubber, and "
+                "presidio-analyzer is not installed; `pip install 'retinalogos-hub[privacy]'` or remove them "
+                "from privacy.free_text (their free text is then dropped)"
+            )
+
+
+def _installed(module: str) -> bool:
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    return importlib.util.find_spec(module) is not None
 
 
 def pseudonym(key: bytes, value: str) -> str:
