@@ -10,17 +10,24 @@ stopped. CLI overrides `stepN.key=value` go to step N's recipe. OUTPUT_DIR/retin
 from __future__ import annotations
 
 import json
+import logging
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from . import stage
 from .config import load_config
 from .errors import ConfigError
-from .train import TrainResult, load_recipe, run_step
+from .train import load_recipe
 from .train.config import PipelineConfig, TrainConfig
-from .train.trainer import log
+
+if TYPE_CHECKING:
+    from .train import TrainResult
+
+log = logging.getLogger("retinalogos.train")
 
 STEPS = ("step1", "step2", "step3")
 
@@ -45,6 +52,8 @@ def _finished(cfg: TrainConfig) -> TrainResult | None:
     info = json.loads(run.read_text())
     if info.get("global_step") != cfg.train.max_steps:
         return None
+    from .train import TrainResult
+
     pipe, lora = out / "pipeline", out / "lora"
     return TrainResult(
         out,
@@ -61,6 +70,8 @@ def _train(cfg: TrainConfig, resume: str | None) -> TrainResult:
         log.info("%s already finished in %s; skipped", cfg.stage, cfg.output_dir)
         return done
     has_ckpt = any((Path(cfg.output_dir) / "checkpoints").glob("checkpoint-*/trainer_state.json"))
+    from .train import run_step
+
     return run_step(cfg, resume if (resume and (has_ckpt or resume != "latest")) else None)
 
 
@@ -77,12 +88,18 @@ def run(recipe: Path, overrides: Sequence[str] = (), resume: str | None = None) 
     recipe = Path(recipe)
     if not recipe.is_file():
         raise ConfigError(f"recipe not found: {recipe}")
+    pipeline = is_pipeline(recipe)
+    if resume is not None and resume.startswith("hf://") and not pipeline:
+        from .train.remote import check_state
+
+        check_state(resume, load_recipe(recipe, overrides))  # before torch loads: a bad revision or recipe fails fast
     try:
-        result = (
-            run_pipeline(recipe, overrides, resume)
-            if is_pipeline(recipe)
-            else run_step(load_recipe(recipe, overrides), resume)
-        )
+        if pipeline:
+            result = run_pipeline(recipe, overrides, resume)
+        else:
+            from .train import run_step
+
+            result = run_step(load_recipe(recipe, overrides), resume)
     except BaseException:
         _end_process_group(wait=False)  # a failed rank must not wait for the others (they may be mid-step)
         raise
@@ -91,6 +108,11 @@ def run(recipe: Path, overrides: Sequence[str] = (), resume: str | None = None) 
 
 
 def run_pipeline(recipe: Path, overrides: Sequence[str] = (), resume: str | None = None) -> TrainResult:
+    if resume is not None and resume.startswith("hf://"):
+        raise ConfigError(
+            f"--resume {resume}: a state on the Hub resumes one step recipe, not the pipeline {recipe}; run that "
+            "step's recipe with it (output_dir=OUTPUT_DIR/stepN), then this pipeline recipe with --resume latest"
+        )
     own, routed = split_overrides(overrides)
     cfg = load_config(PipelineConfig, recipe, own)
     here, out = Path(recipe).parent, Path(cfg.output_dir)
@@ -156,6 +178,8 @@ def _barrier() -> None:
 
 
 def _end_process_group(wait: bool) -> None:
+    if "torch" not in sys.modules:  # failed before training loaded torch: there is no process group
+        return
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():

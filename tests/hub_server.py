@@ -3,14 +3,19 @@
 No open-source Hub server is light enough for CI, so this is a small in-memory one: a stdlib `ThreadingHTTPServer` on
 127.0.0.1 (random port) speaking the slice of the Hub HTTP protocol that `create_repo`, `whoami`, `upload_folder`
 (preupload -> LFS batch + basic PUT -> ndjson commit), `update_repo_settings`, `repo_info`, `list_repo_tree`,
-`get_paths_info`, `hf_hub_download` and `snapshot_download` use. Headers follow the client code
-(`X-Repo-Commit`, `ETag`, `X-Linked-Etag`, `X-Linked-Size`, `X-Error-Code`). Files are stored per commit, LFS objects
-are checked against their sha256, and writes need the server's token (sent as `Authorization: Bearer ...`).
+`get_paths_info`, `hf_hub_download` and `snapshot_download` use, plus branches: `create_branch` (from a starting
+revision), `list_repo_refs`, and commits, reads and revision info at any branch or commit id. Headers follow the client
+code (`X-Repo-Commit`, `ETag`, `X-Linked-Etag`, `X-Linked-Size`, `X-Error-Code`). Files are stored per commit, LFS
+objects are checked against their sha256, and writes need the server's token (sent as `Authorization: Bearer ...`).
+
+Failure injection: `HubServer.drop_lfs_puts_after = k` lets k LFS uploads land, then reads half the body of every later
+one and closes the connection without an answer (a network failure mid-upload) until it is set back to None.
+`lfs_puts` lists (oid, bytes received) of every LFS upload, landed or dropped, for counting what a rerun re-sends.
 
 Use the `hub_server` fixture (registered in tests/conftest.py): it points the client at the server for one test
 (HF_ENDPOINT, HF_HUB_DISABLE_XET=1, HF_HUB_OFFLINE=0, in both os.environ and `huggingface_hub.constants`, which are
 read at import) and yields a `HubServer` with `.endpoint`, `.token` and `.repos` for assertions. Not a product: no
-branches other than `main`, no PRs, no xet, no pagination.
+tags, no PRs, no xet, no pagination.
 """
 
 from __future__ import annotations
@@ -93,14 +98,14 @@ class Repo:
     private: bool = False
     gated: bool | str = False
     commits: list[tuple[str, dict[str, Entry]]] = field(default_factory=list)  # (oid, files), oldest first
+    branches: dict[str, str] = field(default_factory=dict)  # branch name -> head commit oid
 
     def files(self, rev: str) -> dict[str, Entry] | None:
-        if rev == "main":
-            return self.commits[-1][1]
-        return next((files for oid, files in self.commits if oid == rev), None)
+        oid = self.branches.get(rev, rev)
+        return next((files for c, files in self.commits if c == oid), None)
 
     def sha(self, rev: str) -> str:
-        return self.commits[-1][0] if rev == "main" else rev
+        return self.branches.get(rev, rev)
 
 
 class HubServer:
@@ -112,6 +117,8 @@ class HubServer:
         self.lfs: dict[str, bytes] = {}  # sha256 -> content
         self.collections: dict[str, dict] = {}  # slug -> the collection JSON the Hub returns
         self.requests: list[tuple[str, str]] = []  # (method, path) for assertions
+        self.drop_lfs_puts_after: int | None = None  # failure injection (module docstring)
+        self.lfs_puts: list[tuple[str, int]] = []  # (oid, bytes received) per LFS upload
         self.lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.daemon_threads = True
@@ -138,6 +145,7 @@ class HubServer:
             )
         }
         repo.commits.append((self._commit_oid(repo_id, "initial"), attrs))
+        repo.branches["main"] = repo.commits[-1][0]
         self.repos[(repo_type, repo_id)] = repo
         return repo
 
@@ -220,6 +228,8 @@ class _Handler(BaseHTTPRequestHandler):
         ("POST", r"api/(?P<t>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)/paths-info/(?P<rev>[^/]+)", "paths_info"),
         ("POST", r"api/(?P<t>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)/preupload/(?P<rev>[^/]+)", "preupload"),
         ("POST", r"api/(?P<t>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)/commit/(?P<rev>[^/]+)", "commit"),
+        ("POST", r"api/(?P<t>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)/branch/(?P<branch>[^/]+)", "create_branch"),
+        ("GET", r"api/(?P<t>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)/refs", "refs"),
         ("POST", r"(?P<prefix>datasets/|spaces/)?(?P<repo>[^/]+/[^/]+)\.git/info/lfs/objects/batch", "lfs_batch"),
         ("PUT", r"_lfs/(?P<oid>[0-9a-f]{64})", "lfs_put"),
         ("POST", r"_lfs/verify", "lfs_verify"),
@@ -267,7 +277,8 @@ class _Handler(BaseHTTPRequestHandler):
         url = f"{self.hub.endpoint}/{PREFIX[repo_type]}{repo_id}"
         if self.hub.repo(repo_type, repo_id) is not None:
             return self._json(409, {"error": "You already created this repo", "url": url})
-        self.hub.create(repo_type, repo_id, bool(payload.get("private")))
+        private = bool(payload.get("private")) or payload.get("visibility") == "private"  # 2.x sends visibility
+        self.hub.create(repo_type, repo_id, private)
         self._json(200, {"url": url, "name": repo_id, "id": repo_id})
 
     def do_validate_yaml(self, query):
@@ -289,6 +300,8 @@ class _Handler(BaseHTTPRequestHandler):
         r = self.hub.repo(t, repo)
         r.gated = payload.get("gated", r.gated)
         r.private = payload.get("private", r.private)
+        if "visibility" in payload:
+            r.private = payload["visibility"] == "private"
         self._json(200, {})
 
     def do_repo_info(self, query, t, repo, rev=None):
@@ -395,7 +408,15 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def do_lfs_put(self, query, oid):
+        landed = sum(1 for o, n in self.hub.lfs_puts if o in self.hub.lfs)
+        if self.hub.drop_lfs_puts_after is not None and landed >= self.hub.drop_lfs_puts_after:
+            size = int(self.headers.get("Content-Length") or 0)
+            self.hub.lfs_puts.append((oid, len(self.rfile.read(size // 2))))
+            self.close_connection = True
+            self.connection.shutdown(2)  # mid-body, no answer: the client sees the connection drop
+            return
         data = self._body()
+        self.hub.lfs_puts.append((oid, len(data)))
         if hashlib.sha256(data).hexdigest() != oid:
             return self._error(400, None, f"sha256 mismatch for LFS object {oid}")
         self.hub.lfs[oid] = data
@@ -414,9 +435,10 @@ class _Handler(BaseHTTPRequestHandler):
         lines = [json.loads(line) for line in self._body().splitlines() if line.strip()]
         if not self._require_auth() or (r := self._readable_repo(t, repo)) is None:
             return
-        if unquote(rev) != "main":
-            return self._error(400, None, "loopback hub: commits only to main")
-        files = dict(r.files("main"))
+        branch = unquote(rev)
+        if branch not in r.branches:
+            return self._error(404, "RevisionNotFound", f"Invalid rev id: {branch} (commits go to a branch)")
+        files = dict(r.files(branch))
         for item in lines:
             key, value = item["key"], item["value"]
             if key == "file":
@@ -433,8 +455,27 @@ class _Handler(BaseHTTPRequestHandler):
                 files = {p: e for p, e in files.items() if not p.startswith(value["path"].rstrip("/") + "/")}
         oid = self.hub._commit_oid(repo, json.dumps(lines[0]))
         r.commits.append((oid, files))
+        r.branches[branch] = oid
         url = f"{self.hub.endpoint}/{PREFIX[t]}{repo}"
         self._json(200, {"commitUrl": f"{url}/commit/{oid}", "commitOid": oid, "pullRequestUrl": None})
+
+    def do_create_branch(self, query, t, repo, branch):
+        payload = json.loads(self._body() or b"{}")
+        if not self._require_auth() or (r := self._readable_repo(t, repo)) is None:
+            return
+        branch, start = unquote(branch), payload.get("startingPoint") or "main"
+        if branch in r.branches:
+            return self._error(409, None, f"Reference already exists: refs/heads/{branch}")
+        if r.files(start) is None:
+            return self._error(404, "RevisionNotFound", f"Invalid rev id: {start}")
+        r.branches[branch] = r.sha(start)
+        self._json(200, {})
+
+    def do_refs(self, query, t, repo):
+        if (r := self._readable_repo(t, repo)) is None:
+            return
+        branches = [{"name": b, "ref": f"refs/heads/{b}", "targetCommit": c} for b, c in sorted(r.branches.items())]
+        self._json(200, {"branches": branches, "converts": [], "tags": [], "pullRequests": []})
 
     def do_resolve(self, query, repo, rev, path, prefix=None):
         t = {"datasets/": "dataset", "spaces/": "space"}.get(prefix or "", "model")

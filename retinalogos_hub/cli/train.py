@@ -15,13 +15,19 @@ def train(
     recipe: Recipe,
     overrides: Overrides = None,
     resume: Annotated[
-        Optional[str], typer.Option("--resume", help="'latest' or a RUN_DIR/checkpoints/checkpoint-NNNNNN dir.")
+        Optional[str],
+        typer.Option(
+            "--resume",
+            help="'latest', a RUN_DIR/checkpoints/checkpoint-NNNNNN dir, or hf://ORG/NAME-state[@REVISION] "
+            "(a state pushed with push-state, downloaded once per machine).",
+        ),
     ] = None,
 ) -> None:
     """Train a text-to-fundus model from a recipe: a step (recipes/<backbone>/step*.yaml) or the step 1 -> purify ->
     step 3 chain (recipes/<backbone>/pipeline.yaml).
 
     Examples: retinalogos train --recipe recipes/tiny/lumina-next/step1_pretrain_full.yaml train.max_steps=8
+    retinalogos train --recipe recipes/tiny/lumina-next/step1_pretrain_full.yaml --resume hf://my-lab/run-state@step-000004
     """
     from ..chain import run
 

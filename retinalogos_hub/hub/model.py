@@ -2,7 +2,9 @@
 
 Only what a user needs is copied: `pipeline/` (weights + configs), `lora/pytorch_lora_weights.safetensors`, the
 validation images (metadata stripped) and the recipe. `checkpoints/`, optimizer/scheduler/RNG state and anything
-else in the run directory are never staged, so they can never be uploaded.
+else in the run directory are never staged, so they can never be uploaded. With `checkpoints=True` each kept
+checkpoint's publishable weights (never its optimizer state) also become branch `step-NNNNNN` (`hub/checkpoints.py`),
+pushed before `main`, whose card lists them.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -18,8 +20,9 @@ import yaml
 from .. import stage
 from ..errors import InputError
 from .card import MODEL_TEMPLATE
+from .checkpoints import Revision, published, revision_snippet, revisions, stage_revision
 from .export import strip_metadata
-from .upload import check_reachable, check_repo_id, hf_home_exports, upload
+from .upload import check_reachable, check_repo_id, endpoint, hf_home_exports, upload
 
 # run.json keys the card needs: the run, and the backbone facts the trainer records (publishing never imports training)
 RUN_KEYS = (
@@ -49,6 +52,8 @@ class ModelPushResult:
     local_dir: Path
     files: list[str]  # paths in the repo
     url: str | None
+    revisions: list[str] = field(default_factory=list)  # branches step-NNNNNN staged (--checkpoints)
+    sent: list[str] = field(default_factory=list)  # the revisions uploaded by this call (the others had landed)
 
 
 def read_run(run_dir: Path) -> dict:
@@ -158,14 +163,30 @@ def _evaluation(run_dir: Path) -> dict | None:
 
 
 def push_model(
-    run_dir: Path, repo_id: str, *, local_dir: Path | None = None, private: bool = False, token: str | None = None
+    run_dir: Path,
+    repo_id: str,
+    *,
+    local_dir: Path | None = None,
+    private: bool = False,
+    token: str | None = None,
+    checkpoints: bool = False,
 ) -> ModelPushResult:
-    """Stage RUN_DIR as a Hub model repo (`local_dir`, or a cache folder) and, without `local_dir`, upload it."""
+    """Stage RUN_DIR as a Hub model repo (`local_dir`, or a cache folder) and, without `local_dir`, upload it.
+
+    `checkpoints`: every kept checkpoint also as branch `step-NNNNNN` (staged under `local_dir/.revisions/`); only
+    the revisions not yet on the Hub are sent, and `main` goes last, so a failed push never lists a missing one."""
     from huggingface_hub import ModelCard, ModelCardData
 
     check_repo_id(repo_id)
     run_dir = Path(run_dir)
     run = read_run(run_dir)
+    revs: list[Revision] = []
+    if checkpoints:  # every checkpoint checked before any network call or staging
+        lora_file = "pytorch_lora_weights.safetensors"
+        has_lora = (run_dir / "lora" / lora_file).is_file()
+        revs = revisions(
+            run_dir, (run_dir / "pipeline" / "model_index.json").is_file(), lora_file if has_lora else None
+        )
     if local_dir is None:
         check_reachable()
     out = _staging_dir(
@@ -190,7 +211,8 @@ def push_model(
 
     # 2. Gallery (metadata stripped) and the recipe.
     gallery = []
-    for png in sorted((run_dir / "validation").glob("step-*.png"))[-GALLERY_MAX:]:
+    pngs = sorted((run_dir / "validation").glob("step-*.png"))
+    for png in [p for p in pngs if p in pngs[-GALLERY_MAX:] or f"gallery/{p.name}" in {r.image for r in revs}]:
         (out / "gallery").mkdir(exist_ok=True)
         (out / "gallery" / png.name).write_bytes(strip_metadata(png.read_bytes()))
         gallery.append(f"gallery/{png.name}")
@@ -238,6 +260,12 @@ def push_model(
         kohya_path=kohya_path,
         loads_lora=run["loads_lora"],
         gallery=gallery,
+        revisions=revs,
+        revision_snippet=revision_snippet(
+            repo_id, revs[0].name, has_pipeline, shown.get("base_model", run["base_model"])
+        )
+        if revs
+        else None,
         evaluation=evaluation,
         recipe=recipe,
         base_license={"other": "its own licence (see its card)"}.get(
@@ -245,12 +273,23 @@ def push_model(
         ),
     )
     card.save(out / "README.md")
-    stage.start("push-model", out, {"repo_id": repo_id, "private": private}, run=run_dir).finish(
+    config = {"repo_id": repo_id, "private": private, **({"revisions": [r.name for r in revs]} if revs else {})}
+    stage.start("push-model", out, config, run=run_dir).finish(
         public=True, global_step=run["global_step"], gallery=len(gallery)
     )  # names and fingerprints, no local paths
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    # 4. The checkpoints' revisions (staged beside main, in a dot folder no upload of main sends), then main.
+    landed = published(repo_id, [r.name for r in revs], token) if revs and local_dir is None else set()
+    staged = {
+        r.name: stage_revision(run_dir, r, out, out / ".revisions" / r.name, repo_id, endpoint(), lora_path)
+        for r in revs
+        if r.name not in landed
+    }
     url = None
     if local_dir is None:
+        for name, folder in staged.items():
+            upload(folder, repo_id, repo_type="model", private=private, token=token, revision=name, replace=True,
+                   atomic=True, message=f"Checkpoint at step {int(name.split('-')[1])}")  # fmt: skip
         url = upload(
             out,
             repo_id,
@@ -258,5 +297,6 @@ def push_model(
             private=private,
             token=token,
             message=f"Upload {run['backbone']} {run['stage']} ({run['mode']}) at step {run['global_step']}",
+            atomic=True,
         )
-    return ModelPushResult(out, files, url)
+    return ModelPushResult(out, files, url, [r.name for r in revs], list(staged) if local_dir is None else [])

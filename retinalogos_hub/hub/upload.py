@@ -70,10 +70,14 @@ def hub_errors(what: str) -> Iterator[None]:
         raise HubError(f"{what}: HF_HUB_OFFLINE=1 is set", hint="unset HF_HUB_OFFLINE or use --local-dir") from None
     except LocalTokenNotFoundError:
         raise HubError(f"{what}: no Hub token", hint="run `hf auth login`, set HF_TOKEN, or pass --token") from None
-    except (httpx2.ConnectError, httpx2.TimeoutException) as e:
+    except (httpx2.TransportError, RuntimeError) as e:  # refused, timed out, or dropped mid-transfer
+        # huggingface_hub reports a failed LFS upload as RuntimeError("Error while uploading ...") from the network error
+        cause = e if isinstance(e, httpx2.TransportError) else e.__cause__
+        if not isinstance(cause, httpx2.TransportError):
+            raise
         raise HubError(
-            f"{what}: cannot reach {endpoint()} ({type(e).__name__})",
-            hint="retry later; the upload resumes where it stopped",
+            f"{what}: lost the connection to {endpoint()} ({type(cause).__name__})",
+            hint="run the same command again: files that landed are not sent again, and nothing was committed",
         ) from None
     except HfHubHTTPError as e:
         status = e.response.status_code if e.response is not None else "?"
@@ -95,9 +99,17 @@ def upload(
     token: str | None = None,
     ignore: Sequence[str] = (),
     message: str = "Upload with retinalogos-hub",
+    revision: str | None = None,
+    replace: bool = False,
+    atomic: bool = False,
 ) -> str:
-    """Create the repo (exist_ok) and upload `folder`; returns the repo URL. Re-running after an interruption only
-    sends files the Hub does not have yet (the preupload step compares content hashes)."""
+    """Create the repo (exist_ok) and upload `folder` as one commit to `revision` (a branch, created from main when
+    new; default main); returns the repo URL. `replace` deletes the revision's files that `folder` does not have.
+
+    A failed upload commits nothing (the revision is unchanged), and re-running it only sends the files the Hub does
+    not have yet: the preupload step compares content hashes and the LFS batch skips stored objects. `atomic` makes
+    that hold with hf_xet too (which otherwise commits a large folder in batches): one commit of every file, for
+    repos of a few dozen files (a model, a training state); a dataset of thousands of shards leaves it off."""
     from huggingface_hub import HfApi
 
     check_reachable()
@@ -106,7 +118,13 @@ def upload(
         url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
         if gated:
             api.update_repo_settings(repo_id, repo_type=repo_type, gated="auto")
-    with hub_errors(f"upload to {repo_id}"):
+    if revision is not None:
+        with hub_errors(f"create branch {revision} of {repo_id}"):
+            api.create_branch(repo_id, branch=revision, repo_type=repo_type, exist_ok=True)
+    with hub_errors(f"upload to {repo_id}" + (f"@{revision}" if revision else "")):
+        if atomic:
+            _commit_folder(api, Path(folder), repo_id, repo_type, revision, message, replace)
+            return str(url)
         # huggingface_hub >= 1.0 folded upload_large_folder into upload_folder: with hf_xet it commits in resumable
         # batches; without it (or with HF_HUB_DISABLE_XET) it is one commit that skips already-uploaded files.
         api.upload_folder(
@@ -115,8 +133,27 @@ def upload(
             repo_type=repo_type,
             commit_message=message,
             ignore_patterns=[".*", "**/.*", *ignore],
+            revision=revision,
+            delete_patterns=["*"] if replace else None,
         )
     return str(url)
+
+
+def _commit_folder(api, folder: Path, repo_id: str, repo_type: str, revision, message: str, replace: bool):
+    """`folder` (dot files left out) as one commit; unchanged files are not sent and no empty commit is made."""
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+    local = sorted(
+        str(p.relative_to(folder))
+        for p in folder.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+    ops: list = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(folder / rel)) for rel in local]
+    if replace:
+        remote = api.list_repo_files(repo_id, repo_type=repo_type, revision=revision)
+        gone = sorted(set(remote) - set(local) - {".gitattributes"})
+        ops += [CommitOperationDelete(path_in_repo=rel) for rel in gone]
+    return api.create_commit(repo_id, operations=ops, commit_message=message, repo_type=repo_type, revision=revision)
 
 
 def hf_home_exports() -> Path:

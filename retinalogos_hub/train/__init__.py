@@ -9,14 +9,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import load_config
 from ..errors import ConfigError
 from .config import PipelineConfig, TrainConfig
-from .trainer import FlowMatchingRecipe, TrainResult
-from .trainer import main as run_step
+
+if TYPE_CHECKING:
+    from .trainer import FlowMatchingRecipe, TrainResult
+    from .trainer import main as run_step
 
 __all__ = ["run", "run_step", "load_recipe", "TrainConfig", "PipelineConfig", "TrainResult", "FlowMatchingRecipe"]
+_TRAINER = {"FlowMatchingRecipe": "FlowMatchingRecipe", "TrainResult": "TrainResult", "run_step": "main"}
+
+
+def __getattr__(name: str):
+    """The trainer (and torch) load on first use, so a recipe and a --resume hf://... are checked before them."""
+    if name in _TRAINER:
+        from . import trainer
+
+        return getattr(trainer, _TRAINER[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_recipe(recipe: Path, overrides: Sequence[str] = ()) -> TrainConfig:
@@ -28,4 +41,6 @@ def run(recipe: Path, overrides: Sequence[str] = (), resume: str | None = None) 
     recipe = Path(recipe)
     if not recipe.is_file():
         raise ConfigError(f"recipe not found: {recipe}")
+    from .trainer import main as run_step
+
     return run_step(load_recipe(recipe, overrides), resume)

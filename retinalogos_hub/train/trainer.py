@@ -19,7 +19,7 @@ from .. import stage
 from ..config import dump_config
 from ..errors import ConfigError, InputError
 from ..pipelines import call_kwargs
-from . import backbones, engines
+from . import backbones, engines, remote
 from .config import TrainConfig
 from .data import Batches, buckets, build_cache, cache_key, check_upscaling, load_rows, pad_texts
 
@@ -84,6 +84,8 @@ class FlowMatchingRecipe:
 
     def _find_resume(self, resume: str) -> Path:
         ckpts = self.out / "checkpoints"
+        if resume.startswith(remote.PREFIX):  # a state pushed with `retinalogos push-state`
+            return remote.fetch_state(resume, self.cfg)
         if resume == "latest":
             # trainer_state.json is written last: a checkpoint killed mid-save has none and is skipped
             found = sorted(p.parent for p in ckpts.glob("checkpoint-*/trainer_state.json")) if ckpts.is_dir() else []
@@ -93,7 +95,7 @@ class FlowMatchingRecipe:
         path = Path(resume)
         if not (path / "trainer_state.json").is_file():
             raise InputError(
-                f"--resume {resume}: not a checkpoint directory (no trainer_state.json); use --resume latest or a {ckpts}/checkpoint-NNNNNN path"
+                f"--resume {resume}: not a checkpoint directory (no trainer_state.json); use --resume latest, a {ckpts}/checkpoint-NNNNNN path or hf://ORG/NAME-state[@REVISION]"
             )
         return path
 
@@ -124,6 +126,11 @@ class FlowMatchingRecipe:
         # 2. Data rows first (a bad dataset fails before a 2B model loads), then the model components; the text
         # encoder and the VAE are frozen and only fill the cache
         rows, self.no_caption_rows = load_rows(cfg.data)
+        # rows per source: the model card's licence follows every source the model learnt from
+        self.sources = None
+        if "source" in rows.column_names:
+            counts = rows.with_format("arrow")["source"].value_counts().to_pylist()
+            self.sources = {c["values"]: c["counts"] for c in counts}
         if self.no_caption_rows:
             log.warning("%d rows without a caption left out (data.on_missing_caption)", self.no_caption_rows)
         self.pipe = self.backbone.load(cfg.model.base_model)
@@ -314,7 +321,12 @@ class FlowMatchingRecipe:
                 # 2. EMA; the loss leaves the device only when logged (a per-step .item() stalls a GPU)
                 if self.ema is not None:
                     self.ema.step(self.params)
-                if self.step % cfg.train.log_every == 0 or self.step == self.max_steps:
+                # (also at each checkpoint: its trainer_state.json records the loss of its step, for the model card)
+                if (
+                    self.step % cfg.train.log_every == 0
+                    or self.step % cfg.checkpoint.every == 0
+                    or self.step == self.max_steps
+                ):
                     self.last_loss = acc.gather(total).mean().item()  # mean over processes
                     lr = self.lr_scheduler.get_last_lr()[0]
                     acc.log({"loss": self.last_loss, "lr": lr}, step=self.step)
@@ -329,17 +341,23 @@ class FlowMatchingRecipe:
         acc.wait_for_everyone()
 
     def save_checkpoint(self, step: int) -> Path:
-        """Resumable state (never published): model, optimizer, scheduler, EMA, RNGs, data position, step."""
+        """Resumable state (model, optimizer, scheduler, EMA, RNGs, data position, step; `push-state` uploads it to a
+        private repo) and beside it the publishable weights of this step (`push-model --checkpoints`): transformer/
+        with the EMA weights (full runs) or the fused adapter (LoRA runs with a fused export), lora/ for LoRA runs."""
         ckpts = self.out / "checkpoints"
         path = ckpts / f"checkpoint-{step:06d}"
         self.acc.wait_for_everyone()
         self.acc.save_state(str(path))
         engines.save_rank_state(path, self.acc, self.noise, self.ema, self._sharded)
+        self._save_weights(path)
         self.acc.wait_for_everyone()  # trainer_state.json (the "complete" mark) only once every rank has saved
         if self.acc.is_main_process:
-            (path / "trainer_state.json").write_text(
-                json.dumps({"global_step": step, "last_logged_loss": self.last_loss})
-            )
+            state = {
+                "global_step": step,
+                "last_logged_loss": self.last_loss,
+                "recipe": remote.recipe_identity(self.cfg),
+            }
+            (path / remote.STATE_FILE).write_text(json.dumps(state))
             for old in sorted(ckpts.glob("checkpoint-*"))[: -self.cfg.checkpoint.total_limit]:
                 shutil.rmtree(old, ignore_errors=True)
         self.acc.wait_for_everyone()
@@ -362,6 +380,30 @@ class FlowMatchingRecipe:
                 self.ema.restore(self.params)
 
         return swap()
+
+    def _full_state(self) -> dict:
+        """The full transformer state dict with the EMA weights, on CPU (collective: every rank calls it)."""
+        with self._ema_weights():  # every rank: the full state dict is gathered from FSDP shards collectively
+            state = self.acc.get_state_dict(self.transformer)
+            # a copy: these may share storage with the parameters the EMA swap restores on exit
+            return {k: v.detach().to("cpu", copy=True) for k, v in (state or {}).items()}
+
+    def _save_weights(self, path: Path) -> None:
+        """What a checkpoint publishes, in the layout of `export` (no optimizer state)."""
+        from . import export
+
+        state = self._full_state() if self.cfg.model.mode == "full" else None
+        if not self.acc.is_main_process:
+            return
+        transformer = self.acc.unwrap_model(self.transformer)
+        if state is not None:
+            plain = type(transformer).from_config(transformer.config)
+            plain.load_state_dict(state)
+            plain.save_pretrained(path / "transformer", safe_serialization=True)
+            return
+        export.save_lora(self.pipe, transformer, path / "lora")
+        if self._fused_export:
+            export.fused(transformer).save_pretrained(path / "transformer", safe_serialization=True)
 
     @torch.no_grad()
     def validate(self, step: int) -> Path | None:
@@ -411,10 +453,7 @@ class FlowMatchingRecipe:
         if self.ema is not None:
             engines.check_ema_moved(self.ema, self.ema_checksum, self.acc)
         if cfg.model.mode == "full":
-            with self._ema_weights():  # every rank: the full state dict is gathered from FSDP shards collectively
-                state = self.acc.get_state_dict(self.transformer)
-                # a copy: these may share storage with the parameters the EMA swap restores on exit
-                state = {k: v.detach().to("cpu", copy=True) for k, v in (state or {}).items()}
+            state = self._full_state()
             if self.acc.is_main_process:
                 engines.check_trained(state, self.base_checksum, cfg)
         if cfg.validation.every == 0 or self.step % cfg.validation.every:
@@ -442,6 +481,7 @@ class FlowMatchingRecipe:
                 "global_step": self.step,
                 "final_loss": self.last_loss,
                 "train_rows": self.train_rows,
+                "sources": self.sources,
                 "upscaled_rows": self.upscaled_rows,
                 "no_caption_rows": self.no_caption_rows,
                 "resolution": cfg.data.resolution,
