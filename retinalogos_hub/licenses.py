@@ -459,3 +459,23 @@ def model_license(backbone: str, sources: dict[str, int] | None) -> ModelLicense
         return ModelLicense(ids.pop(), None, all(t.commercial for t in terms), terms)
     commercial = all(t.commercial for t in terms)
     return ModelLicense("other", "base-model-and-training-data-terms", commercial, terms)
+
+
+def training_sources(run: dict) -> dict[str, int] | None:
+    """Rows per source a trained model learnt from: its own (run.json `sources`) and its base model's, down the
+    chain of steps (`base_sources`)."""
+    merged: dict[str, int] = {}
+    for part in (run.get("sources"), run.get("base_sources")):
+        for name, n in (part or {}).items():
+            merged[name] = merged.get(name, 0) + n
+    return merged or None
+
+
+def run_license(run: dict) -> ModelLicense:
+    """The licence of the model a training run (its run.json) exported."""
+    return model_license(run["backbone"], training_sources(run))
+
+
+def license_label(lic: ModelLicense) -> str:
+    """One short line for tables: the id and whether commercial use is allowed."""
+    return f"{lic.license_name or lic.license}{'' if lic.commercial else ' (non-commercial)'}"

@@ -17,6 +17,7 @@ from pathlib import Path
 from . import SHIPPED
 from .config import load_config
 from .errors import ConfigError, InputError
+from .licenses import license_label, run_license
 
 ZOO_TEMPLATE = SHIPPED / "model_cards" / "zoo_card.md.j2"
 REFERENCE_ROW = "real vs real (halves)"  # the FID report's floor row: not a model
@@ -41,7 +42,7 @@ class Entry:
     run_dir: str  # trained: the recipe's output_dir; official: the converted folder
     base_model: str
     dataset: str | None
-    license: str
+    license: str | None  # official: the authors' licence; trained: None, derived from the run (base model + data)
     eval_reports: list[str]  # report.json paths (evaluate --out ...)
     reported: dict | None  # numbers from a paper, shown as such: {metric: {dataset: value}}
     official: Official | None
@@ -86,6 +87,13 @@ def load_zoo(path: Path | str = "zoo.yaml", overrides: list[str] | tuple = ()) -
             raise ConfigError(f"{path}: entry {e.name!r}: kind must be trained or official, got {e.kind!r}")
         if e.kind == "official" and e.official is None:
             raise ConfigError(f"{path}: entry {e.name!r} is official but has no `official.checkpoint`")
+        if e.kind == "official" and not e.license:
+            raise ConfigError(f"{path}: entry {e.name!r} is official: give the authors' licence in `license`")
+        if e.kind == "trained" and e.license:
+            raise ConfigError(
+                f"{path}: entry {e.name!r}: a trained model's licence follows its base model and training data; "
+                "set `license: null` (it is derived from the run)"
+            )
         if e.kind == "trained" and not e.recipe:
             raise ConfigError(f"{path}: entry {e.name!r} is trained but names no recipe")
     return zoo
@@ -251,6 +259,17 @@ def publish(path: Path | str = "zoo.yaml", *, token: str | None = None, private:
     return PublishResult(urls, coll.slug, card_url, rows)
 
 
+def entry_license(e: Entry, root: Path) -> str:
+    """An entry's licence: the one zoo.yaml states (the official weights), else what its run's base model and
+    training sources give (`licenses.run_license`)."""
+    if e.license:
+        return e.license
+    run = _p(root, e.run_dir) / "run.json"
+    if not run.is_file():
+        return "derived at build (base model + training data)"
+    return license_label(run_license(json.loads(run.read_text())))
+
+
 def _staged_card(zoo: ZooConfig, root: Path, rows: list[list], other: list[list], slug: str) -> Path:
     from huggingface_hub import ModelCard, ModelCardData
 
@@ -265,10 +284,12 @@ def _staged_card(zoo: ZooConfig, root: Path, rows: list[list], other: list[list]
         tags=["medical", "ophthalmology", "fundus", "retinalogos", "text-to-image", "model-zoo"],
         pipeline_tag="text-to-image",
     )
+    licences = {e.name: entry_license(e, root) for e in zoo.entries}
     card = ModelCard.from_template(
         data,
         template_path=ZOO_TEMPLATE,
         zoo=zoo,
+        licences=licences,
         collection=slug,
         columns=LEADERBOARD_COLUMNS,
         rows=rows,
@@ -277,9 +298,9 @@ def _staged_card(zoo: ZooConfig, root: Path, rows: list[list], other: list[list]
     card.save(out / "README.md")
     (out / "LICENSE.md").write_text(
         "Each model in this zoo carries its own licence (see its card):\n\n"
-        + "".join(f"- `{e.repo_id}`: {e.license} (base model `{e.base_model}`)\n" for e in zoo.entries)
+        + "".join(f"- `{e.repo_id}`: {licences[e.name]} (base model `{e.base_model}`)\n" for e in zoo.entries)
     )
     public = ("name", "repo_id", "backbone", "stage", "mode", "base_model", "dataset", "license")  # no local paths
-    entries = [{k: getattr(e, k) for k in public} for e in zoo.entries]
+    entries = [{**{k: getattr(e, k) for k in public}, "license": licences[e.name]} for e in zoo.entries]
     (out / "zoo.json").write_text(json.dumps({"collection": slug, "entries": entries}, indent=1))
     return out

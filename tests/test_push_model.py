@@ -47,6 +47,7 @@ def run_dir(tmp_path, fundus) -> Path:
                 "global_step": 4,
                 "final_loss": 0.8123,
                 "train_rows": 12,
+                "sources": {"idrid": 8, "airogs": 4},  # AIROGS: CC BY-NC-ND
                 "resolution": 32,
                 "pipeline_class": "LuminaPipeline",
                 "loads_lora": False,
@@ -96,12 +97,19 @@ def test_push_model_round_trip_and_card_snippet_runs(hub_server, run_dir, tmp_pa
     card = ModelCard.load(down / "README.md")
     meta = card.data.to_dict()
     assert meta["library_name"] == "diffusers" and meta["pipeline_tag"] == "text-to-image"
-    assert meta["license"] == "apache-2.0" and "lumina-next" in meta["tags"]
+    # the licence follows the base model's parts (Gemma terms for the text encoder) and every training source
+    assert meta["license"] == "other" and meta["license_link"] == "LICENSE.md" and "lumina-next" in meta["tags"]
+    assert "LICENSE.md" in files and "**Not for commercial use**" in card.text
+    terms = (down / "LICENSE.md").read_text()
+    assert (
+        "| text encoder (Gemma-2B) | gemma | yes |" in terms
+        and "training data: airogs (4 rows) | CC-BY-NC-ND-4.0 | no" in terms
+    )
     assert meta["datasets"] == ["my-lab/cfp"] and "base_model" not in meta  # tiny:... is not a Hub id
     assert "| fid | 123.4568 |" in card.text and "![gallery/step-000004.png](gallery/step-000004.png)" in card.text
     assert "output_dir:" in card.text  # the recipe is in the card
     assert "## Out-of-scope use" in card.text and "Not for clinical diagnosis" in card.text
-    assert "Base model `tiny:lumina-next`: apache-2.0" in card.text and "## Intended use" in card.text
+    assert "| training data: idrid (8 rows) | CC-BY-4.0 | yes |" in card.text and "## Intended use" in card.text
     for text in (card.text, (down / "training_config.yaml").read_text()):  # the trainer's local paths are not
         assert str(run_dir) not in text and "run (local)" in text
 

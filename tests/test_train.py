@@ -177,6 +177,9 @@ def test_chain_runs_step1_purify_step3(chains, bb):
     purified = datasets.load_from_disk(str(out / "step2"))
     assert s3["train_rows"] == sum(purified["purify_keep"]) and s3["dataset"] == str(out / "step2")
     assert s3["base_model"] == str(out / "step1" / "pipeline")  # step 3 starts from step 1's export
+    # the model card's licence follows every source: step 3 learnt from its own rows and, through step 1, from its
+    assert sum(s1["sources"].values()) == 6 and s3["base_sources"] == s1["sources"] and s1["base_sources"] is None
+    assert sum(s3["sources"].values()) == s3["train_rows"]
     resolved = yaml.safe_load((out / "step3" / "config.yaml").read_text())
     assert resolved["data"]["require_purify_keep"] is True and resolved["model"]["base_model"] == s3["base_model"]
     assert (out / "step1" / "validation" / "step-000004.png").is_file()

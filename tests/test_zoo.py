@@ -25,7 +25,7 @@ def entry(name: str, **kw) -> dict:
     base = dict(
         name=name, repo_id=f"zoo-org/{name}", kind="trained", backbone="lumina-next", stage="step3", mode="full",
         recipe="recipes/tiny/lumina-next/step3_hires_sft_full.yaml", run_dir=f"runs/{name}", base_model="tiny:lumina-next",
-        dataset="my-lab/cfp", license="apache-2.0", eval_reports=[], reported=None, official=None,
+        dataset="my-lab/cfp", license=None, eval_reports=[], reported=None, official=None,
     )  # fmt: skip
     return {**base, **kw}
 
@@ -56,7 +56,7 @@ def zoo_dir(tmp_path, run_dir):  # noqa: F811
     )
     official = entry(
         "official", kind="official", stage="official", recipe=None, run_dir="runs/official", base_model="junzhin/RetinaLogo",
-        dataset=None, reported={"FID": {"EyePACS": 42.44}},
+        dataset=None, reported={"FID": {"EyePACS": 42.44}}, license="apache-2.0",
         official={"checkpoint": "ckpt", "text_encoder": "tiny:lumina-next", "vae": "tiny:lumina-next"},
     )  # fmt: skip
     trained = entry(
@@ -151,6 +151,8 @@ def test_build_then_publish_to_the_loopback_hub(zoo_dir, hub_server, tmp_path):
     card = Path(hf_hub_download("zoo-org/zoo", "README.md", token=hub_server.token)).read_text()
     assert "| tiny-step3 | eyepacs | 120.50 | 12.30 ± 1.00 |" in card and "reported (paper)" in card
     assert "Not for clinical diagnosis" in card and str(zoo_dir) not in card
+    # a trained entry's licence is derived from its run (base model terms + every training source), not declared
+    assert "| base-model-and-training-data-terms (non-commercial) |" in card and "| apache-2.0 |" in card
     official_card = Path(hf_hub_download("zoo-org/official", "README.md")).read_text()
     assert 'from_pretrained("zoo-org/official")' in official_card
 

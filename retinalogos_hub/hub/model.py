@@ -19,6 +19,7 @@ import yaml
 
 from .. import stage
 from ..errors import InputError
+from ..licenses import run_license
 from .card import MODEL_TEMPLATE
 from .checkpoints import Revision, published, revision_snippet, revisions, stage_revision
 from .export import strip_metadata
@@ -39,8 +40,6 @@ RUN_KEYS = (
 KOHYA_FILE = "pytorch_lora_weights_kohya.safetensors"
 GALLERY_MAX = 8  # the latest validation grids shown in the card
 TRAINING_STATE = ("optimizer*", "scheduler.bin", "random_states*", "scaler.pt", "*.ckpt", "checkpoint-*", "ema*.bin")
-# The base model's licence, by backbone (the card also points to the training data's terms).
-LICENSES = {"lumina-next": "apache-2.0", "lumina2": "apache-2.0", "sana": "other"}
 PROMPT = (
     "A colour fundus photograph of the left eye. The optic disc is pink with a clear margin; the vessels are "
     "evenly distributed; scattered microaneurysms and haemorrhages: moderate non-proliferative diabetic retinopathy."
@@ -54,6 +53,22 @@ class ModelPushResult:
     url: str | None
     revisions: list[str] = field(default_factory=list)  # branches step-NNNNNN staged (--checkpoints)
     sent: list[str] = field(default_factory=list)  # the revisions uploaded by this call (the others had landed)
+
+
+def license_text(lic, backbone: str) -> str:
+    """LICENSE.md of a model repo: what the weights inherit, component by component and source by source."""
+    lines = [
+        "# Licence terms of these weights",
+        "",
+        f"These weights were trained from the {backbone} base model on the data listed below; every term applies.",
+        "" if lic.commercial else "\n**Not for commercial use**: at least one of the terms below does not allow it.\n",
+        "| part | licence | commercial use | link |",
+        "|---|---|---|---|",
+        *(f"| {t.what} | {t.license} | {'yes' if t.commercial else 'no'} | {t.link} |" for t in lic.terms),
+        "",
+        "Medical images and labels: not for clinical diagnosis; do not attempt to re-identify anyone.",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def read_run(run_dir: Path) -> dict:
@@ -219,12 +234,14 @@ def push_model(
     recipe = yaml.safe_dump(_public_recipe((run_dir / "config.yaml").read_text()), sort_keys=False).strip()
     (out / "training_config.yaml").write_text(recipe + "\n")
 
-    # 3. The card.
+    # 3. The card, and LICENSE.md: the terms of every base component and every training source
     evaluation = _evaluation(run_dir)
+    lic = run_license(run)
+    (out / "LICENSE.md").write_text(license_text(lic, run["backbone"]))
     data = ModelCardData(
         library_name="diffusers",
         pipeline_tag="text-to-image",
-        license=LICENSES.get(run["backbone"], "other"),
+        license=lic.license,
         tags=[
             "medical",
             "ophthalmology",
@@ -238,11 +255,7 @@ def push_model(
         ],
         **({"base_model": run["base_model"]} if _is_hub_id(run["base_model"]) else {}),
         **({"datasets": [run["dataset"]]} if _is_hub_id(str(run["dataset"])) else {}),
-        **(
-            {"license_name": "base-model-license", "license_link": f"https://huggingface.co/{run['base_model']}"}
-            if LICENSES.get(run["backbone"]) == "other" and _is_hub_id(run["base_model"])
-            else {}
-        ),
+        **({"license_name": lic.license_name, "license_link": "LICENSE.md"} if lic.license_name else {}),
     )
     final_loss = run.get("final_loss")
     shown = {k: _public(run[k]) for k in ("base_model", "dataset", "recipe") if k in run}  # no local paths published
@@ -268,9 +281,7 @@ def push_model(
         else None,
         evaluation=evaluation,
         recipe=recipe,
-        base_license={"other": "its own licence (see its card)"}.get(
-            lic := LICENSES.get(run["backbone"], "other"), lic
-        ),
+        licence=lic,
     )
     card.save(out / "README.md")
     config = {"repo_id": repo_id, "private": private, **({"revisions": [r.name for r in revs]} if revs else {})}

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from .. import stage
 from ..config import dump_config
 from ..errors import ConfigError, InputError
+from ..licenses import training_sources
 from ..pipelines import call_kwargs
 from . import backbones, engines, remote
 from .config import TrainConfig
@@ -482,6 +483,7 @@ class FlowMatchingRecipe:
                 "final_loss": self.last_loss,
                 "train_rows": self.train_rows,
                 "sources": self.sources,
+                "base_sources": _base_sources(cfg.model.base_model),
                 "upscaled_rows": self.upscaled_rows,
                 "no_caption_rows": self.no_caption_rows,
                 "resolution": cfg.data.resolution,
@@ -525,3 +527,12 @@ def main(cfg: TrainConfig, resume: str | None = None) -> TrainResult:
     result = recipe.export()
     recipe.cleanup()
     return result
+
+
+def _base_sources(base_model: str) -> dict[str, int] | None:
+    """The training sources behind a base model that an earlier step exported (RUN_DIR/pipeline beside its
+    run.json), merged down the chain: step 3's card must carry step 1's data terms too."""
+    run = Path(base_model).expanduser().parent / "run.json"
+    if not run.is_file():
+        return None
+    return training_sources(json.loads(run.read_text()))
