@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import stage
-from .export import DEFAULT_CONFIG, export_dataset
 from .upload import check_repo_id, hf_home_exports, upload
+
+DEFAULT_CONFIG = "all"  # the config that globs every source's shards (export.DEFAULT_CONFIG)
 
 
 @dataclass
@@ -40,6 +41,7 @@ def push_dataset(
     """Export stage `in_dir` as a Hub dataset repo. With `local_dir` the repo is only written there; without it, it
     is staged in the cache and uploaded to `repo_id`."""
     from .card import render_dataset_card
+    from .export import export_dataset  # datasets + pyarrow: imported once the input checks have passed
     from .upload import check_reachable
 
     check_repo_id(repo_id)

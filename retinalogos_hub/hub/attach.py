@@ -94,7 +94,7 @@ def _rewrite(export_dir: Path, sources: Sequence[tuple[str, Path]], out: Path, f
 
 def _image(row: dict, rec: dict, recipe, result: AttachResult) -> dict:
     from ..curate.process import process
-    from .export import strip_metadata
+    from .metadata import strip_metadata
 
     if row["image"] is not None:
         return row

@@ -22,7 +22,6 @@ from ..licenses import FIELDS, TIER_NAMES, license_for
 from .export import DEFAULT_CONFIG, SPLITS, Export, data_files
 
 DATASET_TEMPLATE = SHIPPED / "dataset_cards" / "dataset_card.md.j2"
-MODEL_TEMPLATE = SHIPPED / "model_cards" / "model_card.md.j2"
 CHART = "assets/label_distribution.png"
 GATING_TEXT = (
     "These are medical images with clinical labels. Although the sources are de-identified public datasets, by "

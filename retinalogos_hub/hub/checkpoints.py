@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .. import stage
 from ..errors import InputError
-from .export import strip_metadata
+from .metadata import strip_metadata
 
 STATE_FILE = "trainer_state.json"  # the trainer writes it last: a checkpoint without it was killed mid-save
 CKPT = re.compile(r"checkpoint-(\d+)")

@@ -17,12 +17,11 @@ from pathlib import Path
 
 import yaml
 
-from .. import stage
+from .. import SHIPPED, stage
 from ..errors import InputError
 from ..licenses import run_license
-from .card import MODEL_TEMPLATE
 from .checkpoints import Revision, published, revision_snippet, revisions, stage_revision
-from .export import strip_metadata
+from .metadata import strip_metadata
 from .upload import check_reachable, check_repo_id, endpoint, hf_home_exports, upload
 
 # run.json keys the card needs: the run, and the backbone facts the trainer records (publishing never imports training)
@@ -261,7 +260,7 @@ def push_model(
     shown = {k: _public(run[k]) for k in ("base_model", "dataset", "recipe") if k in run}  # no local paths published
     card = ModelCard.from_template(
         data,
-        template_path=MODEL_TEMPLATE,
+        template_path=SHIPPED / "model_cards" / "model_card.md.j2",
         title=f"RetinaLogos {run['backbone']} {run['stage']} ({run['mode']})",
         run={**run, **shown},
         pipeline_class=run["pipeline_class"],
