@@ -266,15 +266,15 @@ LICENSES: dict[str, License] = {
         "https://figshare.com/s/c2d31f850af14c5b5232",
         "Diaz-Pinto A, et al. CNNs for automatic glaucoma assessment using fundus images: an extensive validation. Biomed Eng Online. 2019;18:29.",
     ),
-    "lag": License(
-        "LAG terms (research use; no redistribution licence stated)",
-        DERIVED,
+    "lag": License(  # github.com/smilell/AG-CNN README
+        "LAG terms (academic use only; re-uploading the database is not allowed)",
+        REFERENCE,
         "https://github.com/smilell/AG-CNN",
         "Li L, et al. Attention based glaucoma detection: a large-scale database and CNN model. CVPR 2019.",
     ),
-    "rim_one_dl": License(
-        "RIM-ONE DL terms (research use; licence unclear)",
-        DERIVED,
+    "rim_one_dl": License(  # github.com/miag-ull/rim-one-dl LICENSE.txt
+        "RIM-ONE DL licence (copy and redistribution prohibited)",
+        REFERENCE,
         "https://github.com/miag-ull/rim-one-dl",
         "Fumero Batista FJ, et al. RIM-ONE DL: a unified retinal image database for assessing glaucoma using deep learning. Image Anal Stereol. 2020;39(3):161-167.",
     ),
@@ -311,7 +311,7 @@ LICENSES: dict[str, License] = {
     "mured": License(
         "MuReD terms (re-hosts ARIA, STARE and RFMiD: their licences apply)",
         DERIVED,
-        "https://data.mendeley.com/datasets/pc4mb3h8hz/1",
+        "https://ieee-dataport.org/documents/multi-label-retinal-disease-mured-dataset",
         "Rodríguez MA, AlMarzouqi H, Liatsis P. Multi-label retinal disease classification using transformers. IEEE J Biomed Health Inform. 2023;27(6):2739-2750.",
     ),
     "cataract": License(
@@ -326,9 +326,9 @@ LICENSES: dict[str, License] = {
         "https://www.kaggle.com/datasets/gunavenkatdoddi/eye-diseases-classification",
         "Eye Diseases Classification, Kaggle (gunavenkatdoddi).",
     ),
-    "deepeyenet": License(
-        "DeepEyeNet terms (research use; licence unclear)",
-        DERIVED,
+    "deepeyenet": License(  # the DeepOpht repository README
+        "DeepEyeNet terms (access by request under a non-disclosure agreement)",
+        REFERENCE,
         "https://github.com/Jhhuangkay/DeepOpht-Medical-Report-Generation-for-Retinal-Images-via-Deep-Models-and-Visual-Explanation",
         "Huang J-H, et al. DeepOpht: medical report generation for retinal images via deep models and visual explanation. WACV 2021.",
     ),

@@ -254,8 +254,9 @@ EXPECT: dict[str, tuple[int, int, dict[str, dict]]] = {
         8,
         8,
         {
-            "image001": dict(diseases=[], findings=None),
+            "image001": dict(diseases=[], findings=None, split="train"),  # trainset.txt / testset.txt
             "image002": dict(diseases=[DR], findings="lesions marked by the experts: hard exudates, haemorrhages"),
+            "image008": dict(split="test"),
         },
     ),
     "e_ophtha": (
@@ -265,25 +266,30 @@ EXPECT: dict[str, tuple[int, int, dict[str, dict]]] = {
             "ex-ex-C0002000": dict(
                 diseases=[DR], patient_id="E0001000", findings="exudates (e-ophtha EX lesion masks)"
             ),
-            "ma-healthy-C0002003": dict(diseases=[], dr_grade=0, patient_id="E0001001"),
+            "ma-healthy-DS002003": dict(diseases=[], dr_grade=0, patient_id="E0001001"),  # upper-case .JPG
         },
     ),
     "aria": (
         8,
         8,
-        {"aria_a_10_1": dict(diseases=[AMD]), "aria_c_11_2": dict(dr_grade=0), "aria_d_12_1": dict(diseases=[DR])},
+        {
+            "aria_a_10_1": dict(diseases=[AMD]),
+            "aria_c_11_2": dict(dr_grade=0),
+            "aria_d_12_1": dict(diseases=[DR]),  # from the nested aria_d_markups/aria_d_markups/
+            "(0008)aria_c_17": dict(dr_grade=0),  # the release's (NNNN)-prefixed names
+        },
     ),
     "acrima": (8, 8, {"Im001_g_ACRIMA": dict(glaucoma=True), "Im002_ACRIMA": dict(glaucoma=False)}),
     "lag": (
-        9,
-        9,
+        8,
+        8,
         {
-            "glaucoma-1": dict(glaucoma=True),
             "non_glaucoma-2": dict(glaucoma=False),
-            "suspicious_glaucoma-3": dict(glaucoma=None, diseases=["glaucoma suspect"]),  # a suspect stays a suspect
+            "suspicious_glaucoma-1": dict(glaucoma=None, diseases=["glaucoma suspect"]),  # a suspect stays a suspect
         },
     ),
-    "rim_one_dl": (8, 8, {"train-r1_Im100": dict(glaucoma=True, split="train"), "test-r4_Im103": dict(glaucoma=False)}),
+    # 8, not 24: the reference segmentations unpacked beside the images are not listed
+    "rim_one_dl": (8, 8, {"train-r1_Im100": dict(glaucoma=True, split="train"), "test-r1_Im103": dict(glaucoma=False)}),
     "chaksu": (
         8,
         8,
@@ -308,9 +314,10 @@ EXPECT: dict[str, tuple[int, int, dict[str, dict]]] = {
         8,
         {
             "train-mmac_task_1_train_0002": dict(
-                diseases=["tessellation"], findings="META-PM category 1: tessellated fundus"
+                diseases=["tessellation"], findings="META-PM category 1: tessellated fundus", age=41.0, sex="F"
             ),
-            "validation-mmac_task_1_train_0008": dict(diseases=["myopia", "myopic maculopathy"], split="validation"),
+            "train-mmac_task_1_train_0001": dict(age=None, sex="M"),  # a blank age stays unknown
+            "validation-mmac_task_1_val_0008": dict(diseases=["myopia", "myopic maculopathy"], split="validation"),
         },
     ),
     "mured": (
@@ -338,7 +345,8 @@ EXPECT: dict[str, tuple[int, int, dict[str, dict]]] = {
         {
             "train-1": dict(diseases=[DR, DME], split="train"),
             "train-2": dict(diseases=["glaucoma suspect"]),
-            "test-8": dict(diseases=[], split="test", findings="normal fundus; 47-year-old patient, follow-up visit"),
+            "validation-1": dict(split="validation"),  # names repeat across the sets: the JSON path decides
+            "test-2": dict(diseases=[], split="test", findings="normal fundus; 47-year-old patient, follow-up visit"),
         },
     ),
     "table": (
@@ -375,7 +383,7 @@ LABEL_FILES = {
     "g1020": "G1020.csv",
     "table": "exams.tsv",
     "messidor1": "Base11/Annotation_Base11.csv",
-    "mmac": "1. Classification of Myopic Maculopathy/2. Groundtruths/a. MMAC2023_Myopic_Maculopathy_Classification_Training_Labels.csv",
+    "mmac": "1. Classification of Myopic Maculopathy/2. Groundtruths/1. MMAC2023_Myopic_Maculopathy_Classification_Training_Labels.csv",
     "mured": "train_data.csv",
 }
 
@@ -580,6 +588,48 @@ def _xlsx_rows(path: Path) -> list[list]:
     rows = [["" if v is None else v for v in r] for r in wb.worksheets[0].iter_rows(values_only=True)]
     wb.close()
     return rows
+
+
+def test_chaksu_test_set_spellings_and_bad_decision(tmp_path):
+    """The test set's `Glaucoma Decision` column and `Remedio` sheet name, the `Images` names whose extension is not
+    the file's, and the measurement sheets in `Majority/` (not read); an unknown decision names the sheet and row."""
+    root = write_layout("chaksu", tmp_path / "chaksu", n=12)
+    recs = records("chaksu", root)
+    assert len(recs) == 12 and recs["test-Remidio-Image12"]["split"] == "test"
+    assert (
+        recs["test-Forus-Image11"]["diseases"] == ["glaucoma suspect"]
+        and recs["test-Bosch-Image10"]["glaucoma"] is False
+    )
+    sheet = root / "Train/6.0_Glaucoma_Decision/Glaucoma_Decision_Comparison_Bosch_majority.csv"
+    sheet.write_text(sheet.read_text().replace("GLAUCOMA SUSPECT\n", "MAYBE\n", 1))
+    with pytest.raises(InputError, match=r"Bosch_majority.csv image Image1.jpg-Image1-1.jpg: decision 'MAYBE'"):
+        records("chaksu", root)
+
+
+def test_diaretdb1_accepts_the_british_spelling_and_no_split_lists(tmp_path):
+    root = write_layout("diaretdb1", tmp_path / "d", n=4)
+    truth = root / "resources/images/ddb1_groundtruth"
+    (truth / "hemorrhages").rename(truth / "haemorrhages")
+    for listing in root.glob("resources/*/*set.txt"):
+        listing.unlink()
+    recs = records("diaretdb1", root)
+    assert recs["image002"]["findings"] == "lesions marked by the experts: hard exudates, haemorrhages"
+    assert {r["split"] for r in recs.values()} == {None}
+
+
+def test_deepeyenet_cleaned_release_spellings(tmp_path):
+    import json
+
+    root = write_layout("deepeyenet", tmp_path / "den", n=8)
+    valid = root / "DeepEyeNet_valid.json"
+    entries = json.loads(valid.read_text())
+    for entry in entries:
+        for meta in entry.values():
+            meta["Keywords"] = meta.pop("keywords").split(", ")
+    valid.unlink()
+    (root / "DeepEyeNet_val.json").write_text(json.dumps(entries))
+    recs = records("deepeyenet", root)
+    assert recs["validation-1"]["diseases"] == [DR, DME] and recs["validation-1"]["split"] == "validation"
 
 
 def test_records_outside_the_schema_vocabulary_fail_naming_the_file():

@@ -709,67 +709,107 @@ def _messidor1(w: _Writer, n: int) -> None:
 
 
 def _diaretdb1(w: _Writer, n: int) -> None:
+    """As `diaretdb1_v_1_1.zip` unpacks: `resources/images/ddb1_{fundusimages,groundtruth}/` and the official split
+    lists under `resources/{traindatasets,testdatasets}/` (the zip's own folder is the root here)."""
+    res = "resources"
+    train, test = [], []
     for i in range(n):
         name = f"image{i + 1:03d}.png"
-        w.image(f"resources/images/ddb1_fundusimages/{name}", i, dr_grade=2 if i % 4 else 0)
-        for k, kind in enumerate(("hardexudates", "softexudates", "haemorrhages", "redsmalldots")):
+        w.image(f"{res}/images/ddb1_fundusimages/{name}", i, dr_grade=2 if i % 4 else 0)
+        for k, kind in enumerate(("hardexudates", "softexudates", "hemorrhages", "redsmalldots")):
             level = 255 if (i % 4 and (i + k) % 2) else 64 if i % 4 else 0  # 64: one expert of four, below 0.75
-            path = w.root / f"resources/images/ddb1_groundtruth/{kind}/{name}"
+            path = w.root / f"{res}/images/ddb1_groundtruth/{kind}/{name}"
             path.parent.mkdir(parents=True, exist_ok=True)
             Image.new("L", (w.size, w.size), level).save(path)
+        (train if i < n // 2 else test).append(name)
+    w.mask(f"{res}/images/ddb1_fundusmask/fmask.bmp")
+    w.text(f"{res}/traindatasets/trainset.txt", train)
+    w.text(f"{res}/testdatasets/testset.txt", test)
 
 
 def _e_ophtha(w: _Writer, n: int) -> None:
+    """e-ophtha EX and MA side by side; MA images carry the release's `DS...` names with an upper-case `.JPG`."""
     for i in range(n):
         part = ("EX", "MA")[i % 2]
         kind = part if i % 4 < 2 else "healthy"
         exam = f"E{1000 + i // 2:07d}"
-        w.image(f"e_optha_{part}/{kind}/{exam}/C{2000 + i:07d}.jpg", i, dr_grade=2 if kind != "healthy" else 0)
+        name = f"C{2000 + i:07d}.jpg" if part == "EX" else f"DS{2000 + i:06d}.JPG"
+        w.image(f"e_optha_{part}/{kind}/{exam}/{name}", i, dr_grade=2 if kind != "healthy" else 0)
         if kind != "healthy":
-            w.mask(f"e_optha_{part}/Annotation_{part}/{exam}/C{2000 + i:07d}_{part}.png")
+            w.mask(f"e_optha_{part}/Annotation_{part}/{exam}/{Path(name).stem}_{part}.png")
 
 
 def _aria(w: _Writer, n: int) -> None:
+    """The unpacked zips: `aria_{a,c,d}_markups/` (the diabetic one nested a level deeper, as some unzippers leave it),
+    vessel markups `*_BDP.tif`, disc/fovea markups `*_dfd.tif`, and one `(NNNN)`-prefixed image name."""
     for i in range(n):
         group = "acd"[i % 3]
-        w.image(f"aria_{group}_markups/aria_{group}_{i + 10}_{i % 2 + 1}.tif", i, dr_grade=2 if group == "d" else 0)
-        w.mask(f"aria_{group}_markup_vessel/aria_{group}_{i + 10}_{i % 2 + 1}_BDP.tif")
+        folder = f"aria_{group}_markups" + (f"/aria_{group}_markups" if group == "d" else "")
+        stem = f"aria_{group}_{i + 10}_{i % 2 + 1}" if i != n - 1 else f"({i + 1:04d})aria_{group}_{i + 10}"
+        w.image(f"{folder}/{stem}.tif", i, dr_grade=2 if group == "d" else 0)
+        w.mask(f"aria_{group}_markup_vessel/{stem}_BDP.tif")
+        if group != "a":
+            w.mask(f"aria_{group}_markupdiscfovea/{stem}_dfd.tif")
 
 
 def _acrima(w: _Writer, n: int) -> None:
     for i in range(n):
         g = i % 2 == 0
-        w.image(f"Database/Images/Im{i + 1:03d}{'_g' if g else ''}_ACRIMA.jpg", i, glaucoma=g)
+        w.image(f"Database/Images/Im{i + 1:03d}{'_g' if g else ''}_ACRIMA.png", i, glaucoma=g)
 
 
 def _lag(w: _Writer, n: int) -> None:
+    """`LAG_database_part_1/` as released: two classes, each with `image/`, `attention_map/` and `label/NNNN.txt`."""
     for i in range(n):
-        cls = ("glaucoma", "non_glaucoma", "suspicious_glaucoma")[i % 3]
-        w.image(f"{cls}/image/{i + 1}.jpg", i, glaucoma=cls == "glaucoma")
-        w.mask(f"{cls}/attention_map/{i + 1}.jpg")
+        cls = ("suspicious_glaucoma", "non_glaucoma")[i % 2]
+        base = f"LAG_database_part_1/{cls}"
+        w.image(f"{base}/image/{i + 1}.jpg", i, glaucoma=cls == "suspicious_glaucoma")
+        w.mask(f"{base}/attention_map/{i + 1}.jpg")
+        w.text(f"{base}/label/{i + 1:04d}.txt", ["1" if cls == "suspicious_glaucoma" else "0"])
 
 
 def _rim_one_dl(w: _Writer, n: int) -> None:
+    """Both partitions of the images zip, and the reference-segmentations zip unpacked beside it (same class folders,
+    disc and cup masks as PNG: they must not be listed)."""
     for i in range(n):
         split, cls = ("training_set", "test_set")[i % 4 // 3], ("glaucoma", "normal")[i % 2]
-        name = f"r{i + 1}_Im{i + 100:03d}.png"
+        name = f"r{i % 3 + 1}_Im{i + 100:03d}.png"
         for part in ("partitioned_by_hospital", "partitioned_randomly"):  # the same images, partitioned twice
             w.image(f"RIM-ONE_DL_images/{part}/{split}/{cls}/{name}", i, glaucoma=cls == "glaucoma")
+        for structure in ("disc", "cup"):
+            w.mask(f"RIM-ONE_DL_reference_segmentations/{cls}/{Path(name).stem}_{structure}.png")
+    w.text(
+        "RIM-ONE_DL_images/LICENSE.txt", ["Copy, redistribution, and any unauthorized commercial use are prohibited."]
+    )
 
 
 def _chaksu(w: _Writer, n: int) -> None:
+    """Train/ and Test/ as the figshare zips unpack: per-camera extensions, the comparison sheets with their `Images`
+    names (`Image1.jpg-Image1-1.jpg`, extension not the file's), the test set's `Glaucoma Decision` column and
+    `Remedio` spelling, an expert's `GLAUCOMA  SUSUPECT`, and a measurement sheet in `Majority/` (not a decision)."""
+    ext = {"Bosch": "JPG", "Forus": "png", "Remidio": "JPG"}
+    experts = [f"Expert.{k}" for k in range(1, 6)]
     for split, ks in (("Train", range(n - n // 4)), ("Test", range(n - n // 4, n))):
         by_camera: dict[str, list] = {}
         for i in ks:
             camera = ("Bosch", "Forus", "Remidio")[i % 3]
-            name = f"Image{i + 1}.{'JPG' if camera == 'Bosch' else 'png'}"
-            w.image(f"{split}/1.0_Original_Fundus_Images/{camera}/{name}", i, glaucoma=i % 2 == 0)
-            by_camera.setdefault(camera, []).append([name, "GLAUCOMA SUSPECT" if i % 2 == 0 else "NORMAL"])
+            stem = f"Image{i + 1}"
+            w.image(f"{split}/1.0_Original_Fundus_Images/{camera}/{stem}.{ext[camera]}", i, glaucoma=i % 2 == 0)
+            vote = "GLAUCOMA SUSPECT" if i % 2 == 0 else "NORMAL"
+            votes = [vote, vote, "GLAUCOMA  SUSUPECT" if vote != "NORMAL" else vote, vote, vote]
+            by_camera.setdefault(camera, []).append([f"{stem}.jpg-{stem}-1.jpg", *votes, vote])
         for camera, rows in by_camera.items():
+            test_style = split == "Test" and camera != "Bosch"
+            spelled = "Remedio" if split == "Test" and camera == "Remidio" else camera
             w.table(
-                f"{split}/6.0_Glaucoma_Decision/Glaucoma_Decision_Comparison_{camera}_majority.csv",
-                ["Images", "Majority Decision"],
+                f"{split}/6.0_Glaucoma_Decision/Glaucoma_Decision_Comparison_{spelled}_majority.csv",
+                ["Images", *experts, "Glaucoma Decision" if test_style else "Majority Decision"],
                 rows,
+            )
+            w.table(
+                f"{split}/6.0_Glaucoma_Decision/Majority/{camera}.csv",
+                ["Images", "Vertical CDR"],
+                [[r[0], 0.5] for r in rows],
             )
 
 
@@ -787,22 +827,27 @@ def _adam(w: _Writer, n: int) -> None:
 
 
 def _palm(w: _Writer, n: int) -> None:
+    """The training zip's inner `PALM-Training400.zip` unpacks one level deeper; validation images (`V...`) are not
+    in the name pattern and are not listed."""
     for i in range(n):
-        w.image(f"PALM-Training400/{'HNP'[i % 3]}{i + 1:04d}.jpg", i)
+        w.image(f"PALM-Training400/PALM-Training400/{'HNP'[i % 3]}{i + 1:04d}.jpg", i)
+    w.image("PALM-Validation400/V0001.jpg", n)
     w.mask("PALM-Training400-Annotation-D&F/Disc_Masks/H0001.bmp")
 
 
 def _mmac(w: _Writer, n: int) -> None:
+    """Task 1 as the challenge release unpacks: numbered folders and label files, with the patient columns."""
     task = "1. Classification of Myopic Maculopathy"
-    for letter, word, ks in (("a", "Training", range(n - n // 4)), ("b", "Validation", range(n - n // 4, n))):
+    header = ["image", "myopic_maculopathy_grade", "age", "sex", "height", "weight", "data_center"]
+    for number, word, ks in (("1", "Training", range(n - n // 4)), ("2", "Validation", range(n - n // 4, n))):
         rows = []
         for i in ks:
-            name = f"mmac_task_1_train_{i + 1:04d}.png"
-            w.image(f"{task}/1. Images/{letter}. {word} Set/{name}", i)
-            rows.append([name, i % 5])
+            name = f"mmac_task_1_{'train' if word == 'Training' else 'val'}_{i + 1:04d}.png"
+            w.image(f"{task}/1. Images/{number}. {word} Set/{name}", i)
+            rows.append([name, i % 5, 40 + i if i % 4 else "", ("Male", "Female")[i % 2], 170, 65, i % 3])
         w.table(
-            f"{task}/2. Groundtruths/{letter}. MMAC2023_Myopic_Maculopathy_Classification_{word}_Labels.csv",
-            ["image", "myopic_maculopathy_grade"],
+            f"{task}/2. Groundtruths/{number}. MMAC2023_Myopic_Maculopathy_Classification_{word}_Labels.csv",
+            header,
             rows,
         )
 
@@ -835,7 +880,7 @@ def _mured(w: _Writer, n: int) -> None:
     for name, ks in (("train_data.csv", range(n - n // 4)), ("val_data.csv", range(n - n // 4, n))):
         rows = []
         for i in ks:
-            w.image(f"images/{i + 1}.png", i, dr_grade=2 if i % 3 == 0 else 0)
+            w.image(f"images/images/{i + 1}.png", i, dr_grade=2 if i % 3 == 0 else 0)  # the Kaggle copy nests them
             flags = [0] * len(MURED_CODES)
             flags[(0, 1, 5)[i % 3]] = 1  # DR, NORMAL, ARMD in turn
             if i % 3 == 0 and i % 2:
@@ -857,6 +902,8 @@ def _eye_diseases(w: _Writer, n: int) -> None:
 
 
 def _deepeyenet(w: _Writer, n: int) -> None:
+    """The JSON files beside `eyenet0420/{train_set,val_set,test_set}/`; names repeat across the sets (the JSON path
+    tells them apart)."""
     import json
 
     keywords = (
@@ -865,13 +912,15 @@ def _deepeyenet(w: _Writer, n: int) -> None:
         "retinitis pigmentosa",
         "normal fundus",
     )
+    third = max(1, n // 4)
     for split, name, ks in (
-        ("train_set", "DeepEyeNet_train.json", range(n - n // 4)),
-        ("test_set", "DeepEyeNet_test.json", range(n - n // 4, n)),
+        ("train_set", "DeepEyeNet_train.json", range(n - 2 * third)),
+        ("val_set", "DeepEyeNet_valid.json", range(n - 2 * third, n - third)),
+        ("test_set", "DeepEyeNet_test.json", range(n - third, n)),
     ):
         entries = []
-        for i in ks:
-            rel = f"eyenet0420/{split}/{i + 1}.jpg"
+        for k, i in enumerate(ks):
+            rel = f"eyenet0420/{split}/{k + 1}.jpg"
             w.image(rel, i, dr_grade=2 if i % 4 == 0 else 0)
             entries.append(
                 {

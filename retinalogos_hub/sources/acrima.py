@@ -1,6 +1,10 @@
 """ACRIMA (glaucoma; Diaz-Pinto et al. 2019): 705 disc-centred crops, 396 glaucomatous.
 
-Layout: `Database/Images/Im{NNN}_ACRIMA.jpg` (normal) and `Im{NNN}_g_ACRIMA.jpg` (glaucoma): the class is in the name."""
+Layout: `Im{NNN}_ACRIMA.{jpg,png}` (normal) and `Im{NNN}_g_ACRIMA.{jpg,png}` (glaucoma), 309 + 396: the class is in the
+name, so any folder works (`Database/Images/`, or FLAIR's `G/` and `noG/`).
+Layout facts: FLAIR (github.com/jusiro/FLAIR `local_data/prepare_partitions.py`, `36_ACRIMA/{G,noG}/`),
+github.com/openmedlab/Awesome-Medical-Dataset `resources/ACRIMA.md` (naming rule, `Im686_g_ACRIMA`, PNG files) and a
+public ACRIMA ingestion script found with `find_string` (`Im###_g_ACRIMA.png`, 396 + 309); as written (PNG accepted)."""
 
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ class Config(SourceConfig):
 INFO = SourceInfo(
     name="acrima",
     title="ACRIMA",
-    expects="Database/Images/Im{NNN}[_g]_ACRIMA.jpg",
+    expects="Im{NNN}[_g]_ACRIMA.{jpg,png} in any folder (Database/Images/, or G/ and noG/)",
     labels=("glaucoma",),
     homepage="https://figshare.com/s/c2d31f850af14c5b5232",
     patient_key="none published",

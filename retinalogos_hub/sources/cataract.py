@@ -1,6 +1,10 @@
 """The Kaggle 'cataract dataset' (jr2ngb): fundus photos sorted into four class folders.
 
-Layout: `dataset/{1_normal,2_cataract,2_glaucoma,3_retina_disease}/*.png`."""
+Layout: `dataset/{1_normal,2_cataract,2_glaucoma,3_retina_disease}/*.png` (a re-upload of
+github.com/cvblab/retina_dataset).
+Layout facts: FLAIR (github.com/jusiro/FLAIR `local_data/prepare_partitions.py`, `adequate_34_cataract`, the four folder
+names) and a public ingestion script found with `find_string` (the same folders, PNG files, source
+github.com/cvblab/retina_dataset, licence "not specified"); as written."""
 
 from __future__ import annotations
 

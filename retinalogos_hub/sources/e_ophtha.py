@@ -2,7 +2,11 @@
 (microaneurysms), each with healthy controls.
 
 Layout: `e_optha_EX/{EX,healthy}/<exam>/<image>.jpg` and `e_optha_MA/{MA,healthy}/<exam>/<image>.jpg`; the lesion masks
-in `Annotation_EX/`, `Annotation_MA/` are not listed. The exam folder is the patient key.
+in `Annotation_EX/`, `Annotation_MA/` are not listed. The exam folder (`E0000043`) is the patient key; image names
+are the release's own (`e_optha_MA/MA/E0000043/DS000DGS.JPG`, upper- or lower-case extensions).
+Layout facts: FLAIR (github.com/jusiro/FLAIR `local_data/prepare_partitions.py`, `e_optha_EX/EX/`,
+`e_optha_EX/healthy/`, `e_optha_MA/MA/`) and public loaders found with `find_string` (`e_optha_MA/MA/E0000043/
+DS000DGS.JPG`, `e_optha_MA/Annotation_MA/`, `e_optha_MA/healthy/`); as written.
 """
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
 """The Kaggle 'Eye Diseases Classification' set (gunavenkatdoddi), a mix of IDRiD, Ocular Recognition, HRF and
 others: about 1,000 images per class.
 
-Layout: `dataset/{cataract,diabetic_retinopathy,glaucoma,normal}/*.jpg`. It re-hosts images of other sources, so dedup
-links them to their originals."""
+Layout: `dataset/{cataract,diabetic_retinopathy,glaucoma,normal}/*.jpg` (4,217 images). It re-hosts images of other
+sources, so dedup links them to their originals.
+Layout facts: public READMEs of projects on the Kaggle set found with `find_string` (the four class names
+`cataract, diabetic_retinopathy, glaucoma, normal`, 4,217 images); the `dataset/` top folder could not be confirmed
+(the adapter reads the class folders at any depth); as written."""
 
 from __future__ import annotations
 

@@ -1,6 +1,10 @@
 """The Kaggle 'glaucoma detection' fundus set (sshikamaru): photos sorted by glaucoma status.
 
-Layout: `Fundus_Train_Val_Data/Fundus_Scanes_Sorted/{Train,Validation}/{Glaucoma_Positive,Glaucoma_Negative}/*.jpg`."""
+Layout: `Fundus_Train_Val_Data/Fundus_Scanes_Sorted/{Train,Validation}/{Glaucoma_Positive,Glaucoma_Negative}/*.jpg`
+(numbered names, e.g. `Validation/Glaucoma_Positive/613.jpg`), with a `glaucoma.csv` at the root (not read; some users
+describe the set as ORIGA-derived, so dedup may link it to ORIGA).
+Layout facts: public notebooks on the Kaggle copy found with `find_string` (`/kaggle/input/glaucoma-detection/
+Fundus_Train_Val_Data/Fundus_Scanes_Sorted/Validation/Glaucoma_Positive/613.jpg`, `glaucoma.csv`); as written."""
 
 from __future__ import annotations
 

@@ -1,7 +1,14 @@
 """LAG (Large-scale Attention-based Glaucoma, Li et al. 2019/2020).
 
-Layout: `{glaucoma,non_glaucoma,suspicious_glaucoma}/image/*.jpg` with the ophthalmologists' attention maps in
-`attention_map/` beside each `image/` (not listed). Suspicious cases stay suspects."""
+Layout: `LAG_database_part_1/{non_glaucoma,suspicious_glaucoma}/image/*.jpg`, with the ophthalmologists' attention maps
+in `attention_map/` and per-image `label/NNNN.txt` (0 negative, 1 suspicious) beside each `image/` (not listed).
+The release has two classes: 6,882 negative and 4,878 "suspicious glaucoma", which the authors treat as the positive
+class; here a suspect stays a suspect (glaucoma None, 'glaucoma suspect'). A third `glaucoma/` folder (three-class
+re-packs: Glaucoma, Non_Glaucoma, Suspicious_Glaucoma) is accepted as definite glaucoma.
+Layout facts: github.com/smilell/AG-CNN `README.md` (counts, 0/1 labels, Dropbox `LAG_database_part_1.rar`),
+github.com/openmedlab/Awesome-Medical-Dataset `resources/LAG.md` (file tree), FLAIR (github.com/jusiro/FLAIR
+`local_data/prepare_partitions.py`, `non_glaucoma/image/`, `suspicious_glaucoma/image/`); the writer's `glaucoma/`
+folder (not in the release) was dropped."""
 
 from __future__ import annotations
 
@@ -27,7 +34,7 @@ class Config(SourceConfig):
 INFO = SourceInfo(
     name="lag",
     title="LAG (Large-scale Attention-based Glaucoma)",
-    expects="{glaucoma,non_glaucoma,suspicious_glaucoma}/image/*.jpg (+ attention_map/)",
+    expects="{non_glaucoma,suspicious_glaucoma}/image/*.jpg (+ attention_map/, label/)",
     labels=("glaucoma", "diseases"),
     homepage="https://github.com/smilell/AG-CNN",
     patient_key="none published",

@@ -3,6 +3,9 @@
 Layout: `Base{11..14,21..24,31..34}/` each with its images (`*.tif`) and `Annotation_Base{NN}.xls` (Image name,
 Ophthalmologic department, Retinopathy grade, Risk of macular edema ). The sheets are legacy `.xls`: save them as
 `.xlsx` or `.csv` beside the original (same stem). Messidor's retinopathy grade is its own 0-3 scale, not ICDR.
+Layout facts: checked against public loaders of the release found with `find_string` (the 12 `Base{11..34}.zip`
+archives, `Annotation_Base{NN}.xls`, sheet `Feuil1`, the header above with its trailing space, read beside the images
+as `Base31/Annotation_Base31.csv`) and LIV4D/MAPLES-DR `docs/source/welcome/messidor.rst`; as written.
 """
 
 from __future__ import annotations

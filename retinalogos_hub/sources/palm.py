@@ -1,7 +1,14 @@
 """PALM (PAthoLogic Myopia challenge, iChallenge-PM, 2019).
 
-Layout: `PALM-Training400/{H,N,P}NNNN.jpg`: H high myopia, N normal, P pathological myopia (the first letter of the
-file name is the class); lesion and disc masks in other folders are not listed."""
+Layout: `PALM-Training400/{H,N,P}NNNN.jpg`, usually unpacked one folder deeper from the inner
+`PALM-Training400.zip` (`PALM-Training400/PALM-Training400/`): H high myopia, N normal, P pathological myopia (the first
+letter of the file name is the class); lesion and disc masks in other folders are not listed. The validation images
+(`PALM-Validation400/V0001.jpg`, labels in `PALM-Validation-GT/PM_Label_and_Fovea_Location.xlsx` with `imgName`,
+`Label` 1 PM / 0 not PM) do not match the name pattern and are not listed: label 0 there cannot tell high myopia from
+normal.
+Layout facts: public iChallenge-PM loaders found with `find_string` (`PALM-Training400/PALM-Training400`,
+`PALM-Validation400`, `PALM-Validation-GT/PM_Label_and_Fovea_Location.xlsx`, the H/N/P naming rule) and
+github.com/openmedlab/Awesome-Medical-Dataset `resources/PALM19.md`; as written."""
 
 from __future__ import annotations
 
