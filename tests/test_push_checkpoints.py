@@ -135,7 +135,9 @@ def test_checkpoint_without_state_or_weights_is_named(run_dir, tmp_path):  # noq
         push_model(run_dir, "my-lab/x", local_dir=tmp_path / "o", checkpoints=True)
     fast = time.perf_counter() - t
     (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": 4, "last_logged_loss": 0.5}))
-    with pytest.raises(InputError, match=r"no transformer/config.json .*written by an older version"):
+    with pytest.raises(
+        InputError, match=r"no transformer/config.json .*checkpoint.weights: false, or by an older version"
+    ):
         push_model(run_dir, "my-lab/x", local_dir=tmp_path / "o", checkpoints=True)
     shutil.copytree(run_dir / "pipeline" / "transformer", ckpt / "transformer")
     res = push_model(run_dir, "my-lab/x", local_dir=tmp_path / "o", checkpoints=True)
@@ -332,3 +334,16 @@ def test_two_process_resume_from_the_hub_downloads_once_and_every_rank_loads_it(
     assert same(weights(fresh / "pipeline"), weights(tmp_path / "whole" / "pipeline"))
     gets = [p for m, p in hub_server.requests if m == "GET" and "/resolve/" in p and p.endswith("/optimizer.bin")]
     assert len(gets) == 1  # one rank downloaded; the other waited on the lock and loaded the same folder
+
+
+@pytest.mark.slow
+def test_checkpoints_without_weights_hold_state_only_and_are_refused_by_name(tmp_path):
+    """checkpoint.weights: false keeps a 2B run's checkpoints to the resumable state (no extra transformer on disk,
+    no FSDP gather per checkpoint); publishing them as revisions then says what to set."""
+    data = make_captioned(tmp_path / "captioned", n=4)
+    res = run(RECIPE, [f"data.dataset={data}", f"output_dir={tmp_path / 'run'}", "train.max_steps=2",
+                       "checkpoint.every=2", "checkpoint.weights=false", *QUIET])  # fmt: skip
+    ckpt = res.output_dir / "checkpoints" / "checkpoint-000002"
+    assert (ckpt / "trainer_state.json").is_file() and not (ckpt / "transformer").exists()
+    with pytest.raises(InputError, match="checkpoint.weights: false"):
+        push_model(res.output_dir, "tester/no-weights", local_dir=tmp_path / "out", checkpoints=True)

@@ -72,9 +72,9 @@ def revisions(run_dir: Path, has_pipeline: bool, lora_file: str | None) -> list[
         missing = [n for n in needs if not (ckpt / n).is_file()]
         if missing:
             raise InputError(
-                f"{ckpt}: no {', '.join(missing)} (the publishable weights a checkpoint holds since push-model "
-                "--checkpoints exists); it was written by an older version",
-                hint="resume the run with --resume latest so its next checkpoints carry them, or push without --checkpoints",
+                f"{ckpt}: no {', '.join(missing)} (the publishable weights of a checkpoint): it was saved with "
+                "checkpoint.weights: false, or by an older version",
+                hint="resume the run with checkpoint.weights=true so its next checkpoints carry them, or push without --checkpoints",
             )
         step = int(state["global_step"])
         png = run_dir / "validation" / f"step-{step:06d}.png"

@@ -94,6 +94,9 @@ class EmaSection:
 class CheckpointSection:
     every: int
     total_limit: int
+    # each checkpoint also holds its publishable weights (EMA transformer / adapter) for `push-model --checkpoints`:
+    # one more transformer on disk per kept checkpoint and, under FSDP, a full-state gather; false: resumable state only
+    weights: bool
 
 
 @dataclass(frozen=True)

@@ -350,7 +350,8 @@ class FlowMatchingRecipe:
         self.acc.wait_for_everyone()
         self.acc.save_state(str(path))
         engines.save_rank_state(path, self.acc, self.noise, self.ema, self._sharded)
-        self._save_weights(path)
+        if self.cfg.checkpoint.weights:
+            self._save_weights(path)
         self.acc.wait_for_everyone()  # trainer_state.json (the "complete" mark) only once every rank has saved
         if self.acc.is_main_process:
             state = {
