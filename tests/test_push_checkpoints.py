@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 from test_push_model import run_dir  # noqa: F401  (fixture: a finished run around the tiny Lumina-Next pipeline)
-from test_train import QUIET, TINY, make_captioned, same, weights
+from test_train import QUIET, TINY, make_captioned, same, train_killed_after, weights
 
 from retinalogos_hub.chain import run  # what `retinalogos train` calls
 from retinalogos_hub.errors import ConfigError, HubError, InputError
@@ -280,29 +279,7 @@ def test_killed_run_pushed_with_push_state_resumes_elsewhere_to_the_same_weights
     data = make_captioned(tmp_path / "captioned", n=6)
     common = [f"data.dataset={data}", "train.max_steps=40", "checkpoint.every=2", "checkpoint.total_limit=2", *QUIET]
     whole = run(RECIPE, [*common, f"output_dir={tmp_path / 'whole'}"])
-    killed = tmp_path / "killed"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "retinalogos_hub.cli",
-            "train",
-            "--recipe",
-            str(RECIPE),
-            *common,
-            f"output_dir={killed}",
-        ],
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    marker = killed / "checkpoints" / "checkpoint-000004" / "trainer_state.json"  # the second checkpoint
-    deadline = time.time() + 240
-    while not marker.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert marker.exists() and not (killed / "run.json").exists(), "the run was not killed mid-training"
+    killed = train_killed_after(RECIPE, common, tmp_path / "killed", step=4)  # after its second checkpoint
 
     pushed = push_state(killed, "tester/tiny-state")
     assert pushed.global_step >= 4 and not any("transformer/" in f for f in pushed.files)

@@ -77,6 +77,34 @@ def same(a: dict, b: dict) -> bool:
 # --- recipes and buckets --------------------------------------------------------------------------------------------
 
 
+def train_killed_after(recipe: Path, overrides: list[str], out: Path, *, step: int) -> Path:
+    """`retinalogos train` in a subprocess, SIGKILLed once checkpoint `step` is complete (mid-training, before the
+    export); returns its output_dir."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "retinalogos_hub.cli",
+            "train",
+            "--recipe",
+            str(recipe),
+            *overrides,
+            f"output_dir={out}",
+        ],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    marker = out / "checkpoints" / f"checkpoint-{step:06d}" / "trainer_state.json"
+    deadline = time.time() + 240
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert marker.exists() and not (out / "run.json").exists(), "the run was not killed mid-training"
+    return out
+
+
 @pytest.mark.parametrize("path", sorted(RECIPES.rglob("*.yaml")), ids=lambda p: str(p.relative_to(RECIPES)))
 def test_every_shipped_training_yaml_loads(path):
     text = path.read_text()
@@ -389,29 +417,7 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
         *QUIET,
     ]
     whole = run(recipe, [*common, f"output_dir={tmp_path / 'whole'}"])
-    killed = tmp_path / "killed"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "retinalogos_hub.cli",
-            "train",
-            "--recipe",
-            str(recipe),
-            *common,
-            f"output_dir={killed}",
-        ],
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    marker = killed / "checkpoints" / "checkpoint-000004" / "trainer_state.json"
-    deadline = time.time() + 240
-    while not marker.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert marker.exists() and not (killed / "run.json").exists(), "the run was not killed mid-training"
+    killed = train_killed_after(recipe, common, tmp_path / "killed", step=4)
     resumed = run(recipe, [*common, f"output_dir={killed}"], resume="latest")
     assert resumed.global_step == whole.global_step == 60
     assert same(weights(resumed.pipeline_dir), weights(whole.pipeline_dir))  # EMA export
