@@ -4,6 +4,7 @@ manifest) and `attach-images` re-applying curation's orientation (issue 15)."""
 from __future__ import annotations
 
 import csv
+import itertools
 from dataclasses import replace
 
 import datasets
@@ -97,7 +98,8 @@ def test_attach_passes_source_and_eye_so_orientation_is_reapplied(tmp_path):
 
     from retinalogos_hub.hub import attach
 
-    assert '"source": row["source"], "eye": row.get("eye")' in inspect.getsource(attach.attach_images)
+    # the eye comes from the user's own copy: a tier that withholds labels publishes no eye
+    assert '"source": row["source"], "eye": rec.get("eye")' in inspect.getsource(attach._image)
 
 
 def test_near_pairs_equals_brute_force_and_finds_every_planted_copy():
@@ -122,3 +124,85 @@ def test_near_pairs_equals_brute_force_and_finds_every_planted_copy():
     dups = find_duplicates(items, lambda ids: {i: thumbs[i] for i in ids}, DedupConfig(8, 0.95))
     within = {k for k in range(400) if dist[k, 400 + k] <= 8}
     assert {int(d.split("/")[1]) - 400 for d in dups} >= within
+
+
+def _planted_hashes(rng, n: int, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(plain, mirror, rot180) uint64 hashes of n rows: half uniform, half in tight clusters (skewed chunk buckets,
+    repeated values), with neighbours planted at every distance up to radius + 2, plainly and through the mirror and
+    180-degree hashes of other rows."""
+    centres = rng.integers(0, 2**64 - 1, 8, dtype=np.uint64)
+    noise = np.packbits(rng.random((n, 64)) < 0.12, axis=1).view(np.uint64).ravel()
+    plain = np.where(np.arange(n) % 2 == 0, rng.integers(0, 2**64 - 1, n, dtype=np.uint64), centres[np.arange(n) % 8])
+    plain ^= np.where(np.arange(n) % 2 == 0, np.uint64(0), noise)
+    mirror, rot = (rng.integers(0, 2**64 - 1, n, dtype=np.uint64) for _ in range(2))
+
+    def near(h, d):
+        return h ^ np.uint64(sum(1 << int(f) for f in rng.choice(64, d, replace=False)))
+
+    for k in range(1, n, 3):  # every third row is a copy of the row before at distance 0..radius + 2
+        d = int(rng.integers(0, radius + 3))
+        target = (plain, mirror, rot)[k // 3 % 3]  # plain copy, or a mirrored / turned one matched through that hash
+        target[k] = near(plain[k - 1], d)
+    return plain, mirror, rot
+
+
+def test_multi_index_search_has_full_recall_against_brute_force(monkeypatch):
+    """A faster near-pair search must not lose pairs: every layout `_layout` picks from 1k to 1.4M rows, with and
+    without the dense first-row table, on uniform and clustered hashes with planted plain, mirrored and rotated
+    neighbours, equals a brute-force Hamming search."""
+    from retinalogos_hub.curate import dedup
+
+    rng = np.random.default_rng(7)
+    n = 1500
+    plain, mirror, rot = _planted_hashes(rng, n, 8)
+    queries = np.concatenate([plain, mirror, rot])
+    dist = np.bitwise_count(queries[:, None] ^ plain[None, :])
+    for radius in (0, 3, 8):
+        want = set(zip(*(x.tolist() for x in np.nonzero(dist <= radius))))
+        layouts = {tuple(dedup._layout(3 * m, m, radius)) for m in (1_000, 10_000, 100_000, 1_000_000, 1_400_000)}
+        assert len(layouts) > 1 or radius == 0
+        modes = (0.0, float("inf")) if radius == 8 else (dedup._DENSE,)  # the shipped radius: both ways
+        for layout, dense in itertools.product(layouts, modes):
+            monkeypatch.setattr(dedup, "_DENSE", dense)
+            qi, ii = dedup.near_pairs(queries, plain, radius, list(layout))
+            assert set(zip(qi.tolist(), ii.tolist())) == want, (radius, layout, dense)
+            assert np.all(np.diff(qi * n + ii) > 0)  # sorted, each pair once
+        qi, ii = dedup.near_pairs(queries[:300], plain, radius)  # the query side smaller than the index side too
+        assert set(zip(qi.tolist(), ii.tolist())) == {(q, i) for q, i in want if q < 300}
+
+
+def test_candidate_pairs_equal_brute_force_with_their_transform():
+    """find_duplicates' candidates: every pair of rows within the radius plainly, else through a mirror hash (either
+    side), else through a 180-degree hash, named by the first transform that matched; exact copies excluded."""
+    from retinalogos_hub.curate.dedup import IDENTITY, _candidates
+
+    rng = np.random.default_rng(11)
+    n = 1500
+    plain, mirror, rot = (a.view(np.int64) for a in _planted_hashes(rng, n, 8))
+    items = [
+        Item(
+            f"x/{k}",
+            f"s{k - 1 if k % 50 == 1 else k}",
+            f"p{k}",
+            int(plain[k]),
+            (False, 0, 0.0, f"x/{k}"),
+            int(mirror[k]),
+            int(rot[k]),
+        )
+        for k in range(n)
+    ]  # every 50th row (from 1) is a byte-identical copy of the row before it: same exact group, never a candidate
+    roots = np.arange(n)
+    roots[1::50] = roots[0::50][: len(roots[1::50])]
+    u = plain.view(np.uint64)
+    close = {
+        h: np.bitwise_count(t.view(np.uint64)[:, None] ^ u[None, :]) <= 8
+        for h, t in ((IDENTITY, plain), (MIRROR, mirror), (ROT180, rot))
+    }
+    want = {}
+    for how in (IDENTITY, MIRROR, ROT180):
+        m = close[how] | close[how].T
+        for i, j in zip(*np.nonzero(np.triu(m, 1))):
+            if roots[i] != roots[j]:
+                want.setdefault((int(i), int(j)), how)
+    got = _candidates(items, roots, 8)
+    assert got == want and {MIRROR, ROT180} <= set(got.values())

@@ -14,7 +14,6 @@ in two sources joins both patients into one group) so a duplicate cannot leak a 
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -48,40 +47,42 @@ def hashed_split(key: str, cfg: SplitConfig) -> str:
 def assign(
     rows: Iterable[tuple[str, str | None]], links: Iterable[tuple[str, str]], cfg: SplitConfig
 ) -> dict[str, str]:
-    """{patient key: split} for `rows` of (key, official split or None) and `links` of keys that are one patient."""
-    parent: dict[str, str] = {}
+    """{patient key: split} for `rows` of (key, official split or None) and `links` of keys that are one patient.
+
+    One pass over the rows and one over their distinct keys: only linked keys enter the union-find (the smallest
+    key names a group, so the result is stable across runs and orders), and each group's split is drawn once."""
+    parent: dict[str, str] = {}  # linked keys only; any other key is its own group
 
     def find(k: str) -> str:
-        parent.setdefault(k, k)
-        while parent[k] != k:
-            parent[k] = parent[parent[k]]
-            k = parent[k]
+        while (p := parent.get(k, k)) != k:
+            parent[k] = k = parent.get(p, p)  # path halving
         return k
 
     for a, b in links:
         ra, rb = find(a), find(b)
         if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)  # the smallest key names the group: stable across runs
+            parent[max(ra, rb)] = min(ra, rb)
     official: dict[str, str] = {}
-    keys = set()
+    root_of: dict[str, str] = {}
     for key, split in rows:
-        root = find(key)
-        keys.add(key)
-        if split in _RANK and _RANK[split] > _RANK.get(official.get(root), 0):
+        root = root_of.get(key)
+        if root is None:
+            root = root_of[key] = find(key) if key in parent else key
+        if split in _RANK and _RANK[split] > _RANK.get(official.get(root, ""), 0):
             official[root] = split
-    groups = defaultdict(list)
-    for k in keys:
-        groups[find(k)].append(k)
+    carve = SplitConfig(cfg.validation, 0.0, cfg.salt, False)
+    split_of: dict[str, str] = {}
     out = {}
-    for root, members in groups.items():
-        published = official.get(root)
-        if published == "train":
-            split = "train"
-            carve = SplitConfig(cfg.validation, 0.0, cfg.salt, False)
-            if cfg.carve_official_train and hashed_split(root, carve) != "train":
-                split = "validation"
-        else:
-            split = published or hashed_split(root, cfg)
-        for k in members:
-            out[k] = split
+    for key, root in root_of.items():
+        split = split_of.get(root)
+        if split is None:
+            published = official.get(root)
+            if published == "train":
+                split = "train"
+                if cfg.carve_official_train and hashed_split(root, carve) != "train":
+                    split = "validation"
+            else:
+                split = published or hashed_split(root, cfg)
+            split_of[root] = split
+        out[key] = split
     return out
