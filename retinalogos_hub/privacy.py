@@ -162,12 +162,12 @@ class Scrubber:
                     supported_entity=entity, patterns=[Pattern(entity.lower(), regex, 0.9)], global_regex_flags=0
                 )
             )
-        self._deny = PatternRecognizer  # deny-lists are per record (the record's own identifiers)
+        self.recognizer = PatternRecognizer  # deny-lists are per record (its own identifiers): built in `scrub`
         self.min_score = cfg.min_score
 
     def scrub(self, text: str, known: list[str]) -> str:
         known = sorted({k.strip() for k in known if k and len(k.strip()) >= 3}, key=len, reverse=True)
-        extra = [self._deny(supported_entity="IDENTIFIER", deny_list=known)] if known else []
+        extra = [self.recognizer(supported_entity="IDENTIFIER", deny_list=known)] if known else []
         found = self.analyzer.analyze(
             text=text, language="en", ad_hoc_recognizers=extra, score_threshold=self.min_score
         )
