@@ -206,3 +206,50 @@ def test_candidate_pairs_equal_brute_force_with_their_transform():
                 want.setdefault((int(i), int(j)), how)
     got = _candidates(items, roots, 8)
     assert got == want and {MIRROR, ROT180} <= set(got.values())
+
+
+def test_vectorised_confirmation_equals_the_per_pair_correlation_exactly():
+    """`_correlations` (all pairs at once, stacked) gives `_confirm`'s values bit for bit, in every orientation, for
+    32x32 and 8x8 uint8 thumbnails, constant ones (no variance) and self pairs; other thumbnails (float, mixed
+    shapes) take the per-pair path."""
+    from retinalogos_hub.curate.dedup import _HOWS, _confirm, _correlations
+
+    rng = np.random.default_rng(5)
+    for side in (32, 8):
+        thumbs = list(rng.integers(0, 256, (300, side, side), dtype=np.uint8))
+        thumbs += [np.full((side, side), 7, np.uint8), np.full((side, side), 9, np.uint8), thumbs[0][:, ::-1]]
+        ia, ib = rng.integers(0, len(thumbs), 2000), rng.integers(0, len(thumbs), 2000)
+        ia[:6], ib[:6] = [300, 300, 301, 0, 302, 5], [300, 301, 5, 0, 0, 5]
+        hows = rng.integers(0, 3, 2000).astype(np.int8)
+        hows[:6] = [0, 0, 1, 2, 1, 0]
+        want = [_confirm(thumbs[i], thumbs[j], _HOWS[h]) for i, j, h in zip(ia, ib, hows)]
+        assert np.array_equal(_correlations(thumbs, ia, ib, hows), want)
+    mixed = [rng.random((8, 8), dtype=np.float32) for _ in range(20)] + [rng.integers(0, 256, (6, 6), dtype=np.uint8)]
+    ia, ib, hows = np.array([0, 3, 5]), np.array([1, 3, 9]), np.array([0, 1, 2], np.int8)
+    want = [_confirm(mixed[i], mixed[j], _HOWS[h]) for i, j, h in zip(ia, ib, hows)]
+    assert np.array_equal(_correlations(mixed, ia, ib, hows), want)
+
+
+def test_exact_groups_by_hash_split_colliding_keys():
+    """`_groups` (rows grouped by hash in numpy): every non-empty key held by several rows, members ascending,
+    groups in the order their second member appears; keys whose hashes collide are still told apart."""
+    from retinalogos_hub.curate.dedup import _groups
+
+    class Colliding(str):
+        def __hash__(self):
+            return 0  # every key collides (and with the empty key's hash)
+
+    def reference(keys):
+        first, groups = {}, {}
+        for i, k in enumerate(keys):
+            if k:
+                j = first.setdefault(k, i)
+                if j != i:
+                    groups.setdefault(j, [j]).append(i)
+        return list(groups.values())
+
+    rng = np.random.default_rng(2)
+    for make in (str, Colliding):
+        keys = [None if v == 0 else "" if v == 1 else make(f"k{v}") for v in rng.integers(0, 60, 400).tolist()]
+        assert _groups(iter(keys)) == reference(keys)
+    assert _groups([]) == [] and _groups(["a", "b", None, ""]) == []

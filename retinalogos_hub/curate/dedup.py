@@ -53,6 +53,7 @@ class Item:
 
 # how a duplicate matched its canonical row (the manifest's `match_transform`)
 IDENTITY, MIRROR, ROT180 = "identity", "mirror", "rotate180"
+_HOWS = (IDENTITY, MIRROR, ROT180)  # their codes in the vectorised confirmation
 _TURN = {IDENTITY: lambda t: t, MIRROR: lambda t: t[:, ::-1], ROT180: lambda t: t[::-1, ::-1]}
 
 
@@ -128,24 +129,28 @@ def find_duplicates(
     #    each confirmed by thumbnail correlation (the second thumbnail turned the same way)
     pairs = _candidates(items, _roots(parent), cfg.phash_distance)
     edges: dict[tuple[int, int], str] = {}
+    pos = np.full(n, -1, np.intp)  # a candidate row's thumbnail in `loaded` (-1: none)
+    loaded: list[np.ndarray] = []
     if pairs:
-        loaded = thumbs({items[k].id for p in pairs for k in p})
-        for (i, j), how in pairs.items():
-            a, b = loaded.get(items[i].id), loaded.get(items[j].id)
-            if a is None or b is None:
-                continue
-            if find(i) != find(j) and _confirm(a, b, how) >= cfg.min_correlation:
+        ia = np.fromiter((p[0] for p in pairs), np.intp, len(pairs))
+        ib = np.fromiter((p[1] for p in pairs), np.intp, len(pairs))
+        hows = np.fromiter(map(_HOWS.index, pairs.values()), np.int8, len(pairs))
+        rows = np.unique(np.concatenate([ia, ib])).tolist()
+        by_id = thumbs({items[k].id for k in rows})
+        for k in rows:
+            t = by_id.get(items[k].id)
+            if t is not None:
+                pos[k] = len(loaded)
+                loaded.append(t)
+        del by_id
+        ok = np.flatnonzero((pos[ia] >= 0) & (pos[ib] >= 0))
+        r = _correlations(loaded, pos[ia[ok]], pos[ib[ok]], hows[ok])
+        # the confirmed pairs in the order found; one already linked (through earlier ones) adds no edge
+        for k in ok[r >= cfg.min_correlation].tolist():
+            i, j = int(ia[k]), int(ib[k])
+            if find(i) != find(j):
                 union(i, j)
-                edges[(i, j)] = how
-
-        def corr(a: Item, b: Item, how: str) -> float | None:
-            if a.id in loaded and b.id in loaded:
-                return _confirm(loaded[a.id], loaded[b.id], how)
-            return None
-    else:
-
-        def corr(a: Item, b: Item, how: str) -> float | None:
-            return None
+                edges[(i, j)] = _HOWS[hows[k]]
 
     # 3. one canonical per group (groups in order of their smallest index, members ascending); the others name it
     roots = _roots(parent)
@@ -153,7 +158,7 @@ def find_duplicates(
     grouped = np.flatnonzero(size[roots] > 1)
     grouped = grouped[np.argsort(roots[grouped], kind="stable")]
     cuts = np.flatnonzero(np.diff(roots[grouped])) + 1
-    out: dict[str, tuple[str, str, str | None]] = {}
+    named: list[tuple[int, int, str | None]] = []  # (duplicate, canonical, transform)
     for members in np.split(grouped, cuts) if len(grouped) else []:
         members = members.tolist()
         at = min(members, key=lambda k: items[k].rank)
@@ -163,8 +168,19 @@ def find_duplicates(
             if it is keep:
                 continue
             exact = it.sha256 == keep.sha256 or it.pixels == keep.pixels
-            turn = IDENTITY if exact else edges.get((min(k, at), max(k, at)))
-            out[it.id] = (keep.id, _reason(it, keep, turn, corr(it, keep, turn) if turn else None), turn)
+            named.append((k, at, IDENTITY if exact else edges.get((min(k, at), max(k, at)))))
+    # the correlation of each duplicate with its canonical row (the duplicate's thumbnail first, as confirmed)
+    corr: list[float | None] = [None] * len(named)
+    if named and loaded:
+        dk, ck = (np.fromiter((x[c] for x in named), np.intp, len(named)) for c in (0, 1))
+        turn = np.fromiter((-1 if x[2] is None else _HOWS.index(x[2]) for x in named), np.int8, len(named))
+        ok = np.flatnonzero((turn >= 0) & (pos[dk] >= 0) & (pos[ck] >= 0))
+        for k, v in zip(ok.tolist(), _correlations(loaded, pos[dk[ok]], pos[ck[ok]], turn[ok]).tolist()):
+            corr[k] = v
+    out: dict[str, tuple[str, str, str | None]] = {}
+    for (k, at, turn), c in zip(named, corr):
+        it, keep = items[k], items[at]
+        out[it.id] = (keep.id, _reason(it, keep, turn, c), turn)
     return out
 
 
@@ -191,7 +207,8 @@ def _candidates(items: Sequence[Item], roots: np.ndarray, radius: int) -> dict[t
         values = list(map(attrgetter(attr), items))
         have = [k for k, v in enumerate(values) if v is not None] if None in values else range(len(values))
         if len(have):
-            queries.append(np.fromiter((values[k] for k in have), np.int64, len(have)).view(np.uint64))
+            chosen = values if len(have) == len(values) else map(values.__getitem__, have)
+            queries.append(np.fromiter(chosen, np.int64, len(have)).view(np.uint64))
             owners.append(np.asarray(have, np.int64))
             kinds.append(how)
     qi, ii = near_pairs(np.concatenate(queries), distinct, radius)
@@ -403,16 +420,120 @@ def _confirm(a: np.ndarray, b: np.ndarray, how: str) -> float:
     return correlation(soft(a), soft(b))
 
 
+_CHUNK = 2048  # pairs per numpy step in `_correlations`: ~50 MB of temporaries for 32x32 thumbnails
+
+
+def _stackable(thumbs: list[np.ndarray]) -> bool:
+    """Whether the thumbnails share one 2-D shape and an integer dtype of at most 4 bytes (float64 sums of a
+    thumbnail are then exact in any order, so `_pearson` on their rows equals `correlation`)."""
+    first = thumbs[0] if thumbs else None
+    return first is not None and (
+        first.ndim == 2
+        and first.dtype.kind in "biu"
+        and first.dtype.itemsize <= 4
+        and all(t.shape == first.shape and t.dtype == first.dtype for t in thumbs)
+    )
+
+
+def _correlations(thumbs: list[np.ndarray], ia: np.ndarray, ib: np.ndarray, hows: np.ndarray) -> np.ndarray:
+    """`_confirm(thumbs[ia[k]], thumbs[ib[k]], _HOWS[hows[k]])` for every k, as float64, with its exact arithmetic
+    but over all pairs at once, in chunks: plain pairs as rows stacked from the two sides' thumbnails (per chunk, so
+    no copy of all thumbnails is held), turned pairs as rows of their blurred thumbnails (each blurred once per side
+    and transform), then `_pearson`. Thumbnails that are not `_stackable` are confirmed one pair at a time."""
+    out = np.empty(len(ia), np.float64)
+    if not len(ia):
+        return out
+    if not _stackable(thumbs):
+        for k, (i, j, h) in enumerate(zip(ia.tolist(), ib.tolist(), hows.tolist())):
+            out[k] = _confirm(thumbs[i], thumbs[j], _HOWS[h])
+        return out
+    plain = np.flatnonzero(hows == 0)
+    if len(plain):
+        for s in range(0, len(plain), _CHUNK):
+            at = plain[s : s + _CHUNK]
+            a = _rows([thumbs[i] for i in ia[at].tolist()], thumbs[0].dtype)
+            out[at] = _pearson(a, _rows([thumbs[j] for j in ib[at].tolist()], thumbs[0].dtype))
+    turned = np.flatnonzero(hows != 0)
+    if len(turned):
+        import cv2
+
+        def soft(t: np.ndarray) -> np.ndarray:  # `_confirm`'s blur
+            return cv2.GaussianBlur(np.ascontiguousarray(t, dtype=np.float32), (0, 0), 0.8).ravel()
+
+        ua, wa = np.unique(ia[turned], return_inverse=True)
+        ub, wb = np.unique(ib[turned].astype(np.int64) * len(_HOWS) + hows[turned], return_inverse=True)
+        sa = _rows([soft(thumbs[i]) for i in ua.tolist()], np.float32)
+        sb = _rows([soft(_TURN[_HOWS[u % len(_HOWS)]](thumbs[u // len(_HOWS)])) for u in ub.tolist()], np.float32)
+        for s in range(0, len(turned), _CHUNK):
+            out[turned[s : s + _CHUNK]] = _pearson(sa[wa[s : s + _CHUNK]], sb[wb[s : s + _CHUNK]])
+    return out
+
+
+def _rows(arrays: list[np.ndarray], dtype) -> np.ndarray:
+    """The arrays (of one shape) as the rows of one 2-D array; filled row by row, several times faster than
+    `np.stack` for many small arrays."""
+    out = np.empty((len(arrays), *arrays[0].shape), dtype)
+    for k, t in enumerate(arrays):
+        out[k] = t
+    return out.reshape(len(arrays), -1)
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """`correlation(a[k], b[k])` for every row k of two arrays of one dtype, as float64, with its exact arithmetic:
+    the rows centred as `_centred` does (each row's reduction is the one a contiguous thumbnail gets), and each dot
+    product one BLAS dot per row (a stacked vector-by-vector matmul), as `a.dot(b)` and `a @ b` are."""
+    ca, cb = _centred_rows(a), _centred_rows(b)
+
+    def dot(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return np.matmul(x[:, None, :], y[:, :, None]).ravel()
+
+    den = np.sqrt(dot(ca, ca)) * np.sqrt(dot(cb, cb))
+    pos = den > 0
+    r = np.empty(len(a), np.float64)
+    r[pos] = dot(ca[pos], cb[pos]) / den[pos]
+    if not pos.all():
+        r[~pos] = np.all(ca[~pos] == cb[~pos], axis=1)
+    return r
+
+
+def _centred_rows(t: np.ndarray) -> np.ndarray:
+    total = np.add.reduce(t, axis=1, dtype=np.float64 if t.dtype.kind in "biu" else None)
+    return t.astype(np.float32) - (total / t.shape[1]).astype(total.dtype, copy=False)[:, None]
+
+
 def _groups(keys: Iterable[str | None]) -> list[list[int]]:
-    """The rows of every key held by more than one row (empty keys never group)."""
-    first: dict[str, int] = {}
-    groups: dict[int, list[int]] = {}
-    for i, k in enumerate(keys):
-        if k:
-            j = first.setdefault(k, i)
-            if j != i:
-                groups.setdefault(j, [j]).append(i)
-    return list(groups.values())
+    """The rows of every key held by more than one row (empty keys never group), members ascending, groups in the
+    order their second member appears. Rows are grouped by `hash(key)` in numpy and each group's keys compared, so a
+    hash collision between different keys is split again by key (`_groups_by_key`)."""
+    keys = list(keys)
+    h = np.fromiter(map(hash, keys), np.int64, len(keys))
+    maybe = np.flatnonzero((h == hash("")) | (h == hash(None)))  # the empty keys are among these
+    empty = maybe[np.fromiter((not keys[j] for j in maybe.tolist()), bool, len(maybe))]
+    rows = np.delete(np.arange(len(keys)), empty)
+    _, inv, counts = np.unique(np.delete(h, empty), return_inverse=True, return_counts=True)
+    shared = counts[inv] > 1
+    rows, inv = rows[shared], inv[shared]
+    if not len(rows):
+        return []
+    rows = rows[np.argsort(inv, kind="stable")]  # by hash value, each one's rows ascending
+    out: list[list[int]] = []
+    for group in np.split(rows, np.flatnonzero(np.diff(np.sort(inv))) + 1):
+        group = group.tolist()
+        k = keys[group[0]]
+        if all(keys[j] == k for j in group):
+            out.append(group)
+        else:
+            out.extend(_groups_by_key([keys[j] for j in group], group))
+    out.sort(key=lambda g: g[1])
+    return out
+
+
+def _groups_by_key(keys: list[str], rows: list[int]) -> list[list[int]]:
+    """The rows (ascending) of every key held by more than one of them."""
+    by: dict[str, list[int]] = {}
+    for k, i in zip(keys, rows):
+        by.setdefault(k, []).append(i)
+    return [g for g in by.values() if len(g) > 1]
 
 
 def _reason(it: Item, keep: Item, how: str | None, corr: float | None) -> str:
