@@ -4,7 +4,8 @@ published image, per-source configs, shards sized by their rows) vs datasets' pl
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/push_dataset.py [--rows 2000] [--size 512] [--open 0.5] [--repeat 3]
 
-Rows are procedural fundus JPEGs with EXIF; `--open` is the share of rows from a re-hostable source (the others keep
+Rows are procedural fundus JPEGs, `--exif` of them with EXIF (default all: the worst case; curation re-encodes, so
+curated images carry none); `--open` is the share of rows from a re-hostable source (the others keep
 no image, which is cheaper than the baseline). Prints rows/s for both and the ratio ours/baseline (time).
 """
 
@@ -26,7 +27,7 @@ from retinalogos_hub.hub.export import export_dataset
 from retinalogos_hub.schema import CAPTION_FIELD_NAMES, CAPTIONED
 
 
-def make_stage(path: Path, rows: int, size: int, open_share: float) -> Path:
+def make_stage(path: Path, rows: int, size: int, open_share: float, exif_share: float = 1.0) -> Path:
     licenses.LICENSES.setdefault(
         "openbench", licenses.License("CC-BY-4.0", licenses.OPEN, "https://example.org", "bench")
     )
@@ -37,7 +38,8 @@ def make_stage(path: Path, rows: int, size: int, open_share: float) -> Path:
     def gen():
         for i in range(rows):
             buf = io.BytesIO()
-            base[i % 8].save(buf, "JPEG", quality=92, exif=exif.tobytes())
+            tags = exif.tobytes() if i < rows * exif_share else b""  # curated images carry none
+            base[i % 8].save(buf, "JPEG", quality=92, exif=tags)
             src = "openbench" if i < rows * open_share else "eyepacs"
             yield {
                 "image": {"bytes": buf.getvalue(), "path": None},
@@ -78,11 +80,12 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=2000)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--open", type=float, default=0.5)
+    ap.add_argument("--exif", type=float, default=1.0, help="share of images carrying EXIF (curated ones: none)")
     ap.add_argument("--repeat", type=int, default=3, help="best of N (the box is shared: take the least disturbed run)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        stage = make_stage(tmp / "stage", args.rows, args.size, args.open)
+        stage = make_stage(tmp / "stage", args.rows, args.size, args.open, args.exif)
 
         baseline = ours = float("inf")
         for _ in range(args.repeat):  # interleaved, so both see the same load
@@ -97,7 +100,7 @@ def main() -> None:
             export_dataset(stage, tmp / "ours", max_shard_size="500MB")
             ours = min(ours, time.perf_counter() - t)
             shutil.rmtree(tmp / "ours")
-    print(f"rows={args.rows} size={args.size} open={args.open}")
+    print(f"rows={args.rows} size={args.size} open={args.open} exif={args.exif}")
     print(f"baseline (plain parquet):  {args.rows / baseline:8.1f} rows/s")
     print(f"ours (export_dataset):     {args.rows / ours:8.1f} rows/s")
     print(f"ratio ours/baseline (time): {ours / baseline:.2f}x")

@@ -398,3 +398,22 @@ def test_column_strip_matches_strip_metadata_on_mixed_sliced_batches(fundus):
     img.save(tiff, "TIFF", description="scanner 42")
     col, _ = _stripped_column(pa.array([{"bytes": tiff.getvalue(), "path": None}]), [True])
     assert b"scanner 42" not in col.to_pylist()[0]["bytes"]
+
+
+def test_contiguous_and_gathered_groups_publish_the_same_rows(tmp_path, fundus):
+    """A stage whose source's rows sit together is exported through a zero-copy slice, an interleaved one through a
+    gather: both publish the same rows, images stripped."""
+    rows = make_rows(fundus, n=6, sources=("openfundus",))
+    for r in rows:
+        r["split"] = "train"
+    together = push_dataset(stage(tmp_path, rows, "together"), "my-lab/a", local_dir=tmp_path / "a")
+    mixed = rows[::2] + rows[1::2]
+    for r in mixed[3:]:
+        r["split"] = "test"
+    apart = push_dataset(stage(tmp_path, mixed, "apart"), "my-lab/b", local_dir=tmp_path / "b")
+    a = load_dataset(str(together.local_dir), "openfundus", split="train")
+    b = load_dataset(str(apart.local_dir), "openfundus", split="train+test")
+    key = lambda r: r["id"]  # noqa: E731
+    ra, rb = sorted(a, key=key), sorted(b, key=key)
+    assert [r["id"] for r in ra] == [r["id"] for r in rb] == sorted(r["id"] for r in rows)
+    assert all(x["image"].tobytes() == y["image"].tobytes() and not x["image"].getexif() for x, y in zip(ra, rb))

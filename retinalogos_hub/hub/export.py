@@ -140,7 +140,12 @@ def _published(batch: pa.Table, schema: pa.Schema) -> tuple[pa.Table, np.ndarray
         if name in cols:
             cols[name] = pa.nulls(n, cols[name].type)
     keep = [lic.redistributable and bool(r) for r in batch.column("redistributable").to_pylist()]
-    cols["image"], sizes = _stripped_column(batch.column("image").combine_chunks(), keep)
+    parts, at = [], 0  # chunk by chunk: combining the chunks would copy every image once more
+    for chunk in batch.column("image").chunks:
+        parts.append(_stripped_column(chunk, keep[at : at + len(chunk)]))
+        at += len(chunk)
+    cols["image"] = pa.chunked_array([p[0] for p in parts], type=schema.field("image").type)
+    sizes = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0)
     keep = [k and s > 0 for k, s in zip(keep, sizes)]
     cols["image_origin"] = pa.array([None if k else lic.url for k in keep], pa.string())
     table = pa.table([cols[f.name] for f in schema], schema=schema)
@@ -197,7 +202,7 @@ def export_dataset(
     with_image = 0
     for source, split in sorted(groups, key=lambda k: (k[0], SPLITS.index(k[1]))):
         rows = groups[source, split]
-        batches = (_published(table[rows[i : i + batch_rows]], schema) for i in range(0, len(rows), batch_rows))
+        batches = (_published(_take(table, rows[i : i + batch_rows]), schema) for i in range(0, len(rows), batch_rows))
         size, kept = _write_shards(batches, data / source, split, max_bytes, schema)
         nbytes.setdefault(source, {})[split] = size
         configs.setdefault(source, {})[split] = len(rows)
@@ -205,6 +210,14 @@ def export_dataset(
     configs = {DEFAULT_CONFIG: _sum_splits(configs), **configs}
     nbytes = {DEFAULT_CONFIG: _sum_splits(nbytes), **nbytes}
     return Export(out_dir, configs, nbytes, features, len(ds), with_image, len(ds) - with_image, uncaptioned)
+
+
+def _take(table, rows: list[int]) -> pa.Table:
+    """Rows `rows` of the arrow-formatted stage: a zero-copy slice when they are contiguous (a stage sorted by id holds
+    each source's rows together), else a gather."""
+    if rows[-1] - rows[0] + 1 == len(rows):
+        return table[rows[0] : rows[-1] + 1]
+    return table[rows]
 
 
 def _write_shards(batches, folder: Path, split: str, max_bytes: int, schema: pa.Schema) -> tuple[int, int]:
