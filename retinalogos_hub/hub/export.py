@@ -61,9 +61,11 @@ def read_stage(in_dir: Path, *, refuse_uncaptioned: bool = False) -> tuple[Datas
         )
     ds = load_from_disk(str(in_dir))
     require_columns(ds.column_names, list(CAPTIONED), str(in_dir))
-    column = ds.with_format("arrow")  # whole columns through arrow: datasets' Column formats row by row
-    captions = column["caption"].to_pylist()
-    empty = [i for i, c in enumerate(captions) if c is None or not str(c).strip()]
+    # whole columns through arrow compute (datasets' Column formats row by row; a Python list per column is a pass
+    # over every row, which the export makes once, not here)
+    captions = ds.with_format("arrow")["caption"]
+    blank = pc.or_(pc.is_null(captions), pc.equal(pc.utf8_trim_whitespace(captions), ""))
+    empty = np.flatnonzero(pc.fill_null(blank, True).to_numpy(zero_copy_only=False)).tolist()
     if empty and refuse_uncaptioned:
         ids = ds.select(empty[:3])["id"]
         raise InputError(
@@ -76,13 +78,13 @@ def read_stage(in_dir: Path, *, refuse_uncaptioned: bool = False) -> tuple[Datas
         gone = set(empty)
         ds = ds.select([i for i in range(len(ds)) if i not in gone])
     column = ds.with_format("arrow")
-    sources = set(column["source"].to_pylist())
+    sources = set(pc.unique(column["source"]).to_pylist())
     bad = sorted({s for s in sources if not _CONFIG_NAME.match(str(s))})
     if bad:
         raise InputError(f"{in_dir}: source name(s) {bad} cannot be config names (letters, digits, _ . - only)")
     for source in sorted(sources):
         license_for(source)  # LicenseError names the source and the file to edit
-    splits = sorted(set(column["split"].to_pylist()) - set(SPLITS), key=str)
+    splits = sorted(set(pc.unique(column["split"]).to_pylist()) - set(SPLITS), key=str)
     if splits:
         raise InputError(f"{in_dir}: column 'split' has value(s) {splits}; expected one of {', '.join(SPLITS)}")
     return ds, len(empty)
@@ -90,7 +92,7 @@ def read_stage(in_dir: Path, *, refuse_uncaptioned: bool = False) -> tuple[Datas
 
 def _stripped_column(images: pa.StructArray, keep: list[bool]) -> tuple[pa.StructArray, np.ndarray]:
     """`image` as published: rows not kept are null, the others lose their metadata segments. One vectorised
-    compaction of the bytes buffer (a Python copy per image cost 2x the parquet write); an image of another
+    copy of the kept byte ranges (a Python copy per image cost 2x the parquet write); an image of another
     format falls back to `strip_metadata`. Returns the column and each row's image size."""
     binary = images.field("bytes")
     n = len(binary)
