@@ -537,6 +537,29 @@ def test_a_run_that_learns_nothing_stops_with_one_line(tmp_path):
         )
 
 
+def test_tiny_lumina_next_is_finite_and_a_nan_base_model_is_refused(tmp_path):
+    """diffusers leaves LuminaNextDiT2DModel.pad_token uninitialised: garbage, at times NaN, made runs unequal."""
+    from diffusers import LuminaNextDiT2DModel
+
+    from retinalogos_hub.errors import TrainingError
+    from retinalogos_hub.tiny.pipelines import build_lumina_next
+
+    build_lumina_next(tmp_path / "base")
+    transformer = LuminaNextDiT2DModel.from_pretrained(tmp_path / "base" / "transformer")
+    assert all(torch.isfinite(p).all() for p in transformer.parameters())
+    assert 0 < transformer.pad_token.std() < 0.1
+    with torch.no_grad():
+        transformer.pad_token.fill_(float("nan"))
+    transformer.save_pretrained(tmp_path / "base" / "transformer")
+    data = make_captioned(tmp_path / "captioned", n=2)
+    recipe = TINY / "lumina-next" / "step1_pretrain_full.yaml"
+    with pytest.raises(TrainingError, match=r"base\S*: transformer weights pad_token hold NaN or inf"):
+        run(
+            recipe,
+            [f"data.dataset={data}", f"model.base_model={tmp_path / 'base'}", f"output_dir={tmp_path / 'r'}", *QUIET],
+        )
+
+
 # --- bad input -------------------------------------------------------------------------------------------------------
 
 

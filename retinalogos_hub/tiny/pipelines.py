@@ -81,6 +81,9 @@ def build_lumina_next(out_dir: Path, seed: int = 0) -> None:
         cross_attention_dim=32,  # = the Gemma hidden size
         scaling_factor=1.0,
     )
+    # diffusers leaves pad_token as torch.empty (uninitialised memory, at times NaN, which makes every weight
+    # comparison and the EMA of that parameter fail at random); NextDiT's reference code draws it from N(0, 0.02)
+    torch.nn.init.normal_(transformer.pad_token, std=0.02)
     pipe = LuminaPipeline(
         transformer=transformer,
         scheduler=FlowMatchEulerDiscreteScheduler(),

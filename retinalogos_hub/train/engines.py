@@ -13,6 +13,7 @@ a run really trained.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -99,6 +100,17 @@ def checksum(tensors) -> list[float]:
     """Per-tensor sums in float64 (this rank's shards): equal lists mean nothing changed. Per tensor, because one
     buffer of huge values would swallow every other change in a single sum."""
     return [_local(t).detach().double().sum().item() for t in tensors]
+
+
+def check_finite(sums: dict[str, float], model: str) -> None:
+    """A NaN or inf in the base weights (a corrupt file, or a parameter a model class leaves uninitialised) would
+    train silently into NaN EMA weights and unequal runs: refuse it before the first step."""
+    bad = [name for name, total in sums.items() if not math.isfinite(total)]
+    if bad:
+        raise TrainingError(
+            f"{model}: transformer weights {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} hold NaN or inf; "
+            "re-save the model with initialised weights"
+        )
 
 
 def check_gradients(norm, acc) -> None:

@@ -196,7 +196,9 @@ class FlowMatchingRecipe:
         transformer.train()
         if cfg.model.gradient_checkpointing:
             self.backbone.enable_gradient_checkpointing(transformer)
-        self.base_checksum = engines.checksum(transformer.state_dict().values())  # "did anything train?" at export
+        state = transformer.state_dict()
+        self.base_checksum = engines.checksum(state.values())  # "did anything train?" at export
+        engines.check_finite(dict(zip(state, self.base_checksum)), cfg.model.base_model)
         # 5. Optimizer, LR schedule; then `prepare`, and only then the parameters the optimizer really steps (FSDP2
         # replaces them with sharded ones), on which the EMA and clipping work
         from diffusers.optimization import get_scheduler
