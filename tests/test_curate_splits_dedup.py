@@ -161,11 +161,14 @@ def test_multi_index_search_has_full_recall_against_brute_force(monkeypatch):
         want = set(zip(*(x.tolist() for x in np.nonzero(dist <= radius))))
         layouts = {tuple(dedup._layout(3 * m, m, radius)) for m in (1_000, 10_000, 100_000, 1_000_000, 1_400_000)}
         assert len(layouts) > 1 or radius == 0
-        modes = (0.0, float("inf")) if radius == 8 else (dedup._DENSE,)  # the shipped radius: both ways
-        for layout, dense in itertools.product(layouts, modes):
+        # the shipped radius: sparse, and the slot table with 1, 2 and 4 slots (a crowded bucket's rest per hit)
+        modes = ((float("inf"), 1), (0.0, 1), (0.0, 2), (0.0, 4)) if radius == 8 else ((dedup._DENSE, dedup._SLOTS),)
+        for layout, (dense, slots) in itertools.product(layouts, modes):
             monkeypatch.setattr(dedup, "_DENSE", dense)
+            monkeypatch.setattr(dedup, "_SLOTS", slots)
+            monkeypatch.setattr(dedup, "_OVERFLOW", 0.0)  # always the most slots: the per-hit rest is tested too
             qi, ii = dedup.near_pairs(queries, plain, radius, list(layout))
-            assert set(zip(qi.tolist(), ii.tolist())) == want, (radius, layout, dense)
+            assert set(zip(qi.tolist(), ii.tolist())) == want, (radius, layout, dense, slots)
             assert np.all(np.diff(qi * n + ii) > 0)  # sorted, each pair once
         qi, ii = dedup.near_pairs(queries[:300], plain, radius)  # the query side smaller than the index side too
         assert set(zip(qi.tolist(), ii.tolist())) == {(q, i) for q, i in want if q < 300}

@@ -249,7 +249,10 @@ def _candidates(items: Sequence[Item], roots: np.ndarray, radius: int) -> dict[t
 
 _BLOCK = 1 << 20  # lookups per numpy step: a few MB of temporaries, and few Python iterations
 _MAX_BITS = 24  # widest chunk: its dense bucket tables have 2^24 entries
-_DENSE = 0.5  # table rows per bucket from which the first-row table pays (measured: 0.14 sparse wins, 1.4 dense)
+_DENSE = 0.5  # table rows per bucket from which the slot table pays (measured: 0.14 sparse wins, 1.4 dense)
+_SLOTS = 4  # at most this many 32-bit rows per bucket in the slot table: numpy's take has fast paths for items of
+# up to 16 bytes only (measured per 1M sorted lookups: 2.9 ms for 8 bytes, 5.3 ms for 16, 18 ms for a 32-byte row)
+_OVERFLOW = 0.03  # the slot count is the least that leaves at most this share of the rows to the per-hit path
 _LAYERS = 8  # bucket rows checked layer by layer (cheap for the usual 1-3); a crowded bucket's rest at once
 _CANDIDATE = 2.0  # cost of verifying one candidate, in lookups (measured: ~5 ns against ~2.5 ns)
 
@@ -261,10 +264,13 @@ def near_pairs(
     hashing. The 64 bits are cut into m chunks with thresholds t_k whose sum(t_k + 1) exceeds the radius, so a pair
     within the radius differs by at most t_k bits on some chunk k (generalised pigeonhole: with m = 4 and radius 8
     the thresholds are 2, 1, 1, 1 rather than 2 on every chunk). Per chunk the larger side is sorted by chunk value
-    into dense tables (first sorted row and row count per value; the first row's hash too when most values are
-    used) and the smaller side, sorted too, looks up its chunk XOR every mask of up to t_k bits, one mask over a
-    block of consecutive sorted rows at a time, so the tables and the sorted rows are read nearly in order (a random
-    order costs ~6x). Every candidate is checked on the full hash. The layout ([(bits, threshold)] per chunk) is
+    into dense tables (first sorted row and row count per value) and the smaller side, sorted too, looks up its chunk
+    XOR every mask of up to t_k bits, one mask over a block of consecutive sorted rows at a time, so the tables and
+    the sorted rows are read nearly in order (a random order costs ~6x). Every candidate is checked on the full hash.
+    When most values are used (from ~1M rows) the candidates outnumber the lookups: each value's first rows then sit
+    side by side in a slot table (`_slots`) as 32-bit fingerprints of the bits beside the chunk, one gather filters
+    them all against what the mask leaves of the radius, and only the passes are checked on the full hash (the rows
+    past the slots take the per-hit path). The layout ([(bits, threshold)] per chunk) is
     `_layout`'s for these sizes unless given (tests).
 
     Hand-written on numpy: neither numpy nor scipy has a Hamming-radius search over packed 64-bit codes (scipy's
@@ -290,14 +296,14 @@ def near_pairs(
         counts = np.bincount(tkeys, minlength=1 << b)
         begin = np.cumsum(counts) - counts
         bucket = begin << 32 | counts  # first sorted row << 32 | row count, one gather
-        # a busy table (most buckets used): every lookup checks its bucket's first row straight from a dense table
-        # of first hashes, and only buckets of several rows take the per-hit path; a sparse one: only hits do
+        # a busy table (most buckets used): every lookup checks its bucket's first `slots` rows straight from the
+        # slot table, and only buckets of more rows take the per-hit path; a sparse one: only hits do
         dense = len(table) >= _DENSE * (1 << b)
+        slots = _slot_count(counts, len(table)) if dense else 0
         if dense:
-            used = np.flatnonzero(counts)
-            first = np.zeros(1 << b, np.uint64)  # an empty bucket's 0 may pass the check: its count drops it
-            first[used] = tsorted[begin[used]]
-        occupied = counts > int(dense)  # the buckets with rows left for the per-hit path
+            slot = _slots(_fingerprint(tsorted, shift + b), tkeys[torder], begin, counts, slots, b)
+            within = np.asarray([max(radius - int(f).bit_count(), 0) for f in _flips(b, t)], np.uint8)[:, None]
+        occupied = counts > slots  # the buckets with rows left for the per-hit path
         pkeys = ((probe >> np.uint64(shift)) & mask).astype(np.intp)
         porder = _order(pkeys)
         flips = np.asarray(_flips(b, t), np.intp)
@@ -307,25 +313,29 @@ def near_pairs(
         # dropped as repeats below): a hit's row is then `hit & (width - 1)`, not a slow modulo
         porder = np.concatenate([porder, np.full(-len(porder) % width, porder[-1])])
         pk, ph = pkeys[porder], probe[porder]
+        # each probe row's fingerprint once per slot: a contiguous broadcast (a strided one is ~3x slower)
+        pslots = np.repeat(_fingerprint(ph, shift + b), slots) if dense else None
         for s in range(0, len(pk), width):
             keys = (flips[:, None] ^ pk[None, s : s + width]).ravel()  # row = one mask over consecutive sorted rows
-            if dense:
-                near = np.bitwise_count(np.take(first, keys).reshape(len(flips), -1) ^ ph[None, s : s + width])
-                close = np.flatnonzero(near.ravel() <= radius)
-                key = np.take(keys, close)
-                nonempty = np.take(counts, key) > 0
-                close, key = close[nonempty], key[nonempty]
-                if len(close):
-                    found_p.append(np.take(porder, (close & (width - 1)) + s))
-                    found_t.append(np.take(torder, np.take(begin, key)))
+            if dense:  # (mask, row, slot) order: the fingerprints' distance within what the mask leaves
+                rows = np.take(slot, keys).view(np.uint32).reshape(len(flips), -1)
+                np.bitwise_xor(rows, pslots[None, s * slots : (s + width) * slots], out=rows)
+                look, rank = np.divmod(np.flatnonzero(np.bitwise_count(rows) <= within), slots)
+                key = np.take(keys, look)
+                real = rank < np.take(counts, key)  # an unused slot's 0 may pass
+                look, pos = look[real], np.take(begin, key[real]) + rank[real]
+                close = np.bitwise_count(np.take(ph, (look & (width - 1)) + s) ^ np.take(tsorted, pos)) <= radius
+                if close.any():
+                    found_p.append(np.take(porder, (look[close] & (width - 1)) + s))
+                    found_t.append(np.take(torder, pos[close]))
             hit = np.flatnonzero(np.take(occupied, keys))
             if not len(hit):
                 continue
             at = np.take(bucket, np.take(keys, hit))
             h = np.take(ph, (hit & (width - 1)) + s)
             deepest = int((at & 0xFFFFFFFF).max())
-            for layer in range(int(dense), min(deepest, _LAYERS)):  # the layer-th row of each bucket with one
-                if layer > int(dense):
+            for layer in range(slots, min(deepest, _LAYERS)):  # the layer-th row of each bucket with one
+                if layer > slots:
                     deeper = np.flatnonzero((at & 0xFFFFFFFF) > layer)
                     hit, h, at = np.take(hit, deeper), np.take(h, deeper), np.take(at, deeper)
                 pos = (at >> 32) + layer
@@ -351,6 +361,33 @@ def near_pairs(
     key = np.sort(q.astype(np.int64) * len(index) + i)
     key = key[np.r_[True, key[1:] != key[:-1]]]  # a pair found through several chunks is returned once
     return key // len(index), key % len(index)
+
+
+def _slot_count(counts: np.ndarray, rows: int) -> int:
+    """The least slots per bucket (up to `_SLOTS`) that leave at most `_OVERFLOW` of the rows to the per-hit path."""
+    spread = np.bincount(counts)  # buckets per row count
+    for k in (1, 2, 4):  # the item sizes numpy gathers fast
+        beyond = int((spread[k + 1 :] * (np.arange(k + 1, len(spread)) - k)).sum())
+        if k == _SLOTS or beyond <= _OVERFLOW * rows:
+            return k
+    raise ValueError(f"_SLOTS is {_SLOTS}, not 1, 2 or 4")
+
+
+def _fingerprint(hashes: np.ndarray, at: int) -> np.ndarray:
+    """The 32 bits of each hash from bit `at` on, wrapping: beside a chunk that ends at `at` and is at most 32 bits."""
+    at %= 64
+    turned = hashes >> np.uint64(at) | hashes << np.uint64(64 - at) if at else hashes
+    return (turned & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+
+
+def _slots(prints: np.ndarray, skeys: np.ndarray, begin: np.ndarray, counts: np.ndarray, k: int, bits: int):
+    """Each chunk value's first k sorted rows' fingerprints side by side (0 where unused), as 2^bits items of 4 k
+    bytes: uint32, uint64 or complex128 for numpy's fast gather."""
+    table = np.zeros((1 << bits, k), np.uint32)
+    rank = np.arange(len(prints)) - np.repeat(begin, counts)  # each sorted row's place in its bucket
+    keep = rank < k
+    table[skeys[keep], rank[keep]] = prints[keep]
+    return table.view({1: np.uint32, 2: np.uint64, 4: np.complex128}[k]).ravel()
 
 
 def _order(keys: np.ndarray) -> np.ndarray:
