@@ -300,13 +300,14 @@ def near_pairs(
         # slot table, and only buckets of more rows take the per-hit path; a sparse one: only hits do
         dense = len(table) >= _DENSE * (1 << b)
         slots = _slot_count(counts, len(table)) if dense else 0
+        flips = np.asarray(_flips(b, t), np.intp)
         if dense:
             slot = _slots(_fingerprint(tsorted, shift + b), tkeys[torder], begin, counts, slots, b)
-            within = np.asarray([max(radius - int(f).bit_count(), 0) for f in _flips(b, t)], np.uint8)[:, None]
+            # what each mask leaves of the radius for the bits outside the chunk
+            within = np.maximum(radius - np.bitwise_count(flips).astype(np.intp), 0).astype(np.uint8)[:, None]
         occupied = counts > slots  # the buckets with rows left for the per-hit path
         pkeys = ((probe >> np.uint64(shift)) & mask).astype(np.intp)
         porder = _order(pkeys)
-        flips = np.asarray(_flips(b, t), np.intp)
         # rows per block: a power of two, and no wider than the probe side needs
         width = 1 << min(max(0, (_BLOCK // len(flips)).bit_length() - 1), (len(probe) - 1).bit_length())
         # pad the sorted probe rows to whole blocks with copies of the last one (their pairs are the last row's,
