@@ -58,6 +58,7 @@ def test_fsdp_configs_give_fsdp2_with_the_wrap_unit_left_to_the_backbone(name):
     assert plugin.fsdp_version == 2 and plugin.transformer_cls_names_to_wrap is None  # filled from Backbone.block_cls
 
 
+@pytest.mark.slow  # over 5 s: keeps `make test-fast` under 3 minutes
 def test_every_backbone_names_a_block_class_its_transformer_has():
     import diffusers
 

@@ -60,6 +60,7 @@ def test_shared_options_are_defined_once():
             assert not re.search(rf'typer\.Option\(\s*"{flag}"', path.read_text()), f"{path.name} redefines {flag}"
 
 
+@pytest.mark.slow  # over 5 s: keeps `make test-fast` under 3 minutes
 def test_library_error_is_one_line_and_debug_shows_traceback(tmp_path):
     bad = tmp_path / "r.yaml"
     bad.write_text((ROOT / "recipes/tiny/lumina-next/step1_pretrain_full.yaml").read_text() + "\nlearning_rat: 1\n")

@@ -255,6 +255,7 @@ def test_generate_other_families(tmp_path, model):
     assert Image.open(out).size == (32, 32)
 
 
+@pytest.mark.slow  # over 5 s: keeps `make test-fast` under 3 minutes
 def test_shipped_conditions_are_clinically_coherent_and_every_prompt_passes_the_guard():
     from retinalogos_hub.caption.guard import check
     from retinalogos_hub.generate import ALLOWED, DEFINING, _plan_conditions

@@ -197,6 +197,7 @@ def test_card_loading_snippet_runs(exported, tmp_path):
     assert f"rows {res.configs['all']['train']} " in out.stdout
 
 
+@pytest.mark.slow  # over 5 s: keeps `make test-fast` under 3 minutes
 def test_loopback_round_trip(hub_server, tmp_path, fundus):
     from huggingface_hub import snapshot_download
 
