@@ -224,15 +224,12 @@ def _candidates(items: Sequence[Item], roots: np.ndarray, radius: int) -> dict[t
             u, v = u[keep], v[keep]
             su, sv = sizes[u], sizes[v]
             # every member of u against every member of v, in (pair, member of u, member of v) order
-            per = su * sv
-            p = np.repeat(np.arange(len(u)), per)
-            t = np.arange(len(p)) - np.repeat(np.cumsum(per) - per, per)
+            p, t = _runs(su * sv)
             i = order[starts[u][p] + t // sv[p]]
             j = order[starts[v][p] + t % sv[p]]
         else:
             sv = sizes[v]
-            p = np.repeat(np.arange(len(u)), sv)
-            t = np.arange(len(p)) - np.repeat(np.cumsum(sv) - sv, sv)
+            p, t = _runs(sv)
             i = own[u][p]
             j = order[starts[v][p] + t]
         ok = (i != j) & (roots[i] != roots[j])
@@ -347,9 +344,8 @@ def near_pairs(
             if deepest > _LAYERS:  # the rest of the few crowded buckets (clustered hashes), all rows at once
                 deeper = np.flatnonzero((at & 0xFFFFFFFF) > _LAYERS)
                 hit, h, at = np.take(hit, deeper), np.take(h, deeper), np.take(at, deeper)
-                n = (at & 0xFFFFFFFF) - _LAYERS
-                each = np.repeat(np.arange(len(n)), n)
-                pos = np.take((at >> 32) + _LAYERS, each) + np.arange(len(each)) - np.repeat(np.cumsum(n) - n, n)
+                each, t = _runs((at & 0xFFFFFFFF) - _LAYERS)
+                pos = np.take((at >> 32) + _LAYERS, each) + t
                 close = np.flatnonzero(np.bitwise_count(np.take(h, each) ^ np.take(tsorted, pos)) <= radius)
                 if len(close):
                     found_p.append(np.take(porder, (np.take(hit, np.take(each, close)) & (width - 1)) + s))
@@ -362,6 +358,12 @@ def near_pairs(
     key = np.sort(q.astype(np.int64) * len(index) + i)
     key = key[np.r_[True, key[1:] != key[:-1]]]  # a pair found through several chunks is returned once
     return key // len(index), key % len(index)
+
+
+def _runs(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(run, place in its run) for every element of consecutive runs of lengths n."""
+    each = np.repeat(np.arange(len(n)), n)
+    return each, np.arange(len(each)) - np.repeat(np.cumsum(n) - n, n)
 
 
 def _slot_count(counts: np.ndarray, rows: int) -> int:
