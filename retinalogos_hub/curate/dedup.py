@@ -272,7 +272,9 @@ def near_pairs(
 
     Hand-written on numpy: neither numpy nor scipy has a Hamming-radius search over packed 64-bit codes (scipy's
     cKDTree on the 64 unpacked 0/1 coordinates with p=1 is exact, but prunes little in 64 dimensions: 0.7 s for 5k
-    random codes, 11 s for 20k, against 0.03 s and 0.08 s here; and the unpacked points take 64 times the memory)."""
+    random codes, 11 s for 20k, against 0.03 s and 0.08 s here; and the unpacked points take 64 times the memory).
+    faiss-cpu 1.15's `IndexBinaryMultiHash` (3 tables of 21 bits, nflip 2, one thread) does the same multi-index
+    hashing but took 17.4 s CPU for 300k random queries against 100k rows, against 0.31 s here."""
     query = np.ascontiguousarray(query, np.uint64)
     index = np.ascontiguousarray(index, np.uint64)
     if not len(query) or not len(index):
