@@ -23,7 +23,10 @@ CPU time, the best of `--repeat` runs (5 up to 100k rows, 2 above) in each of `-
 multi-index search (`near_pairs`) and the benchmark's stand-in thumbnail reader (one vectorised draw for the
 candidates) are also shown on their own. Not timed: making the data, reading the work parts and writing the dataset,
 which stream. The figures to compare across
-machines are the growth ratios: time(10n) / time(n) against n log n's 10 * log(10n) / log(n).
+machines are the growth ratios: time(10n) / time(n) against n log n's 10 * log(10n) / log(n), and against two
+n log n baselines run side by side in the same process on the same rows (`baseline`): numpy's argsort of the pHashes
+and Python's sort of (pHash, id) pairs. Their growth shows what the machine's caches do to any n log n work: past
+~100k rows the working set leaves the last-level cache, and each element of work costs more.
 """
 
 from __future__ import annotations
@@ -141,6 +144,8 @@ def one(n: int, kind: str, repeat: int) -> dict:
         t1, c1 = time.perf_counter(), time.process_time()
         for key, value in (("merge_s", t1 - t0), ("merge_cpu_s", c1 - c0), *timing.items()):
             best[key] = min(best.get(key, value), value)
+    for name, seconds in baseline(items, repeat).items():
+        best[name] = seconds
     by_how: dict[str | None, int] = {}
     for _, _, how in dups.values():
         by_how[how] = by_how.get(how, 0) + 1
@@ -156,7 +161,27 @@ def one(n: int, kind: str, repeat: int) -> dict:
         "planted": planted,
         "by_transform": by_how,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        **{name: round(best[name], 4) for name in BASELINES},
     }
+
+
+BASELINES = ("argsort_s", "sorted_s")
+
+
+def baseline(items, repeat: int) -> dict[str, float]:
+    """The best of `repeat` runs of two n log n reference tasks on these rows: numpy's argsort of the pHashes, and
+    Python's sort of (pHash, id) pairs (the merge mixes numpy arrays and Python objects in about these shares)."""
+    import numpy as np
+
+    hashes = np.fromiter((it.phash for it in items), np.int64, len(items))
+    pairs = [(it.phash, it.id) for it in items]
+    best = dict.fromkeys(BASELINES, float("inf"))
+    for _ in range(repeat):
+        for name, task in (("argsort_s", lambda: np.argsort(hashes)), ("sorted_s", lambda: sorted(pairs))):
+            t = time.perf_counter()
+            task()
+            best[name] = min(best[name], time.perf_counter() - t)
+    return best
 
 
 def main() -> None:
@@ -196,7 +221,8 @@ def main() -> None:
                 cpu = r["merge_cpu_s"] / max(prev["merge_cpu_s"], 1e-9)
                 nlogn = (r["rows"] * math.log(r["rows"])) / (prev["rows"] * math.log(prev["rows"]))
                 line += f"; x{growth:.1f} time (x{cpu:.1f} CPU) for x{r['rows'] / prev['rows']:.0f} rows"
-                line += f" (n log n: x{nlogn:.1f})"
+                sort, pysort = (r[b] / max(prev[b], 1e-9) for b in BASELINES)
+                line += f" (n log n: x{nlogn:.1f}; side by side: argsort x{sort:.1f}, sorted() x{pysort:.1f})"
             print(line, flush=True)
             prev = r
     if args.json:
