@@ -25,8 +25,8 @@ candidates) are also shown on their own. Not timed: making the data, reading the
 which stream. The figures to compare across
 machines are the growth ratios: time(10n) / time(n) against n log n's 10 * log(10n) / log(n), and against two
 n log n baselines run side by side in the same process on the same rows (`baseline`): numpy's argsort of the pHashes
-and Python's sort of (pHash, id) pairs. Their growth shows what the machine's caches do to any n log n work: past
-~100k rows the working set leaves the last-level cache, and each element of work costs more.
+and Python's sort of (pHash, id) pairs. Their growth shows what the machine's memory does to any n log n work: once
+the working set outgrows the last-level cache (32 MB here, from ~100k rows), each element of work costs more.
 """
 
 from __future__ import annotations
@@ -144,8 +144,7 @@ def one(n: int, kind: str, repeat: int) -> dict:
         t1, c1 = time.perf_counter(), time.process_time()
         for key, value in (("merge_s", t1 - t0), ("merge_cpu_s", c1 - c0), *timing.items()):
             best[key] = min(best.get(key, value), value)
-    for name, seconds in baseline(items, repeat).items():
-        best[name] = seconds
+    best.update(baseline(items, repeat))
     by_how: dict[str | None, int] = {}
     for _, _, how in dups.values():
         by_how[how] = by_how.get(how, 0) + 1
@@ -170,7 +169,7 @@ BASELINES = ("argsort_s", "sorted_s")
 
 def baseline(items, repeat: int) -> dict[str, float]:
     """The best of `repeat` runs of two n log n reference tasks on these rows: numpy's argsort of the pHashes, and
-    Python's sort of (pHash, id) pairs (the merge mixes numpy arrays and Python objects in about these shares)."""
+    Python's sort of (pHash, id) pairs: the merge works on both kinds of data."""
     import numpy as np
 
     hashes = np.fromiter((it.phash for it in items), np.int64, len(items))
